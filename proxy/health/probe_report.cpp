@@ -1,0 +1,102 @@
+#include "proxy/health/probe_report.h"
+
+#include <nlohmann/json.hpp>
+
+namespace cxp::proxy {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kJson = "application/json";
+constexpr const char* kText = "text/plain; charset=utf-8";
+
+bool is_ready(const WorkerSnapshot& w) { return w.state == WorkerState::kReady; }
+bool is_live(const WorkerSnapshot& w) { return w.state != WorkerState::kFailed; }
+
+json optional_int(const std::optional<int>& value) {
+  return value ? json(*value) : json(nullptr);
+}
+
+json worker_json(const ProbeInput& in) {
+  const auto& w = in.worker;
+  return {{"state", to_string(w.state)},
+          {"pid", w.pid > 0 ? json(w.pid) : json(nullptr)},
+          {"restarts_total", w.restarts_total},
+          {"restart_streak", w.restart_streak},
+          {"backoff_ms", w.backoff_ms.count()},
+          {"last_exit_code", optional_int(w.last_exit_code)},
+          {"last_exit_signal", optional_int(w.last_exit_signal)},
+          {"handshake_ms", w.handshake_ms ? json(w.handshake_ms->count()) : json(nullptr)},
+          {"last_error", w.last_error.empty() ? json(nullptr) : json(w.last_error)},
+          {"state_age_ms",
+           std::chrono::duration_cast<std::chrono::milliseconds>(in.now - w.state_since).count()}};
+}
+
+std::string worker_detail(const WorkerSnapshot& w) {
+  std::string detail = "worker " + std::string(to_string(w.state));
+  if (w.state == WorkerState::kBackoff) detail += ", next start in up to " + std::to_string(w.backoff_ms.count()) + " ms";
+  if (w.restart_streak > 0) detail += ", restart streak " + std::to_string(w.restart_streak);
+  if (!w.last_error.empty() && !is_ready(w)) detail += ", last error: " + w.last_error;
+  return detail;
+}
+
+std::string check_line(bool ok, const std::string& name, const std::string& detail) {
+  return ok ? "[+]" + name + " ok\n" : "[-]" + name + " failed: " + detail + "\n";
+}
+
+}  // namespace
+
+std::string readiness_reason(const WorkerSnapshot& worker) {
+  return std::string(to_string(worker.state));
+}
+
+ProbeResponse readiness_probe(const ProbeInput& in, bool verbose) {
+  const auto& w = in.worker;
+  const bool ready = is_ready(w);
+  const int status = ready ? 200 : 503;
+  if (verbose) {
+    const bool shutting_down = w.state == WorkerState::kDraining || w.state == WorkerState::kStopped;
+    std::string body = check_line(true, "ping", "");
+    body += check_line(!shutting_down, "shutdown", "draining for shutdown");
+    body += check_line(ready || shutting_down, "worker", worker_detail(w));
+    body += std::string("[+]maintenance ") + (in.maintenance ? "on" : "off") + " (does not affect readiness)\n";
+    body += ready ? "readyz check passed\n" : "readyz check failed\n";
+    return {status, kText, body};
+  }
+  json body = {{"ready", ready},
+               {"reason", readiness_reason(w)},
+               {"maintenance", in.maintenance},
+               {"worker", worker_json(in)}};
+  return {status, kJson, body.dump()};
+}
+
+ProbeResponse liveness_probe(const ProbeInput& in, bool verbose) {
+  const auto& w = in.worker;
+  const bool live = is_live(w);
+  const int status = live ? 200 : 503;
+  if (verbose) {
+    std::string body = check_line(true, "ping", "");
+    body += check_line(live, "supervisor",
+                       "gave up after " + std::to_string(w.restart_streak) +
+                           " consecutive worker failures; last error: " + w.last_error);
+    body += live ? "livez check passed\n" : "livez check failed\n";
+    return {status, kText, body};
+  }
+  json body = {{"live", live},
+               {"reason", live ? "ok" : "restart_limit"},
+               {"worker", {{"state", to_string(w.state)}, {"restart_streak", w.restart_streak}}}};
+  return {status, kJson, body.dump()};
+}
+
+ProbeResponse health_summary(const ProbeInput& in) {
+  const auto& w = in.worker;
+  json body = {{"status", "ok"},
+               {"live", is_live(w)},
+               {"ready", is_ready(w)},
+               {"reason", readiness_reason(w)},
+               {"maintenance", in.maintenance},
+               {"worker", worker_json(in)}};
+  return {200, kJson, body.dump()};
+}
+
+}  // namespace cxp::proxy

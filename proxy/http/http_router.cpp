@@ -1,0 +1,52 @@
+#include "proxy/http/http_router.h"
+
+namespace cxp::proxy {
+
+namespace http = boost::beast::http;
+
+std::string_view target_path(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+bool has_query_flag(std::string_view target, std::string_view name) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return false;
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    if (pair.substr(0, pair.find('=')) == name) return true;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+void HttpRouter::add(http::verb method, std::string path, Handler handler) {
+  routes_[std::move(path)][method] = std::move(handler);
+}
+
+HttpResponse HttpRouter::handle(const HttpRequest& request) const {
+  const auto path = target_path(request.target());
+  const auto route = routes_.find(path);
+  if (route == routes_.end()) {
+    return make_error(request, 404, "no route for " + std::string(path), "invalid_request_error",
+                      "not_found");
+  }
+  const auto handler = route->second.find(request.method());
+  if (handler == route->second.end()) {
+    std::string allow;
+    for (const auto& [verb, unused] : route->second) {
+      allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(verb));
+    }
+    auto response = make_error(request, 405,
+                               "method " + std::string(request.method_string()) + " is not allowed on " +
+                                   std::string(path) + "; allowed: " + allow,
+                               "invalid_request_error", "method_not_allowed");
+    response.set(http::field::allow, allow);
+    return response;
+  }
+  return handler->second(request);
+}
+
+}  // namespace cxp::proxy

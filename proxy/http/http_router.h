@@ -1,0 +1,30 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "proxy/http/http_types.h"
+
+namespace cxp::proxy {
+
+// Exact-path routing. Unknown paths answer 404, known paths with another method 405 (with Allow);
+// both in the OpenAI error envelope.
+class HttpRouter {
+ public:
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+  void add(boost::beast::http::verb method, std::string path, Handler handler);
+  HttpResponse handle(const HttpRequest& request) const;
+
+ private:
+  std::map<std::string, std::map<boost::beast::http::verb, Handler>, std::less<>> routes_;
+};
+
+// The path of a request target without its query string.
+std::string_view target_path(std::string_view target);
+// True when the query string has `name` as a key (e.g. "?verbose" or "?verbose=1").
+bool has_query_flag(std::string_view target, std::string_view name);
+
+}  // namespace cxp::proxy

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "proxy/http/http_router.h"
+
+namespace cxp::proxy {
+
+struct HttpServerLimits {
+  std::uint64_t max_body_bytes = 1024 * 1024;
+  std::uint32_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds read_timeout{30000};   // a whole request must arrive within this
+  std::chrono::milliseconds idle_timeout{60000};   // keep-alive connection without a request
+  std::chrono::milliseconds write_timeout{30000};
+  std::size_t max_connections = 4096;
+};
+
+// Asynchronous HTTP/1.1 server on Boost.Beast: one session per connection (read → handle → write,
+// keep-alive), a timeout on every socket operation, bounded headers and bodies, bounded connections.
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, const HttpRouter& router, HttpServerLimits limits);
+  ~HttpServer();
+
+  // Binds and listens; throws std::runtime_error naming the address on failure.
+  void listen(const std::string& host, std::uint16_t port);
+  std::uint16_t port() const;
+  void stop();
+
+ private:
+  class Session;
+  void accept();
+
+  boost::asio::io_context& io_;
+  const HttpRouter& router_;
+  HttpServerLimits limits_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::shared_ptr<std::atomic<std::size_t>> open_sessions_ =
+      std::make_shared<std::atomic<std::size_t>>(0);
+};
+
+}  // namespace cxp::proxy

@@ -1,0 +1,191 @@
+#include "proxy/proxy_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <limits>
+
+#include "common/config_value.h"
+
+namespace cxp::proxy {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr std::int64_t kDayMs = 24LL * 3600 * 1000;
+
+template <typename Member>
+SettingSpec ms_setting(std::string_view env, std::string_view key, std::string_view description,
+                       Member member, std::int64_t min, std::int64_t max) {
+  return {env, key, description,
+          [member, min, max](ProxyConfig& c, std::string_view source, std::string_view text) {
+            c.*member = milliseconds{parse_integer(source, text, min, max)};
+          }};
+}
+
+template <typename Member>
+SettingSpec uint_setting(std::string_view env, std::string_view key, std::string_view description,
+                         Member member, std::int64_t min, std::int64_t max) {
+  return {env, key, description,
+          [member, min, max](ProxyConfig& c, std::string_view source, std::string_view text) {
+            using T = std::remove_reference_t<decltype(c.*member)>;
+            c.*member = static_cast<T>(parse_integer(source, text, min, max));
+          }};
+}
+
+SettingSpec bool_setting(std::string_view env, std::string_view key, std::string_view description,
+                         bool ProxyConfig::*member) {
+  return {env, key, description,
+          [member](ProxyConfig& c, std::string_view source, std::string_view text) {
+            c.*member = parse_boolean(source, text);
+          }};
+}
+
+SettingSpec string_setting(std::string_view env, std::string_view key, std::string_view description,
+                           std::string ProxyConfig::*member, bool allow_empty) {
+  return {env, key, description,
+          [member, allow_empty](ProxyConfig& c, std::string_view source, std::string_view text) {
+            if (!allow_empty && text.empty()) {
+              throw ConfigError(std::string(source) + ": expected a non-empty value");
+            }
+            c.*member = std::string(text);
+          }};
+}
+
+std::vector<SettingSpec> build_settings() {
+  std::vector<SettingSpec> s;
+  s.push_back(uint_setting("PORT", "port", "TCP port of the HTTP server (0 = any free port)",
+                           &ProxyConfig::port, 0, 65535));
+  s.push_back(string_setting("PROXY_HOST", "host", "address the HTTP server binds",
+                             &ProxyConfig::host, false));
+  s.push_back(string_setting("PROXY_API_KEY", "apiKey", "bearer token required on /v1/*",
+                             &ProxyConfig::api_key, true));
+  s.push_back(string_setting("CODEX_BIN", "worker.bin",
+                             "worker executable; the proxy runs `$CODEX_BIN app-server`",
+                             &ProxyConfig::codex_bin, false));
+  s.push_back(string_setting("CODEX_MODEL", "worker.model", "model the worker uses",
+                             &ProxyConfig::codex_model, false));
+  s.push_back(bool_setting("PROXY_MAINTENANCE_MODE", "maintenance.enabled",
+                           "start in maintenance mode", &ProxyConfig::maintenance));
+  s.push_back(bool_setting("PROXY_ENABLE_METRICS", "metrics.enabled", "serve /metrics",
+                           &ProxyConfig::enable_metrics));
+  s.push_back(string_setting("PROXY_METRICS_TOKEN", "metrics.token",
+                             "bearer token required on /metrics", &ProxyConfig::metrics_token, true));
+  s.push_back(string_setting("PROXY_ADMIN_TOKEN", "adminToken",
+                             "bearer token for /internal/maintenance", &ProxyConfig::admin_token,
+                             true));
+  s.push_back(ms_setting("PROXY_SSE_KEEPALIVE_MS", "sse.keepaliveMs",
+                         "interval of `: keepalive` comments on silent streams",
+                         &ProxyConfig::sse_keepalive, 100, kDayMs));
+  s.push_back(uint_setting("WORKER_MAX_CONCURRENCY", "worker.maxConcurrency",
+                           "turns in flight on the worker at once",
+                           &ProxyConfig::worker_max_concurrency, 1, 1024));
+  s.push_back(ms_setting("WORKER_REQUEST_TIMEOUT_MS", "worker.requestTimeoutMs",
+                         "a request's time limit on the worker (504 after it)",
+                         &ProxyConfig::worker_request_timeout, 1, kDayMs));
+  s.push_back(ms_setting("WORKER_HANDSHAKE_TIMEOUT_MS", "worker.handshakeTimeoutMs",
+                         "`initialize` must answer within this, or the worker is restarted",
+                         &ProxyConfig::worker_handshake_timeout, 1, kDayMs));
+  s.push_back(ms_setting("WORKER_STARTUP_TIMEOUT_MS", "worker.startupTimeoutMs",
+                         "spawn → exec confirmed must finish within this",
+                         &ProxyConfig::worker_startup_timeout, 1, kDayMs));
+  s.push_back(ms_setting("WORKER_BACKOFF_INITIAL_MS", "worker.backoff.initialMs",
+                         "first restart delay", &ProxyConfig::worker_backoff_initial, 1, kDayMs));
+  s.push_back(ms_setting("WORKER_BACKOFF_MAX_MS", "worker.backoff.maxMs", "restart delay cap",
+                         &ProxyConfig::worker_backoff_max, 1, kDayMs));
+  s.push_back(ms_setting("WORKER_SHUTDOWN_GRACE_MS", "worker.shutdownGraceMs",
+                         "on SIGTERM, how long in-flight work may finish",
+                         &ProxyConfig::worker_shutdown_grace, 0, kDayMs));
+  s.push_back(uint_setting("WORKER_RESTART_MAX", "worker.restartMax",
+                           "consecutive failures before giving up (0 = never)",
+                           &ProxyConfig::worker_restart_max, 0, 1000000));
+  s.push_back(ms_setting("WORKER_STABLE_MS", "worker.stableMs",
+                         "ready this long → the restart streak and backoff reset",
+                         &ProxyConfig::worker_stable_after, 1, kDayMs));
+  s.push_back(bool_setting("PROXY_TRACE_BUFFER", "traceBuffer.enabled",
+                           "write one redacted trace file per request", &ProxyConfig::trace_buffer));
+  s.push_back(string_setting("PROXY_TRACE_DIR", "traceBuffer.dir", "directory of trace files",
+                             &ProxyConfig::trace_dir, false));
+  s.push_back({"PROXY_TRACE_TTL_S", "traceBuffer.ttlSeconds", "trace files older than this are pruned",
+               [](ProxyConfig& c, std::string_view source, std::string_view text) {
+                 c.trace_ttl = std::chrono::seconds{parse_integer(source, text, 1, 365LL * 86400)};
+               }});
+  s.push_back(uint_setting("PROXY_TRACE_MAX_FILES", "traceBuffer.maxFiles",
+                           "trace files kept at most", &ProxyConfig::trace_max_files, 1, 1000000));
+  s.push_back(uint_setting("PROXY_MAX_BODY_BYTES", "maxBodyBytes", "largest request body accepted",
+                           &ProxyConfig::max_body_bytes, 1024, 64LL * 1024 * 1024));
+  s.push_back({"PROXY_LOG_LEVEL", "log.level", "debug, info, warn or error",
+               [](ProxyConfig& c, std::string_view source, std::string_view text) {
+                 c.log_level = telemetry::parse_log_level(source, text);
+               }});
+  return s;
+}
+
+YAML::Node lookup(const YAML::Node& root, std::string_view dotted) {
+  YAML::Node node = YAML::Clone(root);
+  std::size_t start = 0;
+  while (start <= dotted.size()) {
+    const auto end = dotted.find('.', start);
+    const std::string part(dotted.substr(start, end == std::string_view::npos ? dotted.npos : end - start));
+    if (!node.IsMap() || !node[part]) return YAML::Node(YAML::NodeType::Undefined);
+    node = node[part];
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return node;
+}
+
+void apply_yaml(ProxyConfig& config, const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("--config " + path + ": cannot read YAML: " + e.what());
+  }
+  if (root.IsNull()) return;
+  if (!root.IsMap()) throw ConfigError("--config " + path + ": expected a mapping at the top level");
+  for (const auto& spec : proxy_settings()) {
+    const YAML::Node node = lookup(root, spec.yaml_key);
+    if (!node.IsDefined() || node.IsNull()) continue;
+    const std::string source = path + ": " + std::string(spec.yaml_key);
+    if (!node.IsScalar()) throw ConfigError(source + ": expected a scalar value");
+    spec.apply(config, source, node.Scalar());
+  }
+}
+
+void validate(const ProxyConfig& c) {
+  if (c.worker_backoff_max < c.worker_backoff_initial) {
+    throw ConfigError("WORKER_BACKOFF_MAX_MS: expected a value >= WORKER_BACKOFF_INITIAL_MS (" +
+                      std::to_string(c.worker_backoff_initial.count()) + "), found " +
+                      std::to_string(c.worker_backoff_max.count()));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> ProxyConfig::secrets() const {
+  std::vector<std::string> out;
+  for (const auto* secret : {&api_key, &metrics_token, &admin_token}) {
+    if (!secret->empty()) out.push_back(*secret);
+  }
+  return out;
+}
+
+const std::vector<SettingSpec>& proxy_settings() {
+  static const std::vector<SettingSpec> settings = build_settings();
+  return settings;
+}
+
+ProxyConfig load_proxy_config(const std::optional<std::string>& config_path,
+                              const std::function<const char*(const char*)>& getenv) {
+  ProxyConfig config;
+  if (config_path) apply_yaml(config, *config_path);
+  for (const auto& spec : proxy_settings()) {
+    const std::string name(spec.env);
+    if (const char* value = getenv(name.c_str()); value != nullptr) {
+      spec.apply(config, name, value);
+    }
+  }
+  validate(config);
+  return config;
+}
+
+}  // namespace cxp::proxy

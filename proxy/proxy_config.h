@@ -1,0 +1,63 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/telemetry/json_log.h"
+
+namespace cxp::proxy {
+
+// Every setting of codex-proxy. Defaults are the documented ones (docs/configuration.md).
+struct ProxyConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 11435;
+  std::string api_key;
+  std::string codex_bin = "codex";
+  std::string codex_model = "gpt-5";
+  bool maintenance = false;
+  bool enable_metrics = true;
+  std::string metrics_token;
+  std::string admin_token;
+  std::chrono::milliseconds sse_keepalive{15000};
+  std::uint32_t worker_max_concurrency = 4;
+  std::chrono::milliseconds worker_request_timeout{120000};
+  std::chrono::milliseconds worker_handshake_timeout{15000};
+  std::chrono::milliseconds worker_startup_timeout{10000};
+  std::chrono::milliseconds worker_backoff_initial{250};
+  std::chrono::milliseconds worker_backoff_max{5000};
+  std::chrono::milliseconds worker_shutdown_grace{10000};
+  std::uint32_t worker_restart_max = 10;
+  std::chrono::milliseconds worker_stable_after{30000};
+  bool trace_buffer = false;
+  std::string trace_dir = ".codex-api/trace-buffer";
+  std::chrono::seconds trace_ttl{86400};
+  std::uint32_t trace_max_files = 100;
+  std::uint64_t max_body_bytes = 1024 * 1024;
+  telemetry::LogLevel log_level = telemetry::LogLevel::kInfo;
+
+  // Secrets to redact from every log line and trace file.
+  std::vector<std::string> secrets() const;
+};
+
+// One setting: its environment variable, its key in the YAML file, and how to apply a value.
+struct SettingSpec {
+  std::string_view env;
+  std::string_view yaml_key;  // dotted path, e.g. "worker.backoff.initialMs"
+  std::string_view description;
+  std::function<void(ProxyConfig&, std::string_view source, std::string_view text)> apply;
+};
+
+// The table of all settings (docs are checked against it by a test).
+const std::vector<SettingSpec>& proxy_settings();
+
+// Loads defaults, then the YAML file (if `config_path` is set), then the environment (read through
+// `getenv`). Throws cxp::ConfigError naming the variable or key on any bad value.
+ProxyConfig load_proxy_config(const std::optional<std::string>& config_path,
+                              const std::function<const char*(const char*)>& getenv);
+
+}  // namespace cxp::proxy

@@ -1,0 +1,89 @@
+#include "proxy/proxy_server.h"
+
+#include <signal.h>
+
+#include <random>
+
+#include "proxy/health/probe_report.h"
+
+namespace cxp::proxy {
+
+namespace http = boost::beast::http;
+
+SupervisorSettings supervisor_settings(const ProxyConfig& config) {
+  SupervisorSettings s;
+  s.command = {config.codex_bin, "app-server"};
+  s.restart.backoff_initial = config.worker_backoff_initial;
+  s.restart.backoff_max = config.worker_backoff_max;
+  s.restart.restart_max = config.worker_restart_max;
+  s.restart.stable_after = config.worker_stable_after;
+  s.startup_timeout = config.worker_startup_timeout;
+  s.handshake_timeout = config.worker_handshake_timeout;
+  s.shutdown_grace = config.worker_shutdown_grace;
+  s.client_name = "codex-proxy";
+  s.client_version = CXP_VERSION;
+  return s;
+}
+
+ProxyServer::ProxyServer(ProxyConfig config)
+    : config_(std::move(config)),
+      supervisor_(io_, supervisor_settings(config_), std::random_device{}()),
+      server_(io_, router_,
+              HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
+      signals_(io_, SIGTERM, SIGINT) {
+  register_routes();
+}
+
+void ProxyServer::register_routes() {
+  auto probe_input = [this] {
+    return ProbeInput{supervisor_.snapshot(), config_.maintenance, std::chrono::steady_clock::now()};
+  };
+  auto respond = [](const HttpRequest& request, const ProbeResponse& probe) {
+    return make_response(request, probe.status, probe.content_type, probe.body);
+  };
+  router_.add(http::verb::get, "/readyz", [=](const HttpRequest& request) {
+    return respond(request, readiness_probe(probe_input(), has_query_flag(request.target(), "verbose")));
+  });
+  router_.add(http::verb::get, "/livez", [=](const HttpRequest& request) {
+    return respond(request, liveness_probe(probe_input(), has_query_flag(request.target(), "verbose")));
+  });
+  router_.add(http::verb::get, "/healthz", [=](const HttpRequest& request) {
+    return respond(request, health_summary(probe_input()));
+  });
+}
+
+int ProxyServer::run() {
+  server_.listen(config_.host, config_.port);
+  log_.info("listening", {{"host", config_.host},
+                          {"port", server_.port()},
+                          {"version", CXP_VERSION},
+                          {"worker_command", config_.codex_bin + " app-server"}});
+  signals_.async_wait([this](boost::system::error_code ec, int signal) {
+    if (!ec) on_signal(signal);
+  });
+  supervisor_.start();
+  io_.run();
+  log_.info("exited", {{"worker_state", to_string(supervisor_.snapshot().state)}});
+  return 0;
+}
+
+void ProxyServer::on_signal(int signal) {
+  ++signals_seen_;
+  signals_.async_wait([this](boost::system::error_code ec, int signal) {
+    if (!ec) on_signal(signal);
+  });
+  if (signals_seen_ > 1) {
+    log_.warn("shutdown_forced", {{"signal", signal}});
+    supervisor_.force_stop();
+    return;
+  }
+  log_.info("shutdown_started", {{"signal", signal},
+                                 {"grace_ms", config_.worker_shutdown_grace.count()}});
+  supervisor_.shutdown([this] {
+    server_.stop();
+    signals_.cancel();
+    io_.stop();
+  });
+}
+
+}  // namespace cxp::proxy

@@ -1,0 +1,42 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <memory>
+
+#include "common/telemetry/json_log.h"
+#include "proxy/http/http_router.h"
+#include "proxy/http/http_server.h"
+#include "proxy/proxy_config.h"
+#include "proxy/supervisor/worker_supervisor.h"
+
+namespace cxp::proxy {
+
+// The codex-proxy process: one io_context running the HTTP server, the worker supervisor and the
+// signal handling. SIGTERM/SIGINT: readiness fails at once, the supervisor drains, the process exits
+// 0; a second signal kills the worker at once.
+class ProxyServer {
+ public:
+  explicit ProxyServer(ProxyConfig config);
+
+  // Runs until shutdown; returns the process exit code.
+  int run();
+
+ private:
+  void register_routes();
+  void on_signal(int signal);
+
+  ProxyConfig config_;
+  boost::asio::io_context io_;
+  WorkerSupervisor supervisor_;
+  HttpRouter router_;
+  HttpServer server_;
+  boost::asio::signal_set signals_;
+  telemetry::JsonLog log_{"proxy"};
+  int signals_seen_ = 0;
+};
+
+// Settings of the supervisor derived from the proxy configuration.
+SupervisorSettings supervisor_settings(const ProxyConfig& config);
+
+}  // namespace cxp::proxy
