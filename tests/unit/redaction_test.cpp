@@ -1,1 +1,71 @@
 #include <doctest/doctest.h>
+
+#include <random>
+
+#include "common/telemetry/redaction.h"
+
+using cxp::telemetry::Redactor;
+
+namespace {
+bool leaks(const std::string& text, const std::string& secret) {
+  return text.find(secret) != std::string::npos;
+}
+}  // namespace
+
+TEST_CASE("bearer tokens are redacted in any letter case") {
+  const Redactor r;
+  CHECK(r.redact("Authorization: Bearer abc.def-123") == "Authorization: [REDACTED]");
+  CHECK_FALSE(leaks(r.redact("header bearer tok_9f8e7d6c trailing"), "tok_9f8e7d6c"));
+  CHECK_FALSE(leaks(r.redact("BEARER    zzzzzzzz"), "zzzzzzzz"));
+}
+
+TEST_CASE("sk- keys are redacted, short look-alikes are kept") {
+  const Redactor r;
+  CHECK(r.redact("key sk-proj-ABCDEFGH12345678 end") == "key sk-[REDACTED] end");
+  CHECK(r.redact("task-sk-abc") == "task-sk-abc");
+  CHECK(r.redact("sk-short") == "sk-short");
+  CHECK_FALSE(leaks(r.redact("\"sk-ant-0123456789abcdef\""), "0123456789abcdef"));
+}
+
+TEST_CASE("credential keys are redacted in header, query, and JSON forms") {
+  const Redactor r;
+  CHECK_FALSE(leaks(r.redact(R"({"api_key": "hunter2hunter2", "model":"gpt-5"})"), "hunter2hunter2"));
+  CHECK(r.redact(R"({"api_key": "hunter2hunter2", "model":"gpt-5"})").find("gpt-5") != std::string::npos);
+  CHECK_FALSE(leaks(r.redact("GET /x?token=abc123secret&x=1"), "abc123secret"));
+  CHECK(r.redact("GET /x?token=abc123secret&x=1").find("&x=1") != std::string::npos);
+  CHECK_FALSE(leaks(r.redact("Cookie: session=abcdef; theme=dark\nnext line"), "session=abcdef"));
+  CHECK(r.redact("Cookie: a=b\nnext line").find("next line") != std::string::npos);
+  CHECK_FALSE(leaks(r.redact("password=p@ss:w0rd more"), "p@ss:w0rd"));
+  CHECK_FALSE(leaks(r.redact(R"({"x-api-key":"k-12345678"})"), "k-12345678"));
+  CHECK_FALSE(leaks(r.redact(R"({"token":"with \"escaped\" quote-secret"})"), "quote-secret"));
+}
+
+TEST_CASE("words that merely contain a key name are left alone") {
+  const Redactor r;
+  CHECK(r.redact("max_tokens=100 tokens: 5") == "max_tokens=100 tokens: 5");
+  CHECK(r.redact("the token was fine") == "the token was fine");
+}
+
+TEST_CASE("configured secrets are removed wherever they appear, longest first") {
+  const Redactor r({"supersecretvalue", "supersecret", "abc"});
+  const auto out = r.redact("x=supersecretvalue;y=supersecret;z=abc");
+  CHECK_FALSE(leaks(out, "supersecret"));
+  CHECK(out.find("abc") != std::string::npos);  // too short to be treated as a secret
+}
+
+TEST_CASE("redaction never throws or loops on hostile input") {
+  const Redactor r({"needle-needle"});
+  std::mt19937 rng(1234);
+  const std::string alphabet = "ab:=\"' \n\\{}sk-Bearer tokenAuthorization;&\x1b\xff";
+  for (int round = 0; round < 2000; ++round) {
+    std::string input;
+    const int length = static_cast<int>(rng() % 200);
+    for (int i = 0; i < length; ++i) input.push_back(alphabet[rng() % alphabet.size()]);
+    const auto out = r.redact(input);
+    CHECK(out.size() <= input.size() * 12 + 16);
+  }
+  CHECK(r.redact("") == "");
+  CHECK(r.redact("token=") == "token=");
+  CHECK(r.redact("Authorization:") == "Authorization:");
+  CHECK(r.redact("\"token\":\"") == "\"token\":\"");
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of the project. Idempotent: a second run only checks.
+#   scripts/setup.sh            install what is missing
+# Debian packages come from apt; the Codex CLI (a real worker peer for tests) from npm, pinned in
+# tests/node/package.json.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || die "not root and no sudo: run as root or install sudo"
+  SUDO="sudo"
+fi
+
+# Debian packages named in docs/architecture.md (the design's dependency list) plus the toolchain.
+DEB_PACKAGES=(
+  g++ cmake ninja-build pkg-config make
+  libboost-dev libcpprest-dev libssl-dev
+  libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev doctest-dev
+  clang-format curl ca-certificates
+)
+# Tools that may already come from elsewhere (e.g. a newer Node.js): install from Debian only when
+# the command is missing.
+declare -A COMMAND_PACKAGES=([python3]=python3 [node]=nodejs [npm]=npm)
+
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+for cmd in "${!COMMAND_PACKAGES[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${COMMAND_PACKAGES[$cmd]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq || die "apt-get update failed; check the network and retry scripts/setup.sh"
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed; retry scripts/setup.sh"
+else
+  log "Debian packages present"
+fi
+
+# npm test peers (the Codex CLI). Reinstalled only when package.json changed.
+NODE_DIR="$ROOT/tests/node"
+STAMP="$NODE_DIR/node_modules/.setup-stamp"
+want="$(sha256sum "$NODE_DIR/package.json" | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ] || [ ! -x "$NODE_DIR/node_modules/.bin/codex" ]; then
+  log "installing npm test peers (tests/node/package.json)"
+  (cd "$NODE_DIR" && npm install --no-audit --no-fund --no-package-lock --loglevel=error) \
+    || die "npm install in tests/node failed; retry scripts/setup.sh"
+  echo "$want" > "$STAMP"
+else
+  log "npm test peers present"
+fi
+"$NODE_DIR/node_modules/.bin/codex" --version >/dev/null 2>&1 \
+  || die "the Codex CLI in tests/node does not run; delete tests/node/node_modules and retry"
+log "done"
