@@ -3,7 +3,10 @@
 // offline. Behaviour is scripted by environment variables; see tests/fake-worker/README.md.
 #include <unistd.h>
 
+#include <time.h>
+
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -30,7 +33,18 @@ struct Script {
   long token_delay_ms = 0;
   long hang_turns = 0;  // the first N turns never finish on their own; -1 = all of them
   std::string log_path;
+  long shutdown_delay_ms = 0;  // on SIGTERM or stdin EOF, linger this long before exiting
+  bool garbage = false;        // emit junk on stdout and a stderr flood before serving
 };
+
+long g_shutdown_delay_ms = 0;
+
+void linger_then_exit(int) {
+  timespec delay{g_shutdown_delay_ms / 1000, (g_shutdown_delay_ms % 1000) * 1000000L};
+  while (nanosleep(&delay, &delay) != 0) {
+  }
+  _exit(0);
+}
 
 long env_long(const char* name, long fallback) {
   const char* value = std::getenv(name);
@@ -62,6 +76,8 @@ Script load_script() {
   const std::string hang = env_string("FAKE_CODEX_HANG_TURNS", "0");
   s.hang_turns = (hang == "all" || hang == "true") ? -1 : env_long("FAKE_CODEX_HANG_TURNS", 0);
   s.log_path = env_string("FAKE_CODEX_LOG", "");
+  s.shutdown_delay_ms = env_long("FAKE_CODEX_SHUTDOWN_DELAY_MS", 0);
+  s.garbage = env_string("FAKE_CODEX_GARBAGE", "") == "1";
   return s;
 }
 
@@ -85,9 +101,14 @@ class FakeWorker {
   explicit FakeWorker(Script script) : script_(std::move(script)) {}
 
   int run() {
+    if (script_.shutdown_delay_ms > 0) {
+      g_shutdown_delay_ms = script_.shutdown_delay_ms;
+      std::signal(SIGTERM, linger_then_exit);
+    }
     if (script_.startup_delay_ms > 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(script_.startup_delay_ms));
     }
+    if (script_.garbage) emit_garbage();
     std::string line;
     while (std::getline(std::cin, line)) {
       if (line.empty()) continue;
@@ -96,7 +117,20 @@ class FakeWorker {
     // stdin closed: the supervisor is shutting us down. Let running turns stop.
     for (auto& [id, turn] : turns_) turn->interrupted = true;
     for (auto& thread : turn_threads_) thread.join();
+    if (script_.shutdown_delay_ms > 0) linger_then_exit(0);
     return 0;
+  }
+
+  // Junk a broken worker might print: invalid JSON, wrong shapes, a line over the proxy's 16 MiB
+  // limit, a response to an unknown id, and a stderr flood that carries secrets.
+  void emit_garbage() {
+    std::cout << "this is not json\n[1,2,3]\n{\"id\":999,\"result\":{}}\n{\"method\":42}\n";
+    std::cout << std::string(17 * 1024 * 1024, 'x') << "\n" << std::flush;
+    for (int i = 0; i < 1000; ++i) {
+      std::cerr << "\x1b[31mERROR\x1b[0m noise " << i
+                << " Authorization: Bearer sk-fakesecret0123456789 token=hunter2hunter2\n";
+    }
+    std::cerr << std::flush;
   }
 
  private:
