@@ -14,11 +14,13 @@ std::chrono::milliseconds JitteredBackoff::nominal(std::uint32_t attempt) const 
   return std::chrono::milliseconds{std::min<std::int64_t>(value, max_.count())};
 }
 
-std::chrono::milliseconds JitteredBackoff::delay(std::uint32_t attempt, std::mt19937_64& rng) const {
+std::chrono::milliseconds JitteredBackoff::delay(std::uint32_t attempt,
+                                                 std::mt19937_64& rng) const {
   const auto base = nominal(attempt);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   const double factor = 1.0 - kJitterRatio * unit(rng);
-  return std::chrono::milliseconds{static_cast<std::int64_t>(static_cast<double>(base.count()) * factor)};
+  return std::chrono::milliseconds{
+      static_cast<std::int64_t>(static_cast<double>(base.count()) * factor)};
 }
 
 }  // namespace cxp

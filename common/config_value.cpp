@@ -8,8 +8,10 @@ namespace cxp {
 namespace {
 
 std::string trimmed(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.remove_suffix(1);
   return std::string(text);
 }
 
@@ -23,7 +25,8 @@ std::int64_t parse_integer(std::string_view source, std::string_view text, std::
   const auto* last = value.data() + value.size();
   const auto [end, ec] = std::from_chars(first, last, parsed);
   if (value.empty() || ec != std::errc{} || end != last) {
-    throw ConfigError(std::string(source) + ": expected an integer, found '" + std::string(text) + "'");
+    throw ConfigError(std::string(source) + ": expected an integer, found '" + std::string(text) +
+                      "'");
   }
   if (parsed < min || parsed > max) {
     throw ConfigError(std::string(source) + ": expected a value between " + std::to_string(min) +

@@ -13,7 +13,8 @@ namespace {
 int usage(std::ostream& out, int code) {
   out << "usage: codex-proxy [--config FILE]\n"
          "       codex-proxy --version\n\n"
-         "Serves an OpenAI-compatible API in front of a supervised `$CODEX_BIN app-server` worker.\n"
+         "Serves an OpenAI-compatible API in front of a supervised `$CODEX_BIN app-server` "
+         "worker.\n"
          "Settings come from FILE (YAML) and are overridden by environment variables;\n"
          "see docs/configuration.md.\n";
   return code;
@@ -41,8 +42,10 @@ int main(int argc, char** argv) {
   }
   cxp::telemetry::JsonLog log("proxy");
   try {
-    auto config = cxp::proxy::load_proxy_config(config_path, [](const char* name) { return std::getenv(name); });
-    cxp::telemetry::configure_json_log(config.log_level, cxp::telemetry::Redactor(config.secrets()));
+    auto config = cxp::proxy::load_proxy_config(config_path,
+                                                [](const char* name) { return std::getenv(name); });
+    cxp::telemetry::configure_json_log(config.log_level,
+                                       cxp::telemetry::Redactor(config.secrets()));
     cxp::proxy::ProxyServer server(std::move(config));
     return server.run();
   } catch (const cxp::ConfigError& e) {

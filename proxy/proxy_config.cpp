@@ -68,7 +68,8 @@ std::vector<SettingSpec> build_settings() {
   s.push_back(bool_setting("PROXY_ENABLE_METRICS", "metrics.enabled", "serve /metrics",
                            &ProxyConfig::enable_metrics));
   s.push_back(string_setting("PROXY_METRICS_TOKEN", "metrics.token",
-                             "bearer token required on /metrics", &ProxyConfig::metrics_token, true));
+                             "bearer token required on /metrics", &ProxyConfig::metrics_token,
+                             true));
   s.push_back(string_setting("PROXY_ADMIN_TOKEN", "adminToken",
                              "bearer token for /internal/maintenance", &ProxyConfig::admin_token,
                              true));
@@ -101,10 +102,12 @@ std::vector<SettingSpec> build_settings() {
                          "ready this long → the restart streak and backoff reset",
                          &ProxyConfig::worker_stable_after, 1, kDayMs));
   s.push_back(bool_setting("PROXY_TRACE_BUFFER", "traceBuffer.enabled",
-                           "write one redacted trace file per request", &ProxyConfig::trace_buffer));
+                           "write one redacted trace file per request",
+                           &ProxyConfig::trace_buffer));
   s.push_back(string_setting("PROXY_TRACE_DIR", "traceBuffer.dir", "directory of trace files",
                              &ProxyConfig::trace_dir, false));
-  s.push_back({"PROXY_TRACE_TTL_S", "traceBuffer.ttlSeconds", "trace files older than this are pruned",
+  s.push_back({"PROXY_TRACE_TTL_S", "traceBuffer.ttlSeconds",
+               "trace files older than this are pruned",
                [](ProxyConfig& c, std::string_view source, std::string_view text) {
                  c.trace_ttl = std::chrono::seconds{parse_integer(source, text, 1, 365LL * 86400)};
                }});
@@ -124,7 +127,8 @@ YAML::Node lookup(const YAML::Node& root, std::string_view dotted) {
   std::size_t start = 0;
   while (start <= dotted.size()) {
     const auto end = dotted.find('.', start);
-    const std::string part(dotted.substr(start, end == std::string_view::npos ? dotted.npos : end - start));
+    const std::string part(
+        dotted.substr(start, end == std::string_view::npos ? dotted.npos : end - start));
     if (!node.IsMap() || !node[part]) return YAML::Node(YAML::NodeType::Undefined);
     node = node[part];
     if (end == std::string_view::npos) break;
@@ -141,7 +145,8 @@ void apply_yaml(ProxyConfig& config, const std::string& path) {
     throw ConfigError("--config " + path + ": cannot read YAML: " + e.what());
   }
   if (root.IsNull()) return;
-  if (!root.IsMap()) throw ConfigError("--config " + path + ": expected a mapping at the top level");
+  if (!root.IsMap())
+    throw ConfigError("--config " + path + ": expected a mapping at the top level");
   for (const auto& spec : proxy_settings()) {
     const YAML::Node node = lookup(root, spec.yaml_key);
     if (!node.IsDefined() || node.IsNull()) continue;

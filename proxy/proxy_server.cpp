@@ -28,24 +28,26 @@ SupervisorSettings supervisor_settings(const ProxyConfig& config) {
 ProxyServer::ProxyServer(ProxyConfig config)
     : config_(std::move(config)),
       supervisor_(io_, supervisor_settings(config_), std::random_device{}()),
-      server_(io_, router_,
-              HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
+      server_(io_, router_, HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
       signals_(io_, SIGTERM, SIGINT) {
   register_routes();
 }
 
 void ProxyServer::register_routes() {
   auto probe_input = [this] {
-    return ProbeInput{supervisor_.snapshot(), config_.maintenance, std::chrono::steady_clock::now()};
+    return ProbeInput{supervisor_.snapshot(), config_.maintenance,
+                      std::chrono::steady_clock::now()};
   };
   auto respond = [](const HttpRequest& request, const ProbeResponse& probe) {
     return make_response(request, probe.status, probe.content_type, probe.body);
   };
   router_.add(http::verb::get, "/readyz", [=](const HttpRequest& request) {
-    return respond(request, readiness_probe(probe_input(), has_query_flag(request.target(), "verbose")));
+    return respond(request,
+                   readiness_probe(probe_input(), has_query_flag(request.target(), "verbose")));
   });
   router_.add(http::verb::get, "/livez", [=](const HttpRequest& request) {
-    return respond(request, liveness_probe(probe_input(), has_query_flag(request.target(), "verbose")));
+    return respond(request,
+                   liveness_probe(probe_input(), has_query_flag(request.target(), "verbose")));
   });
   router_.add(http::verb::get, "/healthz", [=](const HttpRequest& request) {
     return respond(request, health_summary(probe_input()));
@@ -77,8 +79,8 @@ void ProxyServer::on_signal(int signal) {
     supervisor_.force_stop();
     return;
   }
-  log_.info("shutdown_started", {{"signal", signal},
-                                 {"grace_ms", config_.worker_shutdown_grace.count()}});
+  log_.info("shutdown_started",
+            {{"signal", signal}, {"grace_ms", config_.worker_shutdown_grace.count()}});
   supervisor_.shutdown([this] {
     server_.stop();
     signals_.cancel();

@@ -13,8 +13,8 @@
 namespace cxp::proxy {
 
 // The codex-proxy process: one io_context running the HTTP server, the worker supervisor and the
-// signal handling. SIGTERM/SIGINT: readiness fails at once, the supervisor drains, the process exits
-// 0; a second signal kills the worker at once.
+// signal handling. SIGTERM/SIGINT: readiness fails at once, the supervisor drains, the process
+// exits 0; a second signal kills the worker at once.
 class ProxyServer {
  public:
   explicit ProxyServer(ProxyConfig config);

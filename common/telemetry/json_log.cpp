@@ -13,7 +13,8 @@ namespace cxp::telemetry {
 namespace {
 
 struct SinkSettings {
-  // Guards level, redactor and logger creation; writes themselves are serialised by spdlog's _mt sink.
+  // Guards level, redactor and logger creation; writes themselves are serialised by spdlog's _mt
+  // sink.
   std::mutex mutex;
   LogLevel level = LogLevel::kInfo;
   std::shared_ptr<const Redactor> redactor = std::make_shared<Redactor>();
@@ -29,7 +30,8 @@ std::shared_ptr<spdlog::logger> sink_logger() {
   auto& s = settings();
   std::lock_guard lock(s.mutex);
   if (!s.logger) {
-    s.logger = std::make_shared<spdlog::logger>("json", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+    s.logger =
+        std::make_shared<spdlog::logger>("json", std::make_shared<spdlog::sinks::stdout_sink_mt>());
     s.logger->set_pattern("%v");
     s.logger->flush_on(spdlog::level::trace);
   }
@@ -38,10 +40,14 @@ std::shared_ptr<spdlog::logger> sink_logger() {
 
 std::string_view level_name(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }
@@ -56,7 +62,8 @@ std::string iso8601_now() {
   char buffer[40];
   const auto length = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
   char out[48];
-  std::snprintf(out, sizeof out, "%.*s.%03dZ", static_cast<int>(length), buffer, static_cast<int>(millis));
+  std::snprintf(out, sizeof out, "%.*s.%03dZ", static_cast<int>(length), buffer,
+                static_cast<int>(millis));
   return out;
 }
 

@@ -15,8 +15,8 @@ constexpr std::array<std::string_view, 4> kHeaderKeys = {"proxy-authorization", 
                                                          "set-cookie", "cookie"};
 // Keys whose unquoted values end at whitespace or a separator (query string / JSON / env style).
 constexpr std::array<std::string_view, 12> kValueKeys = {
-    "x-api-key",     "api_key",      "api-key", "apikey",   "access_token", "refresh_token",
-    "client_secret", "secret",       "password", "passwd",  "token",        "auth_token"};
+    "x-api-key",     "api_key", "api-key",  "apikey", "access_token", "refresh_token",
+    "client_secret", "secret",  "password", "passwd", "token",        "auth_token"};
 
 bool is_word_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
@@ -66,8 +66,8 @@ std::size_t credential_key_at(std::string_view text, std::size_t at, bool& heade
 
 // Given the position right after a key, finds the value span that follows `:` or `=`.
 // Returns false when the key is not followed by an assignment.
-bool value_span(std::string_view text, std::size_t after_key, bool header_style,
-                std::size_t& begin, std::size_t& end) {
+bool value_span(std::string_view text, std::size_t after_key, bool header_style, std::size_t& begin,
+                std::size_t& end) {
   std::size_t i = after_key;
   if (i < text.size() && (text[i] == '"' || text[i] == '\'')) ++i;  // closing quote of a JSON key
   while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
@@ -77,7 +77,8 @@ bool value_span(std::string_view text, std::size_t after_key, bool header_style,
   if (i < text.size() && (text[i] == '"' || text[i] == '\'')) {
     const char quote = text[i];
     begin = ++i;
-    while (i < text.size() && text[i] != quote) i += (text[i] == '\\' && i + 1 < text.size()) ? 2 : 1;
+    while (i < text.size() && text[i] != quote)
+      i += (text[i] == '\\' && i + 1 < text.size()) ? 2 : 1;
     end = std::min(i, text.size());
     return end > begin;
   }
@@ -85,8 +86,8 @@ bool value_span(std::string_view text, std::size_t after_key, bool header_style,
   if (header_style) {
     while (i < text.size() && text[i] != '\n' && text[i] != '\r') ++i;
   } else {
-    while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i])) && text[i] != '&' &&
-           text[i] != ',' && text[i] != ';' && text[i] != '}' && text[i] != ']')
+    while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i])) &&
+           text[i] != '&' && text[i] != ',' && text[i] != ';' && text[i] != '}' && text[i] != ']')
       ++i;
   }
   end = i;

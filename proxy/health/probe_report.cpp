@@ -10,8 +10,12 @@ using nlohmann::json;
 constexpr const char* kJson = "application/json";
 constexpr const char* kText = "text/plain; charset=utf-8";
 
-bool is_ready(const WorkerSnapshot& w) { return w.state == WorkerState::kReady; }
-bool is_live(const WorkerSnapshot& w) { return w.state != WorkerState::kFailed; }
+bool is_ready(const WorkerSnapshot& w) {
+  return w.state == WorkerState::kReady;
+}
+bool is_live(const WorkerSnapshot& w) {
+  return w.state != WorkerState::kFailed;
+}
 
 json optional_int(const std::optional<int>& value) {
   return value ? json(*value) : json(nullptr);
@@ -34,7 +38,8 @@ json worker_json(const ProbeInput& in) {
 
 std::string worker_detail(const WorkerSnapshot& w) {
   std::string detail = "worker " + std::string(to_string(w.state));
-  if (w.state == WorkerState::kBackoff) detail += ", next start in up to " + std::to_string(w.backoff_ms.count()) + " ms";
+  if (w.state == WorkerState::kBackoff)
+    detail += ", next start in up to " + std::to_string(w.backoff_ms.count()) + " ms";
   if (w.restart_streak > 0) detail += ", restart streak " + std::to_string(w.restart_streak);
   if (!w.last_error.empty() && !is_ready(w)) detail += ", last error: " + w.last_error;
   return detail;
@@ -55,11 +60,13 @@ ProbeResponse readiness_probe(const ProbeInput& in, bool verbose) {
   const bool ready = is_ready(w);
   const int status = ready ? 200 : 503;
   if (verbose) {
-    const bool shutting_down = w.state == WorkerState::kDraining || w.state == WorkerState::kStopped;
+    const bool shutting_down =
+        w.state == WorkerState::kDraining || w.state == WorkerState::kStopped;
     std::string body = check_line(true, "ping", "");
     body += check_line(!shutting_down, "shutdown", "draining for shutdown");
     body += check_line(ready || shutting_down, "worker", worker_detail(w));
-    body += std::string("[+]maintenance ") + (in.maintenance ? "on" : "off") + " (does not affect readiness)\n";
+    body += std::string("[+]maintenance ") + (in.maintenance ? "on" : "off") +
+            " (does not affect readiness)\n";
     body += ready ? "readyz check passed\n" : "readyz check failed\n";
     return {status, kText, body};
   }

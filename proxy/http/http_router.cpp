@@ -39,10 +39,11 @@ HttpResponse HttpRouter::handle(const HttpRequest& request) const {
     for (const auto& [verb, unused] : route->second) {
       allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(verb));
     }
-    auto response = make_error(request, 405,
-                               "method " + std::string(request.method_string()) + " is not allowed on " +
-                                   std::string(path) + "; allowed: " + allow,
-                               "invalid_request_error", "method_not_allowed");
+    auto response =
+        make_error(request, 405,
+                   "method " + std::string(request.method_string()) + " is not allowed on " +
+                       std::string(path) + "; allowed: " + allow,
+                   "invalid_request_error", "method_not_allowed");
     response.set(http::field::allow, allow);
     return response;
   }

@@ -15,11 +15,19 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
+namespace {
+constexpr std::chrono::seconds kLingerTime{2};
+constexpr std::size_t kLingerMaxBytes = 16 * 1024 * 1024;
+}  // namespace
+
 class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Session> {
  public:
   Session(tcp::socket socket, const HttpRouter& router, const HttpServerLimits& limits,
           std::shared_ptr<std::atomic<std::size_t>> open_sessions)
-      : stream_(std::move(socket)), router_(router), limits_(limits), open_sessions_(std::move(open_sessions)) {
+      : stream_(std::move(socket)),
+        router_(router),
+        limits_(limits),
+        open_sessions_(std::move(open_sessions)) {
     ++*open_sessions_;
   }
   ~Session() { --*open_sessions_; }
@@ -52,6 +60,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
       HttpRequest header_only;
       header_only.version(11);
       header_only.keep_alive(false);
+      linger_ = true;
       return write(make_error(header_only, 413,
                               "request body exceeds PROXY_MAX_BODY_BYTES (" +
                                   std::to_string(limits_.max_body_bytes) + " bytes)",
@@ -63,6 +72,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
       header_only.version(11);
       header_only.keep_alive(false);
       const bool header_too_big = ec == http::error::header_limit;
+      linger_ = true;
       return write(make_error(header_only, header_too_big ? 431 : 400,
                               "malformed HTTP request: " + ec.message(), "invalid_request_error",
                               header_too_big ? "headers_too_large" : "bad_request"),
@@ -74,11 +84,13 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     try {
       response = router_.handle(request);
     } catch (const std::exception& e) {
-      telemetry::JsonLog("http").error("handler_failed", {{"request_id", request_id},
-                                                          {"route", std::string(target_path(request.target()))},
-                                                          {"message", e.what()}});
-      response = make_error(request, 500, "internal error; see the proxy log for request " + request_id,
-                            "server_error", "internal_error");
+      telemetry::JsonLog("http").error("handler_failed",
+                                       {{"request_id", request_id},
+                                        {"route", std::string(target_path(request.target()))},
+                                        {"message", e.what()}});
+      response =
+          make_error(request, 500, "internal error; see the proxy log for request " + request_id,
+                     "server_error", "internal_error");
     }
     write(std::move(response), request_id);
   }
@@ -91,9 +103,28 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
                         const bool keep_alive = self->response_->keep_alive();
                         self->response_.reset();
+                        if (!ec && self->linger_) return self->linger_close();
                         if (ec || !keep_alive) return self->close();
                         self->read(self->limits_.idle_timeout);
                       });
+  }
+
+  // After refusing a request whose body is still arriving, stop sending and drain (bounded in time
+  // and bytes) what the client sends, so that it can read our answer instead of a reset.
+  void linger_close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(kLingerTime);
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(asio::buffer(drain_buffer_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kLingerMaxBytes) return self->close();
+                              self->drain();
+                            });
   }
 
   void close() {
@@ -109,12 +140,17 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::unique_ptr<HttpResponse> response_;
+  bool linger_ = false;
+  std::size_t drained_ = 0;
+  std::array<char, 16 * 1024> drain_buffer_{};
 };
 
 HttpServer::HttpServer(asio::io_context& io, const HttpRouter& router, HttpServerLimits limits)
     : io_(io), router_(router), limits_(limits), acceptor_(io) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 void HttpServer::listen(const std::string& host, std::uint16_t port) {
   beast::error_code ec;
@@ -125,13 +161,16 @@ void HttpServer::listen(const std::string& host, std::uint16_t port) {
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   acceptor_.bind(endpoint, ec);
   if (ec) {
-    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                             ec.message());
   }
   acceptor_.listen(asio::socket_base::max_listen_connections);
   accept();
 }
 
-std::uint16_t HttpServer::port() const { return acceptor_.local_endpoint().port(); }
+std::uint16_t HttpServer::port() const {
+  return acceptor_.local_endpoint().port();
+}
 
 void HttpServer::stop() {
   beast::error_code ignored;

@@ -1,8 +1,8 @@
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -15,14 +15,15 @@ namespace cxp::proxy {
 struct HttpServerLimits {
   std::uint64_t max_body_bytes = 1024 * 1024;
   std::uint32_t max_header_bytes = 16 * 1024;
-  std::chrono::milliseconds read_timeout{30000};   // a whole request must arrive within this
-  std::chrono::milliseconds idle_timeout{60000};   // keep-alive connection without a request
+  std::chrono::milliseconds read_timeout{30000};  // a whole request must arrive within this
+  std::chrono::milliseconds idle_timeout{60000};  // keep-alive connection without a request
   std::chrono::milliseconds write_timeout{30000};
   std::size_t max_connections = 4096;
 };
 
 // Asynchronous HTTP/1.1 server on Boost.Beast: one session per connection (read → handle → write,
-// keep-alive), a timeout on every socket operation, bounded headers and bodies, bounded connections.
+// keep-alive), a timeout on every socket operation, bounded headers and bodies, bounded
+// connections.
 class HttpServer {
  public:
   HttpServer(boost::asio::io_context& io, const HttpRouter& router, HttpServerLimits limits);

@@ -31,7 +31,8 @@ std::string request_id_for(const HttpRequest& request) {
   constexpr std::size_t kMaxLength = 128;
   bool sane = !given.empty() && given.size() <= kMaxLength;
   for (char c : given) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-')) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
+          c == '-')) {
       sane = false;
       break;
     }

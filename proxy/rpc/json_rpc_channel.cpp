@@ -22,30 +22,27 @@ void JsonRpcChannel::start(Handlers handlers) {
 }
 
 void JsonRpcChannel::read_more() {
-  stdout_.async_read_some(asio::buffer(read_buffer_),
-                          [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                            if (self->closed_) return;
-                            if (ec) {
-                              self->fail_all("worker closed its stdout");
-                              if (self->handlers_.on_closed) self->handlers_.on_closed();
-                              return;
-                            }
-                            const auto oversized_before = self->splitter_.oversized();
-                            const auto lines =
-                                self->splitter_.feed(std::string_view(self->read_buffer_.data(), n));
-                            if (self->splitter_.oversized() != oversized_before &&
-                                self->handlers_.on_bad_line) {
-                              self->handlers_.on_bad_line(
-                                  "line longer than " + std::to_string(kMaxLineBytes) +
-                                      " bytes skipped",
-                                  {});
-                            }
-                            for (const auto& line : lines) {
-                              if (self->closed_) return;
-                              self->handle_line(line);
-                            }
-                            if (!self->closed_) self->read_more();
-                          });
+  stdout_.async_read_some(
+      asio::buffer(read_buffer_),
+      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+        if (self->closed_) return;
+        if (ec) {
+          self->fail_all("worker closed its stdout");
+          if (self->handlers_.on_closed) self->handlers_.on_closed();
+          return;
+        }
+        const auto oversized_before = self->splitter_.oversized();
+        const auto lines = self->splitter_.feed(std::string_view(self->read_buffer_.data(), n));
+        if (self->splitter_.oversized() != oversized_before && self->handlers_.on_bad_line) {
+          self->handlers_.on_bad_line(
+              "line longer than " + std::to_string(kMaxLineBytes) + " bytes skipped", {});
+        }
+        for (const auto& line : lines) {
+          if (self->closed_) return;
+          self->handle_line(line);
+        }
+        if (!self->closed_) self->read_more();
+      });
 }
 
 void JsonRpcChannel::handle_line(std::string_view line) {
@@ -62,7 +59,8 @@ void JsonRpcChannel::handle_line(std::string_view line) {
   } else if (auto* ask = std::get_if<RpcServerRequest>(&message)) {
     // We run turns with approvalPolicy "never"; anything the worker asks is answered with an
     // error so that it never waits on us.
-    write_line(render_rpc_error_reply(ask->id, -32601, "codex-proxy does not handle " + ask->method));
+    write_line(
+        render_rpc_error_reply(ask->id, -32601, "codex-proxy does not handle " + ask->method));
   } else if (auto* bad = std::get_if<RpcMalformed>(&message)) {
     if (handlers_.on_bad_line) handlers_.on_bad_line(bad->reason, line);
   }
@@ -82,8 +80,8 @@ void JsonRpcChannel::request(std::string_view method, const nlohmann::json& para
   Pending entry{std::move(done), nullptr};
   if (timeout.count() > 0) {
     entry.timer = std::make_unique<asio::steady_timer>(io_, timeout);
-    entry.timer->async_wait([weak = weak_from_this(), id, timeout, method = std::string(method)](
-                                boost::system::error_code ec) {
+    entry.timer->async_wait([weak = weak_from_this(), id, timeout,
+                             method = std::string(method)](boost::system::error_code ec) {
       auto self = weak.lock();
       if (ec || !self) return;
       RpcOutcome outcome;

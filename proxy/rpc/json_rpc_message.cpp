@@ -30,7 +30,8 @@ RpcMessage parse_rpc_line(std::string_view line) {
   return response;
 }
 
-std::string render_rpc_request(std::int64_t id, std::string_view method, const nlohmann::json& params) {
+std::string render_rpc_request(std::int64_t id, std::string_view method,
+                               const nlohmann::json& params) {
   return nlohmann::json{{"id", id}, {"method", method}, {"params", params}}.dump();
 }
 

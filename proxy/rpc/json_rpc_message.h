@@ -32,7 +32,8 @@ using RpcMessage = std::variant<RpcResponse, RpcNotification, RpcServerRequest, 
 RpcMessage parse_rpc_line(std::string_view line);
 
 // Renders a request or notification line (no trailing newline). `id` < 0 means notification.
-std::string render_rpc_request(std::int64_t id, std::string_view method, const nlohmann::json& params);
+std::string render_rpc_request(std::int64_t id, std::string_view method,
+                               const nlohmann::json& params);
 std::string render_rpc_notification(std::string_view method, const nlohmann::json& params);
 std::string render_rpc_error_reply(const nlohmann::json& id, int code, std::string_view message);
 

@@ -27,7 +27,7 @@ struct WorkerSnapshot {
   WorkerState state = WorkerState::kStarting;
   int pid = 0;  // 0 when no process is running
   std::uint64_t restarts_total = 0;
-  std::uint32_t restart_streak = 0;  // consecutive failures since the worker was last stable
+  std::uint32_t restart_streak = 0;         // consecutive failures since the worker was last stable
   std::chrono::milliseconds backoff_ms{0};  // delay of the current / latest backoff in this streak
   std::optional<int> last_exit_code;
   std::optional<int> last_exit_signal;

@@ -4,13 +4,20 @@ namespace cxp::proxy {
 
 std::string_view to_string(WorkerState state) {
   switch (state) {
-    case WorkerState::kStarting: return "starting";
-    case WorkerState::kHandshaking: return "handshaking";
-    case WorkerState::kReady: return "ready";
-    case WorkerState::kBackoff: return "backoff";
-    case WorkerState::kDraining: return "draining";
-    case WorkerState::kStopped: return "stopped";
-    case WorkerState::kFailed: return "failed";
+    case WorkerState::kStarting:
+      return "starting";
+    case WorkerState::kHandshaking:
+      return "handshaking";
+    case WorkerState::kReady:
+      return "ready";
+    case WorkerState::kBackoff:
+      return "backoff";
+    case WorkerState::kDraining:
+      return "draining";
+    case WorkerState::kStopped:
+      return "stopped";
+    case WorkerState::kFailed:
+      return "failed";
   }
   return "unknown";
 }

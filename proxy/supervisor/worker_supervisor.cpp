@@ -45,7 +45,8 @@ std::string describe_exit(int wait_status) {
   if (WIFSIGNALED(wait_status)) {
     const int sig = WTERMSIG(wait_status);
     const char* name = sigabbrev_np(sig);
-    return "killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
+    return "killed by signal " + std::to_string(sig) +
+           (name ? std::string(" (SIG") + name + ")" : "");
   }
   return "ended with wait status " + std::to_string(wait_status);
 }
@@ -184,7 +185,8 @@ void WorkerSupervisor::begin_handshake(std::uint64_t generation) {
           [this](const std::string& reason, std::string_view line) {
             log_.warn("worker_bad_line",
                       {{"reason", reason},
-                       {"line_prefix", printable(line.substr(0, std::min<std::size_t>(line.size(), 200)))}});
+                       {"line_prefix",
+                        printable(line.substr(0, std::min<std::size_t>(line.size(), 200)))}});
           },
       .on_closed =
           [this, generation] {
@@ -201,8 +203,7 @@ void WorkerSupervisor::begin_handshake(std::uint64_t generation) {
   nlohmann::json params = {
       {"clientInfo", {{"name", settings_.client_name}, {"version", settings_.client_version}}}};
   w.channel->request(
-      "initialize", params, settings_.handshake_timeout,
-      [this, generation](RpcOutcome outcome) {
+      "initialize", params, settings_.handshake_timeout, [this, generation](RpcOutcome outcome) {
         if (generation != generation_ || !worker_) return;
         if (!outcome.transport_error.empty()) {
           if (outcome.transport_error.find("timed out") != std::string::npos) {
@@ -240,20 +241,20 @@ void WorkerSupervisor::schedule_stable_check() {
 
 void WorkerSupervisor::watch_stderr(std::uint64_t generation) {
   auto& w = *worker_;
-  w.stderr_pipe.async_read_some(
-      asio::buffer(w.stderr_buffer), [this, generation](boost::system::error_code ec, std::size_t n) {
-        if (generation != generation_ || !worker_) return;
-        if (ec) {
-          const auto tail = worker_->stderr_lines.take_partial();
-          if (!tail.empty()) on_stderr_line(tail);
-          return;
-        }
-        for (const auto& line :
-             worker_->stderr_lines.feed(std::string_view(worker_->stderr_buffer.data(), n))) {
-          on_stderr_line(line);
-        }
-        watch_stderr(generation);
-      });
+  w.stderr_pipe.async_read_some(asio::buffer(w.stderr_buffer),
+                                [this, generation](boost::system::error_code ec, std::size_t n) {
+                                  if (generation != generation_ || !worker_) return;
+                                  if (ec) {
+                                    const auto tail = worker_->stderr_lines.take_partial();
+                                    if (!tail.empty()) on_stderr_line(tail);
+                                    return;
+                                  }
+                                  for (const auto& line : worker_->stderr_lines.feed(
+                                           std::string_view(worker_->stderr_buffer.data(), n))) {
+                                    on_stderr_line(line);
+                                  }
+                                  watch_stderr(generation);
+                                });
 }
 
 void WorkerSupervisor::on_stderr_line(const std::string& line) {
@@ -270,7 +271,8 @@ void WorkerSupervisor::on_stderr_line(const std::string& line) {
 void WorkerSupervisor::fail_current(std::string reason) {
   if (!worker_) return;
   if (worker_->failure_reason.empty()) worker_->failure_reason = std::move(reason);
-  log_.warn("worker_killed", {{"pid", worker_->pid}, {"reason", worker_->failure_reason},
+  log_.warn("worker_killed", {{"pid", worker_->pid},
+                              {"reason", worker_->failure_reason},
                               {"worker_state", to_string(snapshot().state)}});
   signal_worker_group(worker_->pid, SIGKILL);
 }
@@ -287,7 +289,7 @@ void WorkerSupervisor::reap() {
 
 void WorkerSupervisor::on_worker_exit(int wait_status) {
   auto worker = std::move(worker_);
-  ++generation_;  // invalidates every callback of the old worker
+  ++generation_;                              // invalidates every callback of the old worker
   signal_worker_group(worker->pid, SIGKILL);  // leftovers of its process tree
   worker->channel->close("worker exited");
   boost::system::error_code ignored;
@@ -304,13 +306,14 @@ void WorkerSupervisor::on_worker_exit(int wait_status) {
                                                : worker->failure_reason;
   const auto decision = machine_.worker_exited(exit, Clock::now());
   const auto& s = snapshot();
-  nlohmann::json fields = {{"pid", worker->pid},
-                           {"reason", exit.reason},
-                           {"exit_code", exit.exit_code ? nlohmann::json(*exit.exit_code) : nullptr},
-                           {"exit_signal", exit.signal ? nlohmann::json(*exit.signal) : nullptr},
-                           {"restart_count", s.restarts_total},
-                           {"restart_streak", s.restart_streak},
-                           {"worker_state", to_string(s.state)}};
+  nlohmann::json fields = {
+      {"pid", worker->pid},
+      {"reason", exit.reason},
+      {"exit_code", exit.exit_code ? nlohmann::json(*exit.exit_code) : nullptr},
+      {"exit_signal", exit.signal ? nlohmann::json(*exit.signal) : nullptr},
+      {"restart_count", s.restarts_total},
+      {"restart_streak", s.restart_streak},
+      {"worker_state", to_string(s.state)}};
   switch (decision.action) {
     case ExitDecision::Action::kStop:
       log_.info("worker_exited", std::move(fields));

@@ -73,7 +73,7 @@ class WorkerSupervisor {
   WorkerStateMachine machine_;
   telemetry::JsonLog log_{"supervisor"};
   boost::asio::signal_set child_signals_;
-  boost::asio::steady_timer phase_timer_;    // startup or handshake deadline of the current worker
+  boost::asio::steady_timer phase_timer_;  // startup or handshake deadline of the current worker
   boost::asio::steady_timer backoff_timer_;
   boost::asio::steady_timer stable_timer_;
   boost::asio::steady_timer drain_timer_;

@@ -1,13 +1,12 @@
 // codex-fake-worker: a scripted stand-in for `codex app-server` (newline-delimited JSON-RPC over
 // stdio, no "jsonrpc" field). It plays turns without a model so that tests and the demo can run
 // offline. Behaviour is scripted by environment variables; see tests/fake-worker/README.md.
+#include <time.h>
 #include <unistd.h>
 
-#include <time.h>
-
 #include <atomic>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -52,7 +51,8 @@ long env_long(const char* name, long fallback) {
   char* end = nullptr;
   const long parsed = std::strtol(value, &end, 10);
   if (*end != '\0') {
-    std::cerr << "codex-fake-worker: " << name << ": expected an integer, found '" << value << "'\n";
+    std::cerr << "codex-fake-worker: " << name << ": expected an integer, found '" << value
+              << "'\n";
     std::exit(2);
   }
   return parsed;
@@ -170,7 +170,8 @@ class FakeWorker {
       return;
     }
     if (!message.is_object() || !message.contains("method") || !message["method"].is_string()) {
-      if (message.is_object() && message.contains("id")) fail(message["id"], -32600, "Invalid request");
+      if (message.is_object() && message.contains("id"))
+        fail(message["id"], -32600, "Invalid request");
       return;
     }
     const std::string method = message["method"];
@@ -208,7 +209,9 @@ class FakeWorker {
                    {"status", {{"type", "idle"}}},
                    {"turns", json::array()}};
     threads_[thread_id] = true;
-    reply(id, {{"thread", thread}, {"model", params.value("model", "gpt-5")}, {"modelProvider", "fake"}});
+    reply(
+        id,
+        {{"thread", thread}, {"model", params.value("model", "gpt-5")}, {"modelProvider", "fake"}});
     notify("thread/started", {{"thread", thread}});
   }
 
@@ -222,7 +225,9 @@ class FakeWorker {
     turn->thread_id = thread_id;
     turn->turn_id = "turn_fake_" + std::to_string(index + 1);
     turns_[turn->turn_id] = turn;
-    json turn_json = {{"id", turn->turn_id}, {"status", "inProgress"}, {"items", json::array()},
+    json turn_json = {{"id", turn->turn_id},
+                      {"status", "inProgress"},
+                      {"items", json::array()},
                       {"error", nullptr}};
     reply(id, {{"turn", turn_json}});
     notify("turn/started", {{"threadId", thread_id}, {"turn", turn_json}});
@@ -232,7 +237,8 @@ class FakeWorker {
     for (const auto& item : params.value("input", json::array())) {
       if (item.is_object() && item.value("type", "") == "text") prompt += item.value("text", "");
     }
-    turn_threads_.emplace_back([this, turn, crash, hang, prompt] { play_turn(*turn, crash, hang, prompt); });
+    turn_threads_.emplace_back(
+        [this, turn, crash, hang, prompt] { play_turn(*turn, crash, hang, prompt); });
   }
 
   void on_turn_interrupt(const json& id, const json& params) {
@@ -251,8 +257,10 @@ class FakeWorker {
     for (const auto& token : tokens) {
       if (turn.interrupted) break;
       if (crash && sent * 2 >= tokens.size() && sent > 0) std::_Exit(script_.exit_code);
-      notify("item/agentMessage/delta",
-             {{"threadId", turn.thread_id}, {"turnId", turn.turn_id}, {"itemId", item_id}, {"delta", token}});
+      notify("item/agentMessage/delta", {{"threadId", turn.thread_id},
+                                         {"turnId", turn.turn_id},
+                                         {"itemId", item_id},
+                                         {"delta", token}});
       said += token;
       ++sent;
       if (script_.token_delay_ms > 0) {
@@ -263,9 +271,10 @@ class FakeWorker {
     while (hang && !turn.interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     const bool interrupted = turn.interrupted;
     if (!interrupted) {
-      notify("item/completed", {{"threadId", turn.thread_id},
-                                {"turnId", turn.turn_id},
-                                {"item", {{"type", "agentMessage"}, {"id", item_id}, {"text", said}}}});
+      notify("item/completed",
+             {{"threadId", turn.thread_id},
+              {"turnId", turn.turn_id},
+              {"item", {{"type", "agentMessage"}, {"id", item_id}, {"text", said}}}});
       const long input_tokens = static_cast<long>(prompt.size() / 4 + 1);
       const long output_tokens = static_cast<long>(sent);
       json usage = {{"inputTokens", input_tokens},
@@ -278,11 +287,12 @@ class FakeWorker {
               {"turnId", turn.turn_id},
               {"tokenUsage", {{"total", usage}, {"last", usage}, {"modelContextWindow", 200000}}}});
     }
-    notify("turn/completed",
-           {{"threadId", turn.thread_id},
-            {"turn",
-             {{"id", turn.turn_id}, {"status", interrupted ? "interrupted" : "completed"},
-              {"items", json::array()}, {"error", nullptr}}}});
+    notify("turn/completed", {{"threadId", turn.thread_id},
+                              {"turn",
+                               {{"id", turn.turn_id},
+                                {"status", interrupted ? "interrupted" : "completed"},
+                                {"items", json::array()},
+                                {"error", nullptr}}}});
   }
 
   Script script_;

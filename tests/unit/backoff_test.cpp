@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include "common/backoff.h"
+
+#include <doctest/doctest.h>
 
 using cxp::JitteredBackoff;
 using std::chrono::milliseconds;

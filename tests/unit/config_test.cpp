@@ -1,10 +1,10 @@
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
-#include <unistd.h>
 #include <string>
 
 #include "common/config_value.h"
@@ -51,8 +51,11 @@ TEST_CASE("defaults match the documented contract") {
 }
 
 TEST_CASE("environment values override defaults") {
-  FakeEnv env{{{"PORT", "0"}, {"WORKER_BACKOFF_INITIAL_MS", "10"}, {"WORKER_BACKOFF_MAX_MS", "20"},
-               {"PROXY_MAINTENANCE_MODE", "TRUE"}, {"CODEX_BIN", "/opt/codex"},
+  FakeEnv env{{{"PORT", "0"},
+               {"WORKER_BACKOFF_INITIAL_MS", "10"},
+               {"WORKER_BACKOFF_MAX_MS", "20"},
+               {"PROXY_MAINTENANCE_MODE", "TRUE"},
+               {"CODEX_BIN", "/opt/codex"},
                {"WORKER_RESTART_MAX", "0"}}};
   const auto config = load_proxy_config(std::nullopt, env.getter());
   CHECK(config.port == 0);
@@ -97,7 +100,8 @@ TEST_CASE("booleans accept the usual spellings only") {
 
 TEST_CASE("empty CODEX_BIN and unknown log level are refused") {
   CHECK(error_of(FakeEnv{{{"CODEX_BIN", ""}}}).find("CODEX_BIN") != std::string::npos);
-  CHECK(error_of(FakeEnv{{{"PROXY_LOG_LEVEL", "loud"}}}).find("PROXY_LOG_LEVEL") != std::string::npos);
+  CHECK(error_of(FakeEnv{{{"PROXY_LOG_LEVEL", "loud"}}}).find("PROXY_LOG_LEVEL") !=
+        std::string::npos);
 }
 
 TEST_CASE("YAML file values apply and the environment overrides them") {
@@ -120,7 +124,8 @@ TEST_CASE("YAML file values apply and the environment overrides them") {
   std::ofstream(path) << "worker: [unclosed\n";
   CHECK(error_of(FakeEnv{}, path).find("cannot read YAML") != std::string::npos);
   std::remove(path.c_str());
-  CHECK(error_of(FakeEnv{}, "/nonexistent/codex-proxy.yaml").find("/nonexistent") != std::string::npos);
+  CHECK(error_of(FakeEnv{}, "/nonexistent/codex-proxy.yaml").find("/nonexistent") !=
+        std::string::npos);
 }
 
 TEST_CASE("every setting has a distinct environment variable and YAML key") {

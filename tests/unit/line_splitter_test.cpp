@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include "proxy/rpc/line_splitter.h"
+
+#include <doctest/doctest.h>
 
 using cxp::proxy::LineSplitter;
 

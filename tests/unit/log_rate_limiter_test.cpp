@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include "common/telemetry/log_rate_limiter.h"
+
+#include <doctest/doctest.h>
 
 using cxp::telemetry::LogRateLimiter;
 using namespace std::chrono_literals;

@@ -1,8 +1,8 @@
+#include "proxy/health/probe_report.h"
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
-
-#include "proxy/health/probe_report.h"
 
 using namespace cxp::proxy;
 using nlohmann::json;
@@ -14,7 +14,8 @@ WorkerSnapshot snapshot_in(WorkerState state) {
   WorkerSnapshot s;
   s.state = state;
   s.state_since = std::chrono::steady_clock::time_point{} + 10s;
-  if (state == WorkerState::kReady || state == WorkerState::kHandshaking || state == WorkerState::kDraining) {
+  if (state == WorkerState::kReady || state == WorkerState::kHandshaking ||
+      state == WorkerState::kDraining) {
     s.pid = 321;
   }
   if (state == WorkerState::kReady) s.handshake_ms = 42ms;
@@ -28,9 +29,9 @@ WorkerSnapshot snapshot_in(WorkerState state) {
   return s;
 }
 
-const WorkerState kAll[] = {WorkerState::kStarting, WorkerState::kHandshaking, WorkerState::kReady,
-                            WorkerState::kBackoff,  WorkerState::kDraining,    WorkerState::kStopped,
-                            WorkerState::kFailed};
+const WorkerState kAll[] = {
+    WorkerState::kStarting, WorkerState::kHandshaking, WorkerState::kReady, WorkerState::kBackoff,
+    WorkerState::kDraining, WorkerState::kStopped,     WorkerState::kFailed};
 
 }  // namespace
 

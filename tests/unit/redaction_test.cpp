@@ -1,8 +1,8 @@
+#include "common/telemetry/redaction.h"
+
 #include <doctest/doctest.h>
 
 #include <random>
-
-#include "common/telemetry/redaction.h"
 
 using cxp::telemetry::Redactor;
 
@@ -29,8 +29,10 @@ TEST_CASE("sk- keys are redacted, short look-alikes are kept") {
 
 TEST_CASE("credential keys are redacted in header, query, and JSON forms") {
   const Redactor r;
-  CHECK_FALSE(leaks(r.redact(R"({"api_key": "hunter2hunter2", "model":"gpt-5"})"), "hunter2hunter2"));
-  CHECK(r.redact(R"({"api_key": "hunter2hunter2", "model":"gpt-5"})").find("gpt-5") != std::string::npos);
+  CHECK_FALSE(
+      leaks(r.redact(R"({"api_key": "hunter2hunter2", "model":"gpt-5"})"), "hunter2hunter2"));
+  CHECK(r.redact(R"({"api_key": "hunter2hunter2", "model":"gpt-5"})").find("gpt-5") !=
+        std::string::npos);
   CHECK_FALSE(leaks(r.redact("GET /x?token=abc123secret&x=1"), "abc123secret"));
   CHECK(r.redact("GET /x?token=abc123secret&x=1").find("&x=1") != std::string::npos);
   CHECK_FALSE(leaks(r.redact("Cookie: session=abcdef; theme=dark\nnext line"), "session=abcdef"));

@@ -11,7 +11,8 @@ TEST_CASE("responses, errors, notifications and server requests are told apart")
   CHECK(std::get<RpcResponse>(m).ok);
   CHECK(std::get<RpcResponse>(m).result["thread"]["id"] == "t");
 
-  m = parse_rpc_line(R"({"jsonrpc":"2.0","id":4,"error":{"code":-32600,"message":"Not initialized"}})");
+  m = parse_rpc_line(
+      R"({"jsonrpc":"2.0","id":4,"error":{"code":-32600,"message":"Not initialized"}})");
   REQUIRE(std::holds_alternative<RpcResponse>(m));
   CHECK_FALSE(std::get<RpcResponse>(m).ok);
   CHECK(std::get<RpcResponse>(m).error["code"] == -32600);
@@ -25,14 +26,15 @@ TEST_CASE("responses, errors, notifications and server requests are told apart")
 }
 
 TEST_CASE("garbage lines are reported as malformed, never thrown") {
-  for (const char* line : {"", "not json", "[1,2]", "42", R"({"method":5})", R"({"id":"x","result":1})",
-                           "{\"id\":1,", "\xff\xfe"}) {
+  for (const char* line : {"", "not json", "[1,2]", "42", R"({"method":5})",
+                           R"({"id":"x","result":1})", "{\"id\":1,", "\xff\xfe"}) {
     CHECK(std::holds_alternative<RpcMalformed>(parse_rpc_line(line)));
   }
 }
 
 TEST_CASE("requests are rendered without a jsonrpc field") {
-  const auto line = render_rpc_request(7, "initialize", {{"clientInfo", {{"name", "codex-proxy"}}}});
+  const auto line =
+      render_rpc_request(7, "initialize", {{"clientInfo", {{"name", "codex-proxy"}}}});
   const auto parsed = nlohmann::json::parse(line);
   CHECK(parsed["id"] == 7);
   CHECK(parsed["method"] == "initialize");

@@ -1,8 +1,8 @@
+#include "proxy/supervisor/worker_state_machine.h"
+
 #include <doctest/doctest.h>
 
 #include <vector>
-
-#include "proxy/supervisor/worker_state_machine.h"
 
 using namespace cxp::proxy;
 using namespace std::chrono_literals;
@@ -28,7 +28,9 @@ RestartPolicy policy(std::uint32_t restart_max = 5) {
   return p;
 }
 
-WorkerExit crashed(int code) { return {code, std::nullopt, "worker exited with code " + std::to_string(code)}; }
+WorkerExit crashed(int code) {
+  return {code, std::nullopt, "worker exited with code " + std::to_string(code)};
+}
 
 void bring_up(WorkerStateMachine& m, Clock::time_point t, int pid = 100) {
   m.spawn_started(t);

@@ -1,0 +1,141 @@
+"""The HTTP server's contract and the proxy's handling of bad input (env, worker output, requests)."""
+import json
+import os
+import socket
+import subprocess
+import time
+import unittest
+
+from harness import PROXY, FAKE_WORKER, ProxyTestCase, wait_until
+
+
+class StartupConfigTest(unittest.TestCase):
+    def run_proxy(self, env):
+        full = {"PATH": os.environ.get("PATH", ""), "PORT": "0", "CODEX_BIN": FAKE_WORKER, **env}
+        return subprocess.run([PROXY], env=full, capture_output=True, timeout=10, text=True)
+
+    def test_a_malformed_number_stops_startup_naming_the_variable(self):
+        result = self.run_proxy({"WORKER_BACKOFF_MAX_MS": "abc"})
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("WORKER_BACKOFF_MAX_MS", result.stderr)
+        self.assertIn("'abc'", result.stderr)
+        event = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertEqual(event["event"], "config_invalid")
+        self.assertIn("WORKER_BACKOFF_MAX_MS", event["message"])
+
+    def test_backoff_max_below_initial_stops_startup(self):
+        result = self.run_proxy({"WORKER_BACKOFF_INITIAL_MS": "1000", "WORKER_BACKOFF_MAX_MS": "10"})
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("WORKER_BACKOFF_MAX_MS", result.stderr)
+
+    def test_a_bad_host_and_a_taken_port_stop_startup_with_the_address(self):
+        result = self.run_proxy({"PROXY_HOST": "not-an-ip"})
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("PROXY_HOST", result.stderr)
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = self.run_proxy({"PORT": str(port), "PROXY_HOST": "127.0.0.1"})
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"127.0.0.1:{port}", result.stderr)
+
+    def test_config_file_is_read_and_env_overrides_it(self):
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write("worker:\n  backoff:\n    initialMs: 300\n    maxMs: 200\n")
+        self.addCleanup(os.remove, f.name)
+        full = {"PATH": os.environ.get("PATH", ""), "PORT": "0", "CODEX_BIN": FAKE_WORKER}
+        result = subprocess.run([PROXY, "--config", f.name], env=full, capture_output=True, timeout=10, text=True)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("WORKER_BACKOFF_MAX_MS", result.stderr)
+        result = subprocess.run([PROXY, "--bogus"], env=full, capture_output=True, timeout=10, text=True)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("--bogus", result.stderr)
+
+
+class HttpContractTest(ProxyTestCase):
+    def setUp(self):
+        self.proxy = self.start_proxy()
+        self.proxy.wait_ready()
+
+    def test_unknown_path_gets_the_openai_error_envelope_and_a_request_id(self):
+        status, headers, body = self.proxy.request("GET", "/nope")
+        self.assertEqual(status, 404)
+        error = json.loads(body)["error"]
+        self.assertEqual(set(error), {"message", "type", "code"})
+        self.assertIn("/nope", error["message"])
+        self.assertTrue(headers.get("X-Request-Id"))
+
+    def test_wrong_method_gets_405_with_allow(self):
+        status, headers, body = self.proxy.request("POST", "/readyz", body=b"{}")
+        self.assertEqual(status, 405)
+        self.assertEqual(headers.get("Allow"), "GET")
+        self.assertEqual(json.loads(body)["error"]["code"], "method_not_allowed")
+
+    def test_a_sane_client_request_id_is_honoured_and_a_hostile_one_replaced(self):
+        _, headers, _ = self.proxy.request("GET", "/livez", headers={"X-Request-Id": "abc-123.x"})
+        self.assertEqual(headers["X-Request-Id"], "abc-123.x")
+        _, headers, _ = self.proxy.request("GET", "/livez", headers={"X-Request-Id": "../../etc/passwd"})
+        self.assertNotIn("/", headers["X-Request-Id"])
+        _, headers, _ = self.proxy.request("GET", "/livez", headers={"X-Request-Id": "a" * 500})
+        self.assertLessEqual(len(headers["X-Request-Id"]), 128)
+
+    def test_keep_alive_serves_several_requests_on_one_connection(self):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.proxy.port, timeout=5)
+        self.addCleanup(conn.close)
+        for path in ("/livez", "/readyz", "/healthz", "/readyz?verbose"):
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            self.assertEqual(response.status, 200, path)
+
+    def test_oversized_body_gets_413_and_malformed_http_gets_400(self):
+        status, _, body = self.proxy.request("POST", "/readyz", body=b"x" * (2 * 1024 * 1024))
+        self.assertEqual(status, 413)
+        self.assertIn("PROXY_MAX_BODY_BYTES", json.loads(body)["error"]["message"])
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:
+            s.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+            reply = s.recv(4096)
+        self.assertTrue(reply.startswith(b"HTTP/1.1 400"), reply[:40])
+        self.assertEqual(self.proxy.request("GET", "/livez")[0], 200)
+
+    def test_healthz_sums_up_liveness_and_readiness(self):
+        status, body = self.proxy.get_json("/healthz")
+        self.assertEqual(status, 200)
+        self.assertTrue(body["live"])
+        self.assertTrue(body["ready"])
+        self.assertEqual(body["worker"]["state"], "ready")
+
+    def test_probes_answer_quickly_under_many_connections(self):
+        sockets = [socket.create_connection(("127.0.0.1", self.proxy.port)) for _ in range(200)]
+        self.addCleanup(lambda: [s.close() for s in sockets])
+        started = time.monotonic()
+        self.assertEqual(self.proxy.request("GET", "/livez")[0], 200)
+        self.assertLess(time.monotonic() - started, 1.0)
+
+
+class WorkerGarbageTest(ProxyTestCase):
+    def test_garbage_and_oversized_worker_lines_are_skipped_and_stderr_is_redacted_and_bounded(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_GARBAGE": "1", "PROXY_API_KEY": "hunter2hunter2"})
+        body = proxy.wait_ready(timeout=15)
+        self.assertEqual(body["worker"]["restarts_total"], 0)
+        bad = proxy.events("worker_bad_line")
+        reasons = " ".join(e["reason"] for e in bad)
+        self.assertIn("not valid JSON", reasons)
+        self.assertIn("skipped", reasons)  # the 17 MiB line
+        wait_until(lambda: len(proxy.events("worker_stderr")) >= 10, 5, message="stderr log lines")
+        time.sleep(0.2)
+        stderr_lines = proxy.events("worker_stderr")
+        self.assertLess(len(stderr_lines), 200, "stderr logging is not rate-limited")
+        raw = proxy.raw_log()
+        self.assertNotIn("sk-fakesecret0123456789", raw)
+        self.assertNotIn("hunter2hunter2", raw)
+        self.assertNotIn("\x1b[", raw)
+        self.assertNotIn("\\u001b", raw)
+        self.assertTrue(any("[REDACTED]" in e["line"] for e in stderr_lines))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
