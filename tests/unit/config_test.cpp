@@ -137,3 +137,22 @@ TEST_CASE("every setting has a distinct environment variable and YAML key") {
     CHECK_FALSE(spec.description.empty());
   }
 }
+
+TEST_CASE("docs/configuration.md documents exactly the settings the proxy reads") {
+  std::ifstream file(std::string(CXP_SOURCE_DIR) + "/docs/configuration.md");
+  REQUIRE(file.good());
+  const std::string doc((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  std::set<std::string> documented;
+  std::size_t pos = 0;
+  while ((pos = doc.find("\n| `", pos)) != std::string::npos) {
+    pos += 4;
+    const auto end = doc.find('`', pos);
+    documented.insert(doc.substr(pos, end - pos));
+  }
+  std::set<std::string> code;
+  for (const auto& spec : cxp::proxy::proxy_settings()) {
+    code.insert(std::string(spec.env));
+    CHECK_MESSAGE(doc.find("`" + std::string(spec.yaml_key) + "`") != std::string::npos, spec.yaml_key);
+  }
+  CHECK(documented == code);
+}
