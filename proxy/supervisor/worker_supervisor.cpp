@@ -17,7 +17,8 @@ using std::chrono::milliseconds;
 
 namespace {
 
-constexpr std::size_t kMaxStderrLineBytes = 2048;
+constexpr std::size_t kMaxStderrLineBytes = 64 * 1024;  // longer lines are dropped
+constexpr std::size_t kMaxStderrLogBytes = 2048;        // kept lines are truncated to this
 constexpr milliseconds kExitAfterEofGrace{500};
 constexpr milliseconds kDrainPollInterval{20};
 
@@ -128,12 +129,7 @@ void WorkerSupervisor::spawn() {
     // Fork itself failed (no process exists): treat it as an immediate failure of this worker.
     log_.error("worker_spawn_failed", {{"error_code", "spawn_failed"}, {"message", error}});
     const auto decision = machine_.worker_exited({std::nullopt, std::nullopt, error}, Clock::now());
-    if (decision.action == ExitDecision::Action::kRestartAfterBackoff) {
-      backoff_timer_.expires_after(decision.delay);
-      backoff_timer_.async_wait([this](boost::system::error_code ec) {
-        if (!ec) spawn();
-      });
-    }
+    if (decision.action == ExitDecision::Action::kRestartAfterBackoff) schedule_restart(decision.delay);
     return;
   }
   worker_ = std::make_unique<RunningWorker>(io_, spawned);
@@ -258,8 +254,9 @@ void WorkerSupervisor::watch_stderr(std::uint64_t generation) {
 }
 
 void WorkerSupervisor::on_stderr_line(const std::string& line) {
-  const auto text = printable(line);
+  auto text = printable(line);
   if (text.empty()) return;
+  if (text.size() > kMaxStderrLogBytes) text = text.substr(0, kMaxStderrLogBytes) + "…";
   if (!stderr_limiter_.allow(Clock::now())) return;
   nlohmann::json fields = {{"pid", worker_ ? worker_->pid : 0}, {"line", text}};
   if (const auto dropped = stderr_limiter_.take_suppressed(); dropped > 0) {
@@ -333,12 +330,16 @@ void WorkerSupervisor::on_worker_exit(int wait_status) {
                                       {"restart_count", s.restarts_total},
                                       {"restart_streak", s.restart_streak},
                                       {"worker_state", to_string(s.state)}});
-      backoff_timer_.expires_after(decision.delay);
-      backoff_timer_.async_wait([this](boost::system::error_code ec) {
-        if (!ec) spawn();
-      });
+      schedule_restart(decision.delay);
       return;
   }
+}
+
+void WorkerSupervisor::schedule_restart(std::chrono::milliseconds delay) {
+  backoff_timer_.expires_after(delay);
+  backoff_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) spawn();
+  });
 }
 
 void WorkerSupervisor::shutdown(std::function<void()> on_stopped) {

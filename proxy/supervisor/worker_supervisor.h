@@ -63,6 +63,7 @@ class WorkerSupervisor {
   // Records why the current worker is being given up on, and kills it; the exit path restarts it.
   void fail_current(std::string reason);
   void schedule_stable_check();
+  void schedule_restart(std::chrono::milliseconds delay);
   void stop_worker();
   void wait_for_idle(std::chrono::steady_clock::time_point deadline);
   void finish_stop();

@@ -126,11 +126,11 @@ class FakeWorker {
   void emit_garbage() {
     std::cout << "this is not json\n[1,2,3]\n{\"id\":999,\"result\":{}}\n{\"method\":42}\n";
     std::cout << std::string(17 * 1024 * 1024, 'x') << "\n" << std::flush;
+    std::cerr << "long line " << std::string(5000, 'L') << "\n";
     for (int i = 0; i < 1000; ++i) {
       std::cerr << "\x1b[31mERROR\x1b[0m noise " << i
                 << " Authorization: Bearer sk-fakesecret0123456789 token=hunter2hunter2\n";
     }
-    std::cerr << std::flush;
   }
 
  private:

@@ -135,6 +135,9 @@ class WorkerGarbageTest(ProxyTestCase):
         self.assertNotIn("\x1b[", raw)
         self.assertNotIn("\\u001b", raw)
         self.assertTrue(any("[REDACTED]" in e["line"] for e in stderr_lines))
+        long_lines = [e["line"] for e in stderr_lines if e["line"].startswith("long line")]
+        self.assertEqual(len(long_lines), 1)
+        self.assertLessEqual(len(long_lines[0]), 2048 + 1)  # truncated, with an ellipsis
 
 
 if __name__ == "__main__":
