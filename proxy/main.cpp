@@ -1,3 +1,4 @@
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -23,6 +24,8 @@ int usage(std::ostream& out, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A worker that dies while we write to its stdin must give us EPIPE, not kill the proxy.
+  std::signal(SIGPIPE, SIG_IGN);
   std::optional<std::string> config_path;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];

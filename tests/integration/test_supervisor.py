@@ -134,6 +134,18 @@ class RestartLoopTest(ProxyTestCase):
 
 
 class HandshakeFailureTest(ProxyTestCase):
+    def test_a_worker_that_exits_before_reading_its_stdin_does_not_kill_the_proxy(self):
+        # /bin/true exits at once: the proxy's `initialize` write hits a closed pipe (EPIPE).
+        proxy = self.start_proxy(codex_bin="/bin/true",
+                                 env={"WORKER_BACKOFF_INITIAL_MS": "5", "WORKER_BACKOFF_MAX_MS": "10",
+                                      "WORKER_RESTART_MAX": "0"})
+        body = wait_until(lambda: (lambda b: b if b["worker"]["restarts_total"] >= 20 else None)(
+            proxy.readyz()[1]), 10, interval=0.02, message="20 restarts")
+        self.assertIsNone(proxy.process.poll(), "codex-proxy died")
+        self.assertEqual(body["worker"]["last_exit_code"], 0)
+        self.assertEqual(proxy.request("GET", "/livez")[0], 200)
+
+
     def test_handshake_error_is_reported_and_retried(self):
         proxy = self.start_proxy(env={**FAST_BACKOFF, "FAKE_CODEX_HANDSHAKE_FAIL": "error"})
         body = wait_until(lambda: (lambda b: b if b["worker"]["restarts_total"] >= 2 else None)(
