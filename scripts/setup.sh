@@ -2,7 +2,8 @@
 # Installs every build and test dependency of the project. Idempotent: a second run only checks.
 #   scripts/setup.sh            install what is missing
 # Debian packages come from apt; the Codex CLI (a real worker peer for tests) from npm, pinned in
-# tests/node/package.json.
+# tests/node/package.json; the local control plane's binaries are built from Go modules
+# (scripts/cluster/install.sh, cached in ~/.cache/codexproxy-tools).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -20,7 +21,7 @@ DEB_PACKAGES=(
   g++ cmake ninja-build pkg-config make
   libboost-dev libcpprest-dev libssl-dev
   libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev doctest-dev
-  clang-format curl ca-certificates
+  clang-format curl ca-certificates openssl
 )
 # Tools that may already come from elsewhere (e.g. a newer Node.js): install from Debian only when
 # the command is missing.
@@ -57,4 +58,7 @@ else
 fi
 "$NODE_DIR/node_modules/.bin/codex" --version >/dev/null 2>&1 \
   || die "the Codex CLI in tests/node does not run; delete tests/node/node_modules and retry"
+# The local control plane's binaries (etcd, Kubernetes, kwok, helm), built once from Go modules.
+command -v go >/dev/null 2>&1 || die "Go (>= 1.24) is required to build the local control plane; install it and retry"
+"$ROOT/scripts/cluster/install.sh" >/dev/null || die "building the control-plane binaries failed; retry scripts/setup.sh"
 log "done"

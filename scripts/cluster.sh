@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on loopback, for tests and the demo (envtest-style, no containers):
+# etcd, kube-apiserver (RBAC on), kube-controller-manager, kube-scheduler and kwok with fake nodes.
+#
+#   scripts/cluster.sh install              build/cache the pinned binaries (scripts/cluster/install.sh)
+#   scripts/cluster.sh up                   start everything under build/cluster/ (installs first)
+#   scripts/cluster.sh down                 stop everything it started; safe after a failed up
+#   scripts/cluster.sh status               what runs, exit 1 if the plane is not healthy
+#   scripts/cluster.sh env                  prints `export KUBECONFIG=…` (and PATH for helm/kwok)
+#   scripts/cluster.sh sa-kubeconfig NS SA OUT
+#                                           writes a kubeconfig that acts as ServiceAccount NS/SA
+#
+# Everything listens on 127.0.0.1 only, on free ports. Logs: build/cluster/logs/<component>.log.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DIR="${CXP_CLUSTER_DIR:-$ROOT/build/cluster}"
+PKI="$DIR/pki"
+LOGS="$DIR/logs"
+PIDS="$DIR/pids"
+KUBECONFIG_ADMIN="$DIR/kubeconfig"
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+NODES="${CXP_CLUSTER_NODES:-2}"
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
+
+bin_dir() { "$ROOT/scripts/cluster/install.sh" | tail -n 1; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+pid_of() { cat "$PIDS/$1.pid" 2>/dev/null || true; }
+alive() { local pid; pid="$(pid_of "$1")"; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+
+start_component() {  # name binary args...
+  local name="$1"; shift
+  setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! > "$PIDS/$name.pid"
+}
+
+fail_start() {  # name reason
+  local name="$1" reason="$2"
+  log "$name failed to start: $reason"
+  if [ -f "$LOGS/$name.log" ]; then
+    log "last lines of $LOGS/$name.log:"
+    tail -n 25 "$LOGS/$name.log" >&2 || true
+  fi
+  stop_all
+  exit 1
+}
+
+wait_for() {  # name timeout_s command...
+  local name="$1" timeout="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    alive "$name" || fail_start "$name" "the process exited"
+    [ $SECONDS -lt $deadline ] || fail_start "$name" "not healthy after ${timeout}s"
+    sleep 0.2
+  done
+}
+
+make_pki() {
+  mkdir -p "$PKI"
+  cd "$PKI"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 365 \
+    -subj "/CN=codexproxy-local-ca" 2>/dev/null
+  openssl genrsa -out sa.key 2048 2>/dev/null
+  openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+  cert serving "/CN=kube-apiserver" \
+    "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+extendedKeyUsage=serverAuth"
+  cert admin "/O=system:masters/CN=cluster-admin" "extendedKeyUsage=clientAuth"
+  cert controller-manager "/CN=system:kube-controller-manager" "extendedKeyUsage=clientAuth"
+  cert scheduler "/CN=system:kube-scheduler" "extendedKeyUsage=clientAuth"
+  cert kwok "/O=system:masters/CN=kwok" "extendedKeyUsage=clientAuth"
+  cd - >/dev/null
+}
+
+cert() {  # name subject extensions
+  openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
+  printf '%s\n' "$3" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$1.crt" \
+    -days 365 -extfile "$1.ext" 2>/dev/null
+  rm -f "$1.csr" "$1.ext"
+}
+
+write_kubeconfig() {  # out user cert key
+  cat > "$1" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$PKI/ca.crt"}
+users:
+- name: $2
+  user: {client-certificate: "$PKI/$3.crt", client-key: "$PKI/$3.key"}
+contexts:
+- name: local
+  context: {cluster: local, user: $2, namespace: default}
+current-context: local
+YAML
+}
+
+create_nodes() {
+  local i
+  for ((i = 0; i < NODES; i++)); do
+    kubectl --kubeconfig "$KUBECONFIG_ADMIN" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations: {node.alpha.kubernetes.io/ttl: "0", kwok.x-k8s.io/node: fake}
+  labels: {kubernetes.io/hostname: kwok-node-$i, kubernetes.io/os: linux, kubernetes.io/arch: amd64, type: kwok}
+status:
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+YAML
+  done
+}
+
+stop_all() {
+  local name pid i
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    name="${COMPONENTS[$i]}"
+    pid="$(pid_of "$name")"
+    [ -n "$pid" ] || continue
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    name="${COMPONENTS[$i]}"
+    pid="$(pid_of "$name")"
+    [ -n "$pid" ] || continue
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$PIDS/$name.pid"
+  done
+}
+
+cmd_up() {
+  if [ -f "$DIR/ports.env" ] && cmd_status >/dev/null 2>&1; then
+    log "already running ($KUBECONFIG_ADMIN)"
+    return 0
+  fi
+  stop_all 2>/dev/null || true  # a stale or half-started plane
+  local bin
+  bin="$(bin_dir)" || die "installing the control-plane binaries failed (see above); retry scripts/cluster.sh install"
+  command -v kubectl >/dev/null || die "kubectl is not on PATH"
+  rm -rf "$DIR"
+  mkdir -p "$LOGS" "$PIDS" "$DIR/etcd"
+  ETCD_PORT=$(free_port); ETCD_PEER_PORT=$(free_port); API_PORT=$(free_port)
+  KCM_PORT=$(free_port); SCHED_PORT=$(free_port); KWOK_PORT=$(free_port)
+  cat > "$DIR/ports.env" <<ENV
+ETCD_PORT=$ETCD_PORT
+API_PORT=$API_PORT
+KCM_PORT=$KCM_PORT
+SCHED_PORT=$SCHED_PORT
+KWOK_PORT=$KWOK_PORT
+BIN=$bin
+ENV
+  make_pki
+  write_kubeconfig "$KUBECONFIG_ADMIN" cluster-admin admin
+  write_kubeconfig "$DIR/controller-manager.kubeconfig" system:kube-controller-manager controller-manager
+  write_kubeconfig "$DIR/scheduler.kubeconfig" system:kube-scheduler scheduler
+  write_kubeconfig "$DIR/kwok.kubeconfig" kwok kwok
+
+  log "starting etcd on 127.0.0.1:$ETCD_PORT"
+  start_component etcd "$bin/etcd" --data-dir "$DIR/etcd" --name local \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "local=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --quota-backend-bytes 2147483648
+  wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+
+  log "starting kube-apiserver on 127.0.0.1:$API_PORT"
+  start_component kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+    --tls-cert-file "$PKI/serving.crt" --tls-private-key-file "$PKI/serving.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --authorization-mode RBAC --service-cluster-ip-range 10.96.0.0/16 \
+    --cert-dir "$DIR/apiserver-certs" --profiling=false --v=1
+  wait_for kube-apiserver 90 curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://127.0.0.1:$API_PORT/readyz"
+
+  log "starting kube-controller-manager and kube-scheduler"
+  start_component kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig "$DIR/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$DIR/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$DIR/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --use-service-account-credentials=true --controllers '*' --cert-dir "$DIR/kcm-certs" --v=1
+  start_component kube-scheduler "$bin/kube-scheduler" \
+    --kubeconfig "$DIR/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$DIR/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$DIR/scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --v=1
+  wait_for kube-controller-manager 60 curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"
+  wait_for kube-scheduler 60 curl -fsSk "https://127.0.0.1:$SCHED_PORT/healthz"
+
+  log "starting kwok with $NODES fake node(s)"
+  start_component kwok "$bin/kwok" --kubeconfig "$DIR/kwok.kubeconfig" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --node-ip 127.0.0.1 --cidr 10.244.0.1/16 --server-address "127.0.0.1:$KWOK_PORT"
+  wait_for kwok 30 curl -fsS "http://127.0.0.1:$KWOK_PORT/healthz"
+  create_nodes
+  wait_for kube-apiserver 60 kubectl --kubeconfig "$KUBECONFIG_ADMIN" wait --for=condition=Ready node --all --timeout=2s
+  wait_for kube-controller-manager 60 kubectl --kubeconfig "$KUBECONFIG_ADMIN" get serviceaccount default -n default
+  log "ready: export KUBECONFIG=$KUBECONFIG_ADMIN"
+}
+
+cmd_down() {
+  [ -d "$PIDS" ] || { log "nothing to stop"; return 0; }
+  stop_all
+  log "stopped (logs kept in $LOGS)"
+}
+
+cmd_status() {
+  local ok=0 name
+  for name in "${COMPONENTS[@]}"; do
+    if alive "$name"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: not running"; ok=1; fi
+  done
+  if [ $ok -eq 0 ]; then
+    kubectl --kubeconfig "$KUBECONFIG_ADMIN" get --raw /readyz >/dev/null 2>&1 || { echo "kube-apiserver: not ready"; ok=1; }
+  fi
+  return $ok
+}
+
+cmd_env() {
+  [ -f "$DIR/ports.env" ] || die "no cluster under $DIR; run scripts/cluster.sh up"
+  # shellcheck disable=SC1091
+  . "$DIR/ports.env"
+  echo "export KUBECONFIG=$KUBECONFIG_ADMIN"
+  echo "export PATH=$BIN:\$PATH"
+}
+
+cmd_sa_kubeconfig() {  # namespace serviceaccount out
+  [ $# -eq 3 ] || die "usage: scripts/cluster.sh sa-kubeconfig NAMESPACE SERVICEACCOUNT OUT"
+  # shellcheck disable=SC1091
+  . "$DIR/ports.env"
+  local token
+  token="$(kubectl --kubeconfig "$KUBECONFIG_ADMIN" create token "$2" -n "$1" --duration 24h)" \
+    || die "cannot create a token for serviceaccount $1/$2 (does it exist?)"
+  cat > "$3" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$PKI/ca.crt"}
+users:
+- name: system:serviceaccount:$1:$2
+  user: {token: "$token"}
+contexts:
+- name: local
+  context: {cluster: local, user: "system:serviceaccount:$1:$2", namespace: "$1"}
+current-context: local
+YAML
+  chmod 600 "$3"
+}
+
+case "${1:-}" in
+  install) "$ROOT/scripts/cluster/install.sh" ;;
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  sa-kubeconfig) shift; cmd_sa_kubeconfig "$@" ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+esac

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Builds the pinned control-plane binaries from their Go modules into a cache outside the repo:
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, helm.
+# Idempotent: a binary that exists with the right version is not rebuilt.
+#   scripts/cluster/install.sh          prints the bin directory on its last line
+# Cache: $CXP_TOOLS_CACHE (default ~/.cache/codexproxy-tools). Needs Go and the Go module proxy.
+set -euo pipefail
+
+K8S_VERSION="1.33.13"     # kube-apiserver, kube-controller-manager, kube-scheduler
+ETCD_VERSION="3.5.35"
+KWOK_VERSION="0.7.0"      # ships default pod stages
+HELM_VERSION="3.19.5"
+
+CACHE="${CXP_TOOLS_CACHE:-$HOME/.cache/codexproxy-tools}"
+BIN="$CACHE/bin"
+WORK="$CACHE/work"
+mkdir -p "$BIN" "$WORK"
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+
+log() { printf '[cluster-install] %s\n' "$*" >&2; }
+die() { printf '[cluster-install] error: %s\n' "$*" >&2; exit 1; }
+command -v go >/dev/null || die "Go is not installed; install Go >= 1.24 and retry scripts/cluster.sh install"
+
+stamp_ok() { [ -x "$BIN/$1" ] && [ "$(cat "$BIN/.$1.version" 2>/dev/null)" = "$2" ]; }
+stamp() { echo "$2" > "$BIN/.$1.version"; }
+
+# A wrapper module that requires `main_module@version` and pins each of its `=> ./local` replaces
+# to the published module of the same release (`version_of` maps a module path to its version).
+write_wrapper() {
+  local dir="$1" main_module="$2" version="$3" version_of="$4"
+  local gomod
+  gomod="$(go mod download -json "$main_module@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  [ -f "$gomod" ] || die "cannot download $main_module@$version from the Go module proxy; check the network and retry"
+  mkdir -p "$dir"
+  {
+    echo "module codexproxy.local/wrapper"
+    echo
+    echo "go 1.24.0"
+    echo
+    echo "require $main_module $version"
+    echo
+    echo "replace ("
+    grep -E '^\s+\S+ => \.\.?/' "$gomod" | grep -v FORBIDDEN | awk '{print $1}' | while read -r module; do
+      echo "	$module => $module $($version_of "$module")"
+    done
+    echo ")"
+  } > "$dir/go.mod"
+}
+
+k8s_staging_version() { echo "v0.${K8S_VERSION#1.}"; }
+etcd_module_version() {
+  case "$1" in
+    go.etcd.io/etcd/client/v2) echo "v2.305.${ETCD_VERSION#3.5.}" ;;
+    *) echo "v$ETCD_VERSION" ;;
+  esac
+}
+
+build_kubernetes() {
+  local want="v$K8S_VERSION"
+  if stamp_ok kube-apiserver "$want" && stamp_ok kube-controller-manager "$want" && stamp_ok kube-scheduler "$want"; then
+    return
+  fi
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler $want (first time: several minutes)"
+  local dir="$WORK/kubernetes-$K8S_VERSION"
+  write_wrapper "$dir" k8s.io/kubernetes "$want" k8s_staging_version
+  cat > "$dir/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)
+GO
+  local minor="${K8S_VERSION#1.}"; minor="${minor%%.*}"
+  local ldflags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$want -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  (cd "$dir" && go mod tidy >/dev/null 2>&1 || go mod tidy) || die "go mod tidy for Kubernetes $want failed; retry"
+  (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$BIN/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler) || die "building Kubernetes $want failed; retry scripts/cluster.sh install"
+  for b in kube-apiserver kube-controller-manager kube-scheduler; do stamp "$b" "$want"; done
+}
+
+build_etcd() {
+  stamp_ok etcd "v$ETCD_VERSION" && return
+  log "building etcd v$ETCD_VERSION"
+  local dir="$WORK/etcd-$ETCD_VERSION"
+  write_wrapper "$dir" go.etcd.io/etcd/server/v3 "v$ETCD_VERSION" etcd_module_version
+  cat > "$dir/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+  (cd "$dir" && go mod tidy >/dev/null 2>&1 || go mod tidy) || die "go mod tidy for etcd failed; retry"
+  (cd "$dir" && go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3) \
+    || die "building etcd v$ETCD_VERSION failed; retry scripts/cluster.sh install"
+  stamp etcd "v$ETCD_VERSION"
+}
+
+install_plain() {  # name module version ldflags
+  local name="$1" module="$2" version="$3" ldflags="$4"
+  stamp_ok "$name" "$version" && return
+  log "building $name $version"
+  GOBIN="$BIN" go install -trimpath -ldflags "$ldflags" "$module@$version" \
+    || die "building $name $version failed; retry scripts/cluster.sh install"
+  stamp "$name" "$version"
+}
+
+build_etcd
+build_kubernetes
+install_plain kwok sigs.k8s.io/kwok/cmd/kwok "v$KWOK_VERSION" \
+  "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION"
+install_plain helm helm.sh/helm/v3/cmd/helm "v$HELM_VERSION" \
+  "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+echo "$BIN"
