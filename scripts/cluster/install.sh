@@ -19,6 +19,14 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 
 log() { printf '[cluster-install] %s\n' "$*" >&2; }
 die() { printf '[cluster-install] error: %s\n' "$*" >&2; exit 1; }
+# Runs a build step with its output in $WORK/<step>.log; on failure shows the log's tail and stops.
+step() {
+  local name="$1"; shift
+  if ! "$@" >"$WORK/$name.log" 2>&1; then
+    tail -n 30 "$WORK/$name.log" >&2
+    die "$name failed (full log: $WORK/$name.log); check the network and retry scripts/cluster.sh install"
+  fi
+}
 command -v go >/dev/null || die "Go is not installed; install Go >= 1.24 and retry scripts/cluster.sh install"
 
 stamp_ok() { [ -x "$BIN/$1" ] && [ "$(cat "$BIN/.$1.version" 2>/dev/null)" = "$2" ]; }
@@ -29,7 +37,7 @@ stamp() { echo "$2" > "$BIN/.$1.version"; }
 write_wrapper() {
   local dir="$1" main_module="$2" version="$3" version_of="$4"
   local gomod
-  gomod="$(go mod download -json "$main_module@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  gomod="$(go mod download -json "$main_module@$version" 2>/dev/null | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
   [ -f "$gomod" ] || die "cannot download $main_module@$version from the Go module proxy; check the network and retry"
   mkdir -p "$dir"
   {
@@ -80,10 +88,10 @@ GO
     ldflags+=" -X $pkg.gitVersion=$want -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  (cd "$dir" && go mod tidy >/dev/null 2>&1 || go mod tidy) || die "go mod tidy for Kubernetes $want failed; retry"
-  (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$BIN/" \
+  step kubernetes-tidy sh -c "cd '$dir' && go mod tidy"
+  step kubernetes-build sh -c "cd '$dir' && go build -trimpath -ldflags '$ldflags' -o '$BIN/' \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler) || die "building Kubernetes $want failed; retry scripts/cluster.sh install"
+      k8s.io/kubernetes/cmd/kube-scheduler"
   for b in kube-apiserver kube-controller-manager kube-scheduler; do stamp "$b" "$want"; done
 }
 
@@ -99,9 +107,8 @@ package tools
 
 import _ "go.etcd.io/etcd/server/v3"
 GO
-  (cd "$dir" && go mod tidy >/dev/null 2>&1 || go mod tidy) || die "go mod tidy for etcd failed; retry"
-  (cd "$dir" && go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3) \
-    || die "building etcd v$ETCD_VERSION failed; retry scripts/cluster.sh install"
+  step etcd-tidy sh -c "cd '$dir' && go mod tidy"
+  step etcd-build sh -c "cd '$dir' && go build -trimpath -ldflags '-s -w' -o '$BIN/etcd' go.etcd.io/etcd/server/v3"
   stamp etcd "v$ETCD_VERSION"
 }
 
@@ -109,8 +116,7 @@ install_plain() {  # name module version ldflags
   local name="$1" module="$2" version="$3" ldflags="$4"
   stamp_ok "$name" "$version" && return
   log "building $name $version"
-  GOBIN="$BIN" go install -trimpath -ldflags "$ldflags" "$module@$version" \
-    || die "building $name $version failed; retry scripts/cluster.sh install"
+  step "$name-build" env GOBIN="$BIN" go install -trimpath -ldflags "$ldflags" "$module@$version"
   stamp "$name" "$version"
 }
 
