@@ -18,6 +18,7 @@ using tcp = asio::ip::tcp;
 namespace {
 constexpr std::chrono::seconds kLingerTime{2};
 constexpr std::size_t kLingerMaxBytes = 16 * 1024 * 1024;
+constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
 }  // namespace
 
 class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Session> {
@@ -146,7 +147,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
 };
 
 HttpServer::HttpServer(asio::io_context& io, const HttpRouter& router, HttpServerLimits limits)
-    : io_(io), router_(router), limits_(limits), acceptor_(io) {}
+    : io_(io), router_(router), limits_(limits), acceptor_(io), accept_retry_(io) {}
 
 HttpServer::~HttpServer() {
   stop();
@@ -175,18 +176,28 @@ std::uint16_t HttpServer::port() const {
 void HttpServer::stop() {
   beast::error_code ignored;
   acceptor_.close(ignored);
+  accept_retry_.cancel();
 }
 
 void HttpServer::accept() {
   acceptor_.async_accept(asio::make_strand(io_), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) {
-      if (*open_sessions_ >= limits_.max_connections) {
-        beast::error_code ignored;
-        socket.close(ignored);  // shed load: a bounded number of connections
-      } else {
-        std::make_shared<Session>(std::move(socket), router_, limits_, open_sessions_)->start();
+    if (ec) {
+      // E.g. EMFILE: retrying at once would spin; pause so that sessions can finish and free fds.
+      if (accept_errors_.allow(std::chrono::steady_clock::now())) {
+        telemetry::JsonLog("http").warn("accept_failed", {{"message", ec.message()}});
       }
+      accept_retry_.expires_after(kAcceptRetryDelay);
+      accept_retry_.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec) accept();
+      });
+      return;
+    }
+    if (*open_sessions_ >= limits_.max_connections) {
+      beast::error_code ignored;
+      socket.close(ignored);  // shed load: a bounded number of connections
+    } else {
+      std::make_shared<Session>(std::move(socket), router_, limits_, open_sessions_)->start();
     }
     accept();
   });

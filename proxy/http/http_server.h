@@ -3,11 +3,13 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "common/telemetry/log_rate_limiter.h"
 #include "proxy/http/http_router.h"
 
 namespace cxp::proxy {
@@ -42,6 +44,8 @@ class HttpServer {
   const HttpRouter& router_;
   HttpServerLimits limits_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer accept_retry_;
+  telemetry::LogRateLimiter accept_errors_{1.0, 5.0};
   std::shared_ptr<std::atomic<std::size_t>> open_sessions_ =
       std::make_shared<std::atomic<std::size_t>>(0);
 };

@@ -7,6 +7,7 @@ the test fails. Ports are chosen by the kernel (PORT=0) and read back from the p
 import http.client
 import json
 import os
+import resource
 import signal
 import subprocess
 import tempfile
@@ -48,7 +49,7 @@ def pid_alive(pid):
 class Proxy:
     """One codex-proxy process with its log captured to a file."""
 
-    def __init__(self, env=None, args=(), codex_bin=FAKE_WORKER, wait_listening=True):
+    def __init__(self, env=None, args=(), codex_bin=FAKE_WORKER, wait_listening=True, max_open_files=None):
         self.workdir = tempfile.TemporaryDirectory(prefix="cxp-it-")
         self.log_path = os.path.join(self.workdir.name, "proxy.log")
         self.stderr_path = os.path.join(self.workdir.name, "proxy.stderr")
@@ -57,8 +58,12 @@ class Proxy:
         full_env.update(env or {})
         self.seen_worker_pids = set()
         with open(self.log_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            def limit_files():
+                if max_open_files:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
             self.process = subprocess.Popen([PROXY, *args], stdout=out, stderr=err, env=full_env,
-                                            cwd=self.workdir.name, start_new_session=True)
+                                            cwd=self.workdir.name, start_new_session=True,
+                                            preexec_fn=limit_files)
         self.port = None
         if wait_listening:
             event = wait_until(lambda: self.find_event("listening") or self._exited_early(), 10,
@@ -128,6 +133,11 @@ class Proxy:
     # --- lifecycle --------------------------------------------------------------------------
     def signal(self, sig):
         self.process.send_signal(sig)
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().split(") ")[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def wait_exit(self, timeout):
         return self.process.wait(timeout=timeout)

@@ -116,6 +116,33 @@ class HttpContractTest(ProxyTestCase):
         self.assertLess(time.monotonic() - started, 1.0)
 
 
+class FileDescriptorExhaustionTest(ProxyTestCase):
+    def test_running_out_of_file_descriptors_neither_spins_nor_kills_the_server(self):
+        proxy = self.start_proxy(max_open_files=64)
+        proxy.wait_ready()
+        sockets = []
+        self.addCleanup(lambda: [s.close() for s in sockets])
+        for _ in range(100):
+            sockets.append(socket.create_connection(("127.0.0.1", proxy.port), timeout=5))
+        time.sleep(0.3)
+        before = proxy.cpu_seconds()
+        time.sleep(1.0)
+        used = proxy.cpu_seconds() - before
+        self.assertLess(used, 0.5, f"the accept loop spun: {used:.2f} CPU seconds in 1 s")
+        self.assertTrue(proxy.find_event("accept_failed"))
+        for s in sockets:
+            s.close()
+        sockets.clear()
+        wait_until(lambda: _livez_ok(proxy), 10, interval=0.1, message="/livez after the fds were freed")
+
+
+def _livez_ok(proxy):
+    try:
+        return proxy.request("GET", "/livez", timeout=1)[0] == 200
+    except OSError:
+        return False
+
+
 class WorkerGarbageTest(ProxyTestCase):
     def test_garbage_and_oversized_worker_lines_are_skipped_and_stderr_is_redacted_and_bounded(self):
         proxy = self.start_proxy(env={"FAKE_CODEX_GARBAGE": "1", "PROXY_API_KEY": "hunter2hunter2"})
