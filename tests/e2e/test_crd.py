@@ -1,0 +1,103 @@
+"""The CodexProxy CRD on a real kube-apiserver: schema, defaults, CEL rules, subresources, columns."""
+import json
+import os
+import unittest
+
+from kube import SOURCE_DIR, KubeTestCase, kubectl, kubectl_json, wait_until
+
+CRD = os.path.join(SOURCE_DIR, "crds/codexproxies.codexproxy.io.yaml")
+EXAMPLE = os.path.join(SOURCE_DIR, "docs/examples/codexproxy.yaml")
+
+
+def proxy_manifest(name="p", **spec):
+    return json.dumps({"apiVersion": "codexproxy.io/v1alpha1", "kind": "CodexProxy",
+                       "metadata": {"name": name}, "spec": {"image": "example.invalid/proxy:1", **spec}})
+
+
+class CrdTest(KubeTestCase):
+    @classmethod
+    def setUpClass(cls):
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", CRD)
+        kubectl("wait", "--for=condition=Established", "crd/codexproxies.codexproxy.io", "--timeout=60s")
+
+    def apply(self, manifest, check=True):
+        return kubectl("apply", "-n", self.namespace, "-f", "-", input=manifest, check=check)
+
+    def assert_rejected(self, manifest, *fragments):
+        result = self.apply(manifest, check=False)
+        self.assertNotEqual(result.returncode, 0, f"accepted: {manifest}")
+        for fragment in fragments:
+            self.assertIn(fragment, result.stderr)
+
+    def test_the_example_applies_and_a_minimal_spec_gets_every_default(self):
+        kubectl("apply", "-n", self.namespace, "-f", EXAMPLE)
+        self.apply(proxy_manifest("minimal"))
+        spec = kubectl_json("get", "cxp", "minimal", "-n", self.namespace)["spec"]
+        self.assertEqual(spec["replicas"], 1)
+        self.assertEqual(spec["worker"], {"model": "gpt-5", "maxConcurrency": 4, "requestTimeoutSeconds": 120,
+                                          "backoff": {"initialMs": 250, "maxMs": 5000}, "drainSeconds": 10})
+        self.assertEqual(spec["maintenance"], {"enabled": False, "retryAfterSeconds": 120})
+        self.assertEqual(spec["traceBuffer"], {"enabled": False, "ttlSeconds": 86400, "maxFiles": 100})
+        self.assertEqual(spec["probes"]["readiness"], {"periodSeconds": 5, "failureThreshold": 2})
+        self.assertTrue(spec["metrics"]["enabled"])
+
+    def test_invalid_specs_are_refused_with_a_message_naming_the_problem(self):
+        self.assert_rejected(proxy_manifest(worker={"backoff": {"initialMs": 9000, "maxMs": 100}}),
+                             "worker.backoff.initialMs must be less than or equal to worker.backoff.maxMs")
+        self.assert_rejected(proxy_manifest(replicas=-1), "spec.replicas", "greater than or equal to 0")
+        self.assert_rejected(proxy_manifest(worker={"maxConcurrency": 0}), "spec.worker.maxConcurrency")
+        self.assert_rejected(proxy_manifest(image="has space:1"), "image must not contain spaces")
+        self.assert_rejected(proxy_manifest(worker={"model": "bad model!"}), "spec.worker.model")
+        self.assert_rejected(proxy_manifest(maintenance={"enabled": "yes"}), "spec.maintenance.enabled")
+        self.assert_rejected(proxy_manifest(bogus=1), 'unknown field "spec.bogus"')
+        no_image = json.dumps({"apiVersion": "codexproxy.io/v1alpha1", "kind": "CodexProxy",
+                               "metadata": {"name": "noimage"}, "spec": {}})
+        self.assert_rejected(no_image, "spec.image", "Required value")
+        self.assert_rejected(proxy_manifest("1starts-with-digit"), "DNS-1035 label")
+        self.assert_rejected(proxy_manifest("x" * 55), "at most 54 characters")
+
+    def test_columns_short_name_scale_and_status_subresources(self):
+        self.apply(proxy_manifest("cols", replicas=2))
+        table = kubectl("get", "cxp", "-n", self.namespace).stdout.splitlines()
+        self.assertEqual(table[0].split(), ["NAME", "READY", "MAINTENANCE", "RESTARTS", "STATUS", "AGE"])
+
+        status = {"status": {"ready": "1/2", "phase": "Degraded", "restartsTotal": 3, "replicas": 2,
+                             "readyReplicas": 1, "selector": "app.kubernetes.io/instance=cols",
+                             "conditions": [{"type": "Maintenance", "status": "True", "reason": "Enabled",
+                                             "message": "maintenance is on",
+                                             "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                             "pods": [{"name": "cols-abc", "ready": True, "workerState": "ready",
+                                       "restartsTotal": 3}]}}
+        kubectl("patch", "cxp", "cols", "-n", self.namespace, "--subresource=status", "--type=merge",
+                "-p", json.dumps(status))
+        row = kubectl("get", "cxp", "cols", "-n", self.namespace, "--no-headers").stdout.split()
+        self.assertEqual(row[:5], ["cols", "1/2", "True", "3", "Degraded"])
+
+        bad = {"status": {"pods": [{"name": "x", "workerState": "exploded"}]}}
+        result = kubectl("patch", "cxp", "cols", "-n", self.namespace, "--subresource=status", "--type=merge",
+                         "-p", json.dumps(bad), check=False)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("workerState", result.stderr)
+
+        # Writing status through the main resource is ignored; spec through status likewise.
+        kubectl("patch", "cxp", "cols", "-n", self.namespace, "--type=merge", "-p",
+                json.dumps({"status": {"phase": "Available"}}))
+        self.assertEqual(kubectl_json("get", "cxp", "cols", "-n", self.namespace)["status"]["phase"], "Degraded")
+
+        kubectl("scale", "cxp", "cols", "-n", self.namespace, "--replicas=3")
+        self.assertEqual(kubectl_json("get", "cxp", "cols", "-n", self.namespace)["spec"]["replicas"], 3)
+        scale = json.loads(kubectl("get", "--raw", "/apis/codexproxy.io/v1alpha1/namespaces/"
+                                   f"{self.namespace}/codexproxies/cols/scale").stdout)
+        self.assertEqual(scale["spec"]["replicas"], 3)
+        self.assertEqual(scale["status"]["selector"], "app.kubernetes.io/instance=cols")
+
+    def test_kubectl_explain_describes_the_fields(self):
+        out = kubectl("explain", "codexproxy.spec.worker").stdout
+        self.assertIn("Settings of the supervised worker", out)
+        self.assertIn("maxConcurrency", out)
+        out = kubectl("explain", "cxp.spec.maintenance.enabled").stdout
+        self.assertIn("503", out)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
