@@ -115,6 +115,15 @@ std::vector<SettingSpec> build_settings() {
                            "trace files kept at most", &ProxyConfig::trace_max_files, 1, 1000000));
   s.push_back(uint_setting("PROXY_MAX_BODY_BYTES", "maxBodyBytes", "largest request body accepted",
                            &ProxyConfig::max_body_bytes, 1024, 64LL * 1024 * 1024));
+  s.push_back(uint_setting("PROXY_QUEUE_MAX", "queue.max",
+                           "requests waiting for a worker slot at most (beyond: 429)",
+                           &ProxyConfig::queue_max, 0, 100000));
+  s.push_back(ms_setting("PROXY_QUEUE_TIMEOUT_MS", "queue.timeoutMs",
+                         "longest wait for a worker slot (then 429)", &ProxyConfig::queue_timeout, 1,
+                         kDayMs));
+  s.push_back(uint_setting("PROXY_MAINTENANCE_RETRY_AFTER_S", "maintenance.retryAfterSeconds",
+                           "Retry-After of the 503 answers during maintenance",
+                           &ProxyConfig::maintenance_retry_after_s, 0, 86400));
   s.push_back({"PROXY_LOG_LEVEL", "log.level", "debug, info, warn or error",
                [](ProxyConfig& c, std::string_view source, std::string_view text) {
                  c.log_level = telemetry::parse_log_level(source, text);

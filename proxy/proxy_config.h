@@ -38,6 +38,9 @@ struct ProxyConfig {
   std::chrono::seconds trace_ttl{86400};
   std::uint32_t trace_max_files = 100;
   std::uint64_t max_body_bytes = 1024 * 1024;
+  std::uint32_t queue_max = 64;
+  std::chrono::milliseconds queue_timeout{30000};
+  int maintenance_retry_after_s = 120;
   telemetry::LogLevel log_level = telemetry::LogLevel::kInfo;
 
   // Secrets to redact from every log line and trace file.

@@ -28,6 +28,7 @@ SupervisorSettings supervisor_settings(const ProxyConfig& config) {
 ProxyServer::ProxyServer(ProxyConfig config)
     : config_(std::move(config)),
       supervisor_(io_, supervisor_settings(config_), std::random_device{}()),
+      api_(io_, config_, supervisor_),
       server_(io_, router_, HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
       signals_(io_, SIGTERM, SIGINT) {
   register_routes();
@@ -41,17 +42,18 @@ void ProxyServer::register_routes() {
   auto respond = [](const HttpRequest& request, const ProbeResponse& probe) {
     return make_response(request, probe.status, probe.content_type, probe.body);
   };
-  router_.add(http::verb::get, "/readyz", [=](const HttpRequest& request) {
+  router_.add_simple(http::verb::get, "/readyz", [=](const HttpRequest& request) {
     return respond(request,
                    readiness_probe(probe_input(), has_query_flag(request.target(), "verbose")));
   });
-  router_.add(http::verb::get, "/livez", [=](const HttpRequest& request) {
+  router_.add_simple(http::verb::get, "/livez", [=](const HttpRequest& request) {
     return respond(request,
                    liveness_probe(probe_input(), has_query_flag(request.target(), "verbose")));
   });
-  router_.add(http::verb::get, "/healthz", [=](const HttpRequest& request) {
+  router_.add_simple(http::verb::get, "/healthz", [=](const HttpRequest& request) {
     return respond(request, health_summary(probe_input()));
   });
+  api_.register_routes(router_);
 }
 
 int ProxyServer::run() {

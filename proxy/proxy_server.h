@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "common/telemetry/json_log.h"
+#include "proxy/api/openai_api.h"
 #include "proxy/http/http_router.h"
 #include "proxy/http/http_server.h"
 #include "proxy/proxy_config.h"
@@ -29,6 +30,7 @@ class ProxyServer {
   ProxyConfig config_;
   boost::asio::io_context io_;
   WorkerSupervisor supervisor_;
+  OpenAiApi api_;
   HttpRouter router_;
   HttpServer server_;
   boost::asio::signal_set signals_;

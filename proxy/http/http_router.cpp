@@ -26,12 +26,19 @@ void HttpRouter::add(http::verb method, std::string path, Handler handler) {
   routes_[std::move(path)][method] = std::move(handler);
 }
 
-HttpResponse HttpRouter::handle(const HttpRequest& request) const {
+void HttpRouter::add_simple(http::verb method, std::string path, SimpleHandler handler) {
+  add(method, std::move(path), [handler = std::move(handler)](const ExchangePtr& exchange) {
+    exchange->respond(handler(exchange->request()));
+  });
+}
+
+void HttpRouter::dispatch(const ExchangePtr& exchange) const {
+  const auto& request = exchange->request();
   const auto path = target_path(request.target());
   const auto route = routes_.find(path);
   if (route == routes_.end()) {
-    return make_error(request, 404, "no route for " + std::string(path), "invalid_request_error",
-                      "not_found");
+    return exchange->respond(make_error(request, 404, "no route for " + std::string(path),
+                                        "invalid_request_error", "not_found"));
   }
   const auto handler = route->second.find(request.method());
   if (handler == route->second.end()) {
@@ -45,9 +52,9 @@ HttpResponse HttpRouter::handle(const HttpRequest& request) const {
                        std::string(path) + "; allowed: " + allow,
                    "invalid_request_error", "method_not_allowed");
     response.set(http::field::allow, allow);
-    return response;
+    return exchange->respond(std::move(response));
   }
-  return handler->second(request);
+  handler->second(exchange);
 }
 
 }  // namespace cxp::proxy

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/http/http_exchange.h"
 #include "proxy/http/http_types.h"
 
 namespace cxp::proxy {
@@ -13,10 +14,13 @@ namespace cxp::proxy {
 // both in the OpenAI error envelope.
 class HttpRouter {
  public:
-  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  using Handler = std::function<void(const ExchangePtr&)>;
+  using SimpleHandler = std::function<HttpResponse(const HttpRequest&)>;
 
   void add(boost::beast::http::verb method, std::string path, Handler handler);
-  HttpResponse handle(const HttpRequest& request) const;
+  // A handler that answers at once with a complete response.
+  void add_simple(boost::beast::http::verb method, std::string path, SimpleHandler handler);
+  void dispatch(const ExchangePtr& exchange) const;
 
  private:
   std::map<std::string, std::map<boost::beast::http::verb, Handler>, std::less<>> routes_;

@@ -1,9 +1,12 @@
 #include "proxy/http/http_server.h"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <deque>
+#include <sstream>
 #include <stdexcept>
 
 #include "common/telemetry/json_log.h"
@@ -21,6 +24,9 @@ constexpr std::size_t kLingerMaxBytes = 16 * 1024 * 1024;
 constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
 }  // namespace
 
+// One connection: read a request → hand an exchange to the router → write the response (complete,
+// or streamed in chunks) → read the next request (keep-alive). While a response is pending, a read
+// on the socket watches for the client going away.
 class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Session> {
  public:
   Session(tcp::socket socket, const HttpRouter& router, const HttpServerLimits& limits,
@@ -33,16 +39,80 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   }
   ~Session() { --*open_sessions_; }
 
-  void start() { read(limits_.idle_timeout); }
+  void start() { read(); }
+
+  // --- the exchange of the current request (see Exchange below) ---------------------------------
+  void respond(std::uint64_t seq, HttpResponse response) {
+    if (!current(seq) || started_) return;
+    started_ = true;
+    response.set("X-Request-Id", request_id_);
+    keep_alive_ = response.keep_alive() && !client_gone_;
+    response_ = std::make_unique<HttpResponse>(std::move(response));
+    stream_.expires_after(limits_.write_timeout);
+    http::async_write(stream_, *response_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->response_.reset();
+                        self->finish(!ec);
+                      });
+  }
+
+  void start_stream(std::uint64_t seq, HttpResponse head) {
+    if (!current(seq) || started_) return;
+    started_ = true;
+    streaming_ = true;
+    http::response<http::empty_body> header{head.result(), head.version()};
+    for (const auto& field : head.base()) header.set(field.name_string(), field.value());
+    header.set("X-Request-Id", request_id_);
+    header.chunked(true);
+    header.keep_alive(head.keep_alive());
+    keep_alive_ = head.keep_alive();
+    std::ostringstream out;
+    out << header.base();
+    queue_write(out.str());
+  }
+
+  void send(std::uint64_t seq, std::string_view bytes) {
+    if (!current(seq) || !streaming_ || stream_ended_ || bytes.empty()) return;
+    char size[20];
+    std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+    std::string chunk = size;
+    chunk.append(bytes);
+    chunk.append("\r\n");
+    queue_write(std::move(chunk));
+  }
+
+  void end_stream(std::uint64_t seq) {
+    if (!current(seq) || !streaming_ || stream_ended_) return;
+    stream_ended_ = true;
+    queue_write("0\r\n\r\n");
+  }
+
+  void on_client_gone(std::uint64_t seq, std::function<void()> callback) {
+    if (!current(seq)) return;
+    if (client_gone_) {
+      asio::post(stream_.get_executor(), std::move(callback));
+      return;
+    }
+    gone_callback_ = std::move(callback);
+  }
+
+  bool client_gone(std::uint64_t seq) const { return !current(seq) || client_gone_; }
+  const HttpRequest& request() const { return request_; }
+  const std::string& request_id() const { return request_id_; }
 
  private:
-  void read(std::chrono::milliseconds timeout) {
+  class Exchange;
+
+  bool current(std::uint64_t seq) const { return seq == seq_ && !finished_; }
+  ExchangePtr make_exchange();
+
+  void read() {
     parser_.emplace();
     parser_->body_limit(limits_.max_body_bytes);
     parser_->header_limit(limits_.max_header_bytes);
-    // Headers may take up to `timeout` (the keep-alive idle time); the body must then arrive
-    // within the read timeout. Every operation of the stream is bounded.
-    stream_.expires_after(timeout);
+    // Headers may take up to the keep-alive idle time; the body must then arrive within the read
+    // timeout. Every operation of the stream is bounded.
+    stream_.expires_after(limits_.idle_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
           if (ec) return self->on_read(ec);
@@ -57,58 +127,117 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
       return close();
     }
-    if (ec == http::error::body_limit) {
-      HttpRequest header_only;
-      header_only.version(11);
-      header_only.keep_alive(false);
-      linger_ = true;
-      return write(make_error(header_only, 413,
-                              "request body exceeds PROXY_MAX_BODY_BYTES (" +
-                                  std::to_string(limits_.max_body_bytes) + " bytes)",
-                              "invalid_request_error", "request_too_large"),
-                   "");
-    }
-    if (ec) {
-      HttpRequest header_only;
-      header_only.version(11);
-      header_only.keep_alive(false);
-      const bool header_too_big = ec == http::error::header_limit;
-      linger_ = true;
-      return write(make_error(header_only, header_too_big ? 431 : 400,
-                              "malformed HTTP request: " + ec.message(), "invalid_request_error",
-                              header_too_big ? "headers_too_large" : "bad_request"),
-                   "");
-    }
-    HttpRequest request = parser_->release();
-    const std::string request_id = request_id_for(request);
-    HttpResponse response;
+    if (ec) return refuse(ec);
+    ++seq_;
+    finished_ = started_ = streaming_ = stream_ended_ = client_gone_ = false;
+    gone_callback_ = nullptr;
+    request_ = parser_->release();
+    request_id_ = request_id_for(request_);
+    stream_.expires_never();
+    watch_client();
     try {
-      response = router_.handle(request);
+      router_.dispatch(make_exchange());
     } catch (const std::exception& e) {
       telemetry::JsonLog("http").error("handler_failed",
-                                       {{"request_id", request_id},
-                                        {"route", std::string(target_path(request.target()))},
+                                       {{"request_id", request_id_},
+                                        {"route", std::string(target_path(request_.target()))},
                                         {"message", e.what()}});
-      response =
-          make_error(request, 500, "internal error; see the proxy log for request " + request_id,
-                     "server_error", "internal_error");
+      respond(seq_, make_error(request_, 500,
+                               "internal error; see the proxy log for request " + request_id_,
+                               "server_error", "internal_error"));
     }
-    write(std::move(response), request_id);
   }
 
-  void write(HttpResponse response, const std::string& request_id) {
-    response.set("X-Request-Id", request_id.empty() ? request_id_for(HttpRequest{}) : request_id);
-    response_ = std::make_unique<HttpResponse>(std::move(response));
+  // A request that could not be read: answer 413/431/400 and close after a lingering drain.
+  void refuse(beast::error_code ec) {
+    HttpRequest header_only;
+    header_only.version(11);
+    header_only.keep_alive(false);
+    ++seq_;
+    finished_ = started_ = streaming_ = stream_ended_ = client_gone_ = false;
+    request_ = header_only;
+    request_id_ = request_id_for(header_only);
+    linger_ = true;
+    if (ec == http::error::body_limit) {
+      return respond(seq_, make_error(header_only, 413,
+                                      "request body exceeds PROXY_MAX_BODY_BYTES (" +
+                                          std::to_string(limits_.max_body_bytes) + " bytes)",
+                                      "invalid_request_error", "request_too_large"));
+    }
+    const bool header_too_big = ec == http::error::header_limit;
+    respond(seq_, make_error(header_only, header_too_big ? 431 : 400,
+                             "malformed HTTP request: " + ec.message(), "invalid_request_error",
+                             header_too_big ? "headers_too_large" : "bad_request"));
+  }
+
+  // While a response is pending, a read tells us when the client goes away. Bytes that arrive
+  // (a pipelined request) stay in the buffer for the next read.
+  void watch_client() {
+    watching_ = true;
+    stream_.socket().async_read_some(
+        buffer_.prepare(4096), [self = shared_from_this(), seq = seq_](beast::error_code ec, std::size_t n) {
+          self->watching_ = false;
+          if (!ec) {
+            self->buffer_.commit(n);
+            if (self->current(seq) && self->buffer_.size() < 64 * 1024) return self->watch_client();
+            if (self->current(seq)) return;  // too much pipelined data: stop reading until done
+          }
+          if (ec && ec != asio::error::operation_aborted && self->current(seq)) {
+            self->client_gone_ = true;
+            if (auto callback = std::move(self->gone_callback_)) callback();
+          }
+          if (self->resume_after_watch_) {
+            self->resume_after_watch_ = false;
+            self->next_request();
+          }
+        });
+  }
+
+  void queue_write(std::string bytes) {
+    out_.push_back(std::move(bytes));
+    if (!writing_) write_next();
+  }
+
+  void write_next() {
+    if (out_.empty()) {
+      writing_ = false;
+      if (stream_ended_) finish(true);
+      return;
+    }
+    writing_ = true;
     stream_.expires_after(limits_.write_timeout);
-    http::async_write(stream_, *response_,
+    asio::async_write(stream_, asio::buffer(out_.front()),
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        const bool keep_alive = self->response_->keep_alive();
-                        self->response_.reset();
-                        if (!ec && self->linger_) return self->linger_close();
-                        if (ec || !keep_alive) return self->close();
-                        self->read(self->limits_.idle_timeout);
+                        self->out_.pop_front();
+                        if (ec) {
+                          self->out_.clear();
+                          self->writing_ = false;
+                          return self->finish(false);
+                        }
+                        self->write_next();
                       });
   }
+
+  // The response is complete (or failed): stop watching, then read the next request or close.
+  void finish(bool ok) {
+    if (finished_) return;
+    finished_ = true;
+    gone_callback_ = nullptr;
+    if (!ok) {
+      keep_alive_ = false;
+    }
+    if (linger_ && ok) return linger_close();
+    if (!keep_alive_ || client_gone_) return close();
+    if (watching_) {
+      resume_after_watch_ = true;
+      beast::error_code ignored;
+      stream_.socket().cancel(ignored);
+      return;
+    }
+    next_request();
+  }
+
+  void next_request() { read(); }
 
   // After refusing a request whose body is still arriving, stop sending and drain (bounded in time
   // and bytes) what the client sends, so that it can read our answer instead of a reset.
@@ -140,11 +269,51 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   std::shared_ptr<std::atomic<std::size_t>> open_sessions_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  HttpRequest request_;
+  std::string request_id_;
+  std::uint64_t seq_ = 0;
+  bool started_ = false;
+  bool streaming_ = false;
+  bool stream_ended_ = false;
+  bool finished_ = true;
+  bool keep_alive_ = false;
+  bool client_gone_ = false;
+  bool watching_ = false;
+  bool resume_after_watch_ = false;
+  bool writing_ = false;
+  std::function<void()> gone_callback_;
   std::unique_ptr<HttpResponse> response_;
+  std::deque<std::string> out_;
   bool linger_ = false;
   std::size_t drained_ = 0;
   std::array<char, 16 * 1024> drain_buffer_{};
 };
+
+// The handle a route handler holds: forwards to the session while its request is the current one.
+class HttpServer::Session::Exchange : public HttpExchange {
+ public:
+  Exchange(std::shared_ptr<Session> session, std::uint64_t seq)
+      : session_(std::move(session)), seq_(seq) {}
+
+  const HttpRequest& request() const override { return session_->request(); }
+  const std::string& request_id() const override { return session_->request_id(); }
+  void respond(HttpResponse response) override { session_->respond(seq_, std::move(response)); }
+  void start_stream(HttpResponse head) override { session_->start_stream(seq_, std::move(head)); }
+  void send(std::string bytes) override { session_->send(seq_, bytes); }
+  void end_stream() override { session_->end_stream(seq_); }
+  void on_client_gone(std::function<void()> callback) override {
+    session_->on_client_gone(seq_, std::move(callback));
+  }
+  bool client_gone() const override { return session_->client_gone(seq_); }
+
+ private:
+  std::shared_ptr<Session> session_;
+  std::uint64_t seq_;
+};
+
+ExchangePtr HttpServer::Session::make_exchange() {
+  return std::make_shared<Exchange>(shared_from_this(), seq_);
+}
 
 HttpServer::HttpServer(asio::io_context& io, const HttpRouter& router, HttpServerLimits limits)
     : io_(io), router_(router), limits_(limits), acceptor_(io), accept_retry_(io) {}

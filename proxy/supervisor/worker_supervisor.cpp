@@ -176,7 +176,10 @@ void WorkerSupervisor::begin_handshake(std::uint64_t generation) {
   w.handshake_started = Clock::now();
   phase_timer_.cancel();
   w.channel->start({
-      .on_notification = [](const RpcNotification&) {},
+      .on_notification =
+          [this](const RpcNotification& note) {
+            if (notification_sink_) notification_sink_(note);
+          },
       .on_bad_line =
           [this](const std::string& reason, std::string_view line) {
             log_.warn("worker_bad_line",
@@ -302,6 +305,7 @@ void WorkerSupervisor::on_worker_exit(int wait_status) {
   exit.reason = worker->failure_reason.empty() ? "worker " + describe_exit(wait_status)
                                                : worker->failure_reason;
   const auto decision = machine_.worker_exited(exit, Clock::now());
+  if (worker_lost_) worker_lost_(exit.reason);
   const auto& s = snapshot();
   nlohmann::json fields = {
       {"pid", worker->pid},
@@ -351,7 +355,7 @@ void WorkerSupervisor::shutdown(std::function<void()> on_stopped) {
   backoff_timer_.cancel();
   stable_timer_.cancel();
   if (!worker_) return finish_stop();
-  log_.info("drain_started", {{"in_flight", worker_->channel->pending()},
+  log_.info("drain_started", {{"in_flight", in_flight()},
                               {"grace_ms", settings_.shutdown_grace.count()}});
   if (was_ready) return wait_for_idle(Clock::now() + settings_.shutdown_grace);
   stop_worker();
@@ -359,16 +363,19 @@ void WorkerSupervisor::shutdown(std::function<void()> on_stopped) {
 
 void WorkerSupervisor::wait_for_idle(Clock::time_point deadline) {
   if (!worker_) return;
-  if (worker_->channel->pending() == 0 || Clock::now() >= deadline) {
-    if (worker_->channel->pending() > 0) {
-      log_.warn("drain_grace_expired", {{"in_flight", worker_->channel->pending()}});
-    }
+  if (in_flight() == 0 || Clock::now() >= deadline) {
+    if (in_flight() > 0) log_.warn("drain_grace_expired", {{"in_flight", in_flight()}});
     return stop_worker();
   }
   drain_timer_.expires_after(kDrainPollInterval);
   drain_timer_.async_wait([this, deadline](boost::system::error_code ec) {
     if (!ec) wait_for_idle(deadline);
   });
+}
+
+std::size_t WorkerSupervisor::in_flight() const {
+  const std::size_t rpc = worker_ ? worker_->channel->pending() : 0;
+  return std::max(rpc, in_flight_ ? in_flight_() : 0);
 }
 
 void WorkerSupervisor::stop_worker() {

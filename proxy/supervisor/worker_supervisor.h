@@ -47,6 +47,17 @@ class WorkerSupervisor {
   void force_stop();
 
   const WorkerSnapshot& snapshot() const { return machine_.snapshot(); }
+
+  // Where the worker's notifications go (the API layer routes them to turns by thread id).
+  void set_notification_sink(std::function<void(const RpcNotification&)> sink) {
+    notification_sink_ = std::move(sink);
+  }
+  // Called when the worker process ends while the proxy runs, with the reason.
+  void set_worker_lost_handler(std::function<void(const std::string&)> handler) {
+    worker_lost_ = std::move(handler);
+  }
+  // Work in flight that a drain waits for (turns streaming on the worker), besides RPC requests.
+  void set_in_flight_source(std::function<std::size_t()> source) { in_flight_ = std::move(source); }
   // The channel to the ready worker; null unless the state is ready.
   std::shared_ptr<JsonRpcChannel> channel() const;
 
@@ -83,6 +94,10 @@ class WorkerSupervisor {
   std::unique_ptr<RunningWorker> worker_;
   std::uint64_t generation_ = 0;
   std::function<void()> on_stopped_;
+  std::function<void(const RpcNotification&)> notification_sink_;
+  std::function<void(const std::string&)> worker_lost_;
+  std::function<std::size_t()> in_flight_;
+  std::size_t in_flight() const;
   bool shutting_down_ = false;
 };
 

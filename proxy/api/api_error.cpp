@@ -1,0 +1,22 @@
+#include "proxy/api/api_error.h"
+
+#include <nlohmann/json.hpp>
+
+namespace cxp::proxy {
+
+std::string api_error_json(const ApiError& error) {
+  nlohmann::json body = {{"message", error.message},
+                         {"type", error.type},
+                         {"code", error.code.empty() ? nlohmann::json(nullptr) : nlohmann::json(error.code)},
+                         {"param", error.param.empty() ? nlohmann::json(nullptr) : nlohmann::json(error.param)}};
+  if (error.retryable) body["retryable"] = true;
+  return nlohmann::json{{"error", body}}.dump();
+}
+
+HttpResponse render_api_error(const HttpRequest& request, const ApiError& error) {
+  auto response = make_response(request, error.status, "application/json", api_error_json(error));
+  if (error.retry_after_s > 0) response.set("Retry-After", std::to_string(error.retry_after_s));
+  return response;
+}
+
+}  // namespace cxp::proxy

@@ -1,0 +1,77 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/telemetry/json_log.h"
+#include "proxy/api/admission_gate.h"
+#include "proxy/api/api_error.h"
+#include "proxy/api/chat_request.h"
+#include "proxy/api/chat_response.h"
+#include "proxy/api/turn_router.h"
+#include "proxy/http/http_exchange.h"
+#include "proxy/rpc/json_rpc_channel.h"
+
+namespace cxp::proxy {
+
+struct ChatSettings {
+  std::chrono::milliseconds request_timeout{120000};
+  std::chrono::milliseconds keepalive{15000};
+  std::string cwd = "/";
+};
+
+// One chat completion: an ephemeral thread and one turn on the worker, its notifications mapped
+// back to a JSON completion or an SSE stream. Ends exactly once: completed, failed (error envelope
+// or SSE error event + [DONE]), timed out (504, the turn interrupted), or abandoned by the client
+// (the turn interrupted). Holds its admission ticket until it ends.
+class ChatCompletion : public TurnListener, public std::enable_shared_from_this<ChatCompletion> {
+ public:
+  ChatCompletion(boost::asio::io_context& io, ExchangePtr exchange, ChatRequest request,
+                 std::shared_ptr<JsonRpcChannel> channel, TurnRouter& router, ChatSettings settings,
+                 AdmissionGate::TicketPtr ticket);
+
+  void start();
+
+  void on_worker_notification(const RpcNotification& notification) override;
+  void on_worker_lost(const std::string& reason) override;
+
+ private:
+  void on_thread_started(RpcOutcome outcome);
+  void on_turn_started(RpcOutcome outcome);
+  void on_turn_completed(const nlohmann::json& params);
+  void emit(std::string bytes);
+  void schedule_keepalive();
+  void on_deadline();
+  void on_client_gone();
+  void interrupt_turn();
+  void complete(const std::string& finish_reason);
+  void fail(const ApiError& error);
+  void finish();
+
+  boost::asio::io_context& io_;
+  ExchangePtr exchange_;
+  ChatRequest request_;
+  std::shared_ptr<JsonRpcChannel> channel_;
+  TurnRouter& router_;
+  ChatSettings settings_;
+  AdmissionGate::TicketPtr ticket_;
+  CompletionMeta meta_;
+  boost::asio::steady_timer deadline_;
+  boost::asio::steady_timer keepalive_;
+  telemetry::JsonLog log_{"api"};
+  std::string thread_id_;
+  std::string turn_id_;
+  std::string text_;
+  std::string worker_error_;
+  std::optional<TokenUsage> usage_;
+  std::shared_ptr<ChatCompletion> self_;  // keeps the completion alive until it ends
+  bool streaming_ = false;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point started_at_;
+};
+
+}  // namespace cxp::proxy

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace cxp::proxy {
+
+struct TokenUsage {
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  std::int64_t total_tokens = 0;
+};
+
+// Identity shared by every chunk of one completion.
+struct CompletionMeta {
+  std::string id;  // "chatcmpl-<request id>"
+  std::int64_t created = 0;
+  std::string model;
+};
+
+// Pure renderers of the OpenAI chat completion shapes.
+std::string render_completion(const CompletionMeta& meta, const std::string& content,
+                              const std::string& finish_reason, const std::optional<TokenUsage>& usage);
+// SSE events, each "data: <json>\n\n".
+std::string sse_role_chunk(const CompletionMeta& meta);
+std::string sse_content_chunk(const CompletionMeta& meta, const std::string& delta);
+std::string sse_finish_chunk(const CompletionMeta& meta, const std::string& finish_reason);
+std::string sse_usage_chunk(const CompletionMeta& meta, const TokenUsage& usage);
+std::string sse_error_event(const std::string& error_json);
+std::string sse_done();
+std::string sse_keepalive();
+
+// Reads thread/tokenUsage/updated params ({tokenUsage:{last:{inputTokens,outputTokens,totalTokens}}}).
+std::optional<TokenUsage> usage_from_notification(const nlohmann::json& params);
+
+}  // namespace cxp::proxy

@@ -1,0 +1,149 @@
+#include "proxy/api/openai_api.h"
+
+#include <boost/beast/http/field.hpp>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+namespace cxp::proxy {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+constexpr int kNotReadyRetryAfterS = 2;
+constexpr int kQueueFullRetryAfterS = 1;
+
+// Compares in time that depends only on the lengths, not on where the strings differ.
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::size_t n = std::max(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+bool is_json_content_type(std::string_view value) {
+  const auto semicolon = value.find(';');
+  auto type = value.substr(0, semicolon);
+  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  std::string lower(type);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower == "application/json";
+}
+
+}  // namespace
+
+OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config, WorkerSupervisor& supervisor)
+    : io_(io),
+      config_(config),
+      supervisor_(supervisor),
+      models_{config.codex_model},
+      gate_(std::make_shared<AdmissionGate>(io, config.worker_max_concurrency, config.queue_max,
+                                            config.queue_timeout)) {
+  chat_settings_.request_timeout = config.worker_request_timeout;
+  chat_settings_.keepalive = config.sse_keepalive;
+  std::error_code ec;
+  chat_settings_.cwd = std::filesystem::current_path(ec).string();
+  if (ec) chat_settings_.cwd = "/";
+  supervisor_.set_notification_sink([this](const RpcNotification& note) { turns_.route(note); });
+  supervisor_.set_worker_lost_handler([this](const std::string& reason) { turns_.worker_lost(reason); });
+  supervisor_.set_in_flight_source([this] { return in_flight(); });
+}
+
+void OpenAiApi::register_routes(HttpRouter& router) {
+  router.add(http::verb::post, "/v1/chat/completions",
+             [this](const ExchangePtr& exchange) { chat_completions(exchange); });
+  router.add_simple(http::verb::get, "/v1/models", [this](const HttpRequest& request) {
+    if (auto refusal = gatekeeper(request)) return render_api_error(request, *refusal);
+    return models(request);
+  });
+}
+
+std::optional<ApiError> OpenAiApi::gatekeeper(const HttpRequest& request) const {
+  if (!config_.api_key.empty()) {
+    const auto header = request[http::field::authorization];
+    constexpr std::string_view kBearer = "Bearer ";
+    const bool has_bearer = header.size() > kBearer.size() && header.substr(0, kBearer.size()) == kBearer;
+    if (!has_bearer || !constant_time_equal(header.substr(kBearer.size()), config_.api_key)) {
+      ApiError e;
+      e.status = 401;
+      e.code = "invalid_api_key";
+      e.message = has_bearer ? "Incorrect API key provided." : "Missing bearer token in the Authorization header.";
+      return e;
+    }
+  }
+  if (config_.maintenance) {
+    ApiError e;
+    e.status = 503;
+    e.type = "server_error";
+    e.code = "maintenance";
+    e.message = "the proxy is in maintenance mode; retry later";
+    e.retryable = true;
+    e.retry_after_s = config_.maintenance_retry_after_s;
+    return e;
+  }
+  return std::nullopt;
+}
+
+HttpResponse OpenAiApi::models(const HttpRequest& request) const {
+  nlohmann::json data = nlohmann::json::array();
+  for (const auto& model : models_) {
+    data.push_back({{"id", model}, {"object", "model"}, {"created", 0}, {"owned_by", "codex-proxy"}});
+  }
+  return make_response(request, 200, "application/json",
+                       nlohmann::json{{"object", "list"}, {"data", data}}.dump());
+}
+
+void OpenAiApi::chat_completions(const ExchangePtr& exchange) {
+  const auto& request = exchange->request();
+  if (auto refusal = gatekeeper(request)) return exchange->respond(render_api_error(request, *refusal));
+  if (!is_json_content_type(request[http::field::content_type])) {
+    ApiError e;
+    e.status = 415;
+    e.code = "unsupported_media_type";
+    e.message = "Content-Type must be application/json, found '" +
+                std::string(request[http::field::content_type]).substr(0, 100) + "'";
+    return exchange->respond(render_api_error(request, e));
+  }
+  auto parsed = parse_chat_request(request.body(), models_, config_.codex_model);
+  if (auto* error = std::get_if<ApiError>(&parsed)) return exchange->respond(render_api_error(request, *error));
+  auto chat = std::get<ChatRequest>(std::move(parsed));
+
+  auto cancel_wait = gate_->acquire([this, exchange, chat](AdmissionGate::TicketPtr ticket,
+                                                           AdmissionGate::Refusal refusal) mutable {
+    if (!ticket) {
+      ApiError e;
+      e.status = 429;
+      e.type = "rate_limit_error";
+      e.code = refusal == AdmissionGate::Refusal::kQueueFull ? "queue_full" : "queue_timeout";
+      e.message = refusal == AdmissionGate::Refusal::kQueueFull
+                      ? "too many requests in flight (WORKER_MAX_CONCURRENCY and PROXY_QUEUE_MAX reached)"
+                      : "waited longer than PROXY_QUEUE_TIMEOUT_MS for a free worker slot";
+      e.retryable = true;
+      e.retry_after_s = kQueueFullRetryAfterS;
+      return exchange->respond(render_api_error(exchange->request(), e));
+    }
+    if (exchange->client_gone()) return;
+    auto channel = supervisor_.channel();
+    if (!channel) {
+      ApiError e;
+      e.status = 503;
+      e.type = "server_error";
+      e.code = "worker_not_ready";
+      e.message = "the worker is not ready (state: " + std::string(to_string(supervisor_.snapshot().state)) +
+                  "); retry shortly";
+      e.retryable = true;
+      e.retry_after_s = kNotReadyRetryAfterS;
+      return exchange->respond(render_api_error(exchange->request(), e));
+    }
+    std::make_shared<ChatCompletion>(io_, exchange, std::move(chat), std::move(channel), turns_,
+                                     chat_settings_, std::move(ticket))
+        ->start();
+  });
+  exchange->on_client_gone(std::move(cancel_wait));
+}
+
+}  // namespace cxp::proxy

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/api/admission_gate.h"
+#include "proxy/api/chat_completion.h"
+#include "proxy/api/turn_router.h"
+#include "proxy/http/http_router.h"
+#include "proxy/proxy_config.h"
+#include "proxy/supervisor/worker_supervisor.h"
+
+namespace cxp::proxy {
+
+// The OpenAI-compatible surface: POST /v1/chat/completions and GET /v1/models, with bearer auth,
+// maintenance mode, worker readiness and admission control in front of each chat completion.
+class OpenAiApi {
+ public:
+  OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config, WorkerSupervisor& supervisor);
+
+  void register_routes(HttpRouter& router);
+  std::size_t in_flight() const { return gate_->active(); }
+
+ private:
+  void chat_completions(const ExchangePtr& exchange);
+  HttpResponse models(const HttpRequest& request) const;
+  // The refusal that applies before any work (auth, maintenance), if one does.
+  std::optional<ApiError> gatekeeper(const HttpRequest& request) const;
+
+  boost::asio::io_context& io_;
+  const ProxyConfig& config_;
+  WorkerSupervisor& supervisor_;
+  std::vector<std::string> models_;
+  std::shared_ptr<AdmissionGate> gate_;
+  TurnRouter turns_;
+  ChatSettings chat_settings_;
+};
+
+}  // namespace cxp::proxy

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "proxy/http/http_types.h"
+
+namespace cxp::proxy {
+
+// One request and its response, handed to a route handler. A handler answers at once or later
+// (from any callback on the io_context): either one complete `respond`, or `start_stream` followed
+// by `send` calls and one `end_stream` (chunked transfer encoding, e.g. server-sent events).
+// Calls after the response finished, or after the client went away, are ignored.
+class HttpExchange {
+ public:
+  virtual ~HttpExchange() = default;
+
+  virtual const HttpRequest& request() const = 0;
+  virtual const std::string& request_id() const = 0;
+
+  virtual void respond(HttpResponse response) = 0;
+  virtual void start_stream(HttpResponse head) = 0;  // head's body is ignored
+  virtual void send(std::string bytes) = 0;
+  virtual void end_stream() = 0;
+
+  // `callback` runs once if the client disconnects before the response finished.
+  virtual void on_client_gone(std::function<void()> callback) = 0;
+  virtual bool client_gone() const = 0;
+};
+
+using ExchangePtr = std::shared_ptr<HttpExchange>;
+
+}  // namespace cxp::proxy
