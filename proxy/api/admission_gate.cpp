@@ -23,7 +23,8 @@ AdmissionGate::CancelWait AdmissionGate::acquire(Callback done) {
     return [] {};
   }
   auto alive = std::make_shared<bool>(true);
-  waiters_.push_back({std::move(done), std::make_unique<boost::asio::steady_timer>(io_, queue_timeout_), alive});
+  waiters_.push_back(
+      {std::move(done), std::make_unique<boost::asio::steady_timer>(io_, queue_timeout_), alive});
   auto position = std::prev(waiters_.end());
   auto* timer = position->timer.get();
   timer->async_wait([weak = weak_from_this(), position, alive](boost::system::error_code ec) {
@@ -52,10 +53,12 @@ void AdmissionGate::release() {
   *waiter.queued = false;
   waiter.timer->cancel();
   // Admit on a fresh stack: release() runs inside a finishing request's cleanup.
-  boost::asio::post(io_, [done = std::move(waiter.done), ticket = std::make_shared<TicketPtr>(
-                                                             std::make_unique<Ticket>(weak_from_this()))]() mutable {
-    done(std::move(*ticket), Refusal::kNone);
-  });
+  boost::asio::post(
+      io_,
+      [done = std::move(waiter.done),
+       ticket = std::make_shared<TicketPtr>(std::make_unique<Ticket>(weak_from_this()))]() mutable {
+        done(std::move(*ticket), Refusal::kNone);
+      });
 }
 
 }  // namespace cxp::proxy

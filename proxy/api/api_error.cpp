@@ -5,10 +5,11 @@
 namespace cxp::proxy {
 
 std::string api_error_json(const ApiError& error) {
-  nlohmann::json body = {{"message", error.message},
-                         {"type", error.type},
-                         {"code", error.code.empty() ? nlohmann::json(nullptr) : nlohmann::json(error.code)},
-                         {"param", error.param.empty() ? nlohmann::json(nullptr) : nlohmann::json(error.param)}};
+  nlohmann::json body = {
+      {"message", error.message},
+      {"type", error.type},
+      {"code", error.code.empty() ? nlohmann::json(nullptr) : nlohmann::json(error.code)},
+      {"param", error.param.empty() ? nlohmann::json(nullptr) : nlohmann::json(error.param)}};
   if (error.retryable) body["retryable"] = true;
   return nlohmann::json{{"error", body}}.dump();
 }

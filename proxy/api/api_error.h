@@ -12,7 +12,7 @@ struct ApiError {
   std::string message;
   std::string type = "invalid_request_error";
   std::string code;
-  std::string param;      // the request field at fault, when there is one
+  std::string param;       // the request field at fault, when there is one
   bool retryable = false;  // adds "retryable": true (503 while the worker is not ready, 429)
   int retry_after_s = 0;   // adds a Retry-After header when > 0
 };

@@ -28,9 +28,10 @@ std::int64_t unix_now() {
 
 }  // namespace
 
-ChatCompletion::ChatCompletion(boost::asio::io_context& io, ExchangePtr exchange, ChatRequest request,
-                               std::shared_ptr<JsonRpcChannel> channel, TurnRouter& router,
-                               ChatSettings settings, AdmissionGate::TicketPtr ticket)
+ChatCompletion::ChatCompletion(boost::asio::io_context& io, ExchangePtr exchange,
+                               ChatRequest request, std::shared_ptr<JsonRpcChannel> channel,
+                               TurnRouter& router, ChatSettings settings,
+                               AdmissionGate::TicketPtr ticket)
     : io_(io),
       exchange_(std::move(exchange)),
       request_(std::move(request)),
@@ -76,21 +77,27 @@ void ChatCompletion::start() {
                                    {"input", json::array({{{"type", "text"}, {"text", text}}})}};
                       self->channel_->request("turn/start", turn, self->settings_.request_timeout,
                                               [self](RpcOutcome started) {
-                                                if (!self->finished_) self->on_turn_started(std::move(started));
+                                                if (!self->finished_)
+                                                  self->on_turn_started(std::move(started));
                                               });
                     });
 }
 
 void ChatCompletion::on_thread_started(RpcOutcome outcome) {
-  if (!outcome.transport_error.empty()) return fail(worker_unavailable("worker unavailable: " + outcome.transport_error));
-  if (!outcome.ok) return fail(worker_unavailable("worker refused thread/start: " + outcome.error.dump()));
-  if (thread_id_.empty()) return fail(worker_unavailable("worker answered thread/start without a thread id"));
+  if (!outcome.transport_error.empty())
+    return fail(worker_unavailable("worker unavailable: " + outcome.transport_error));
+  if (!outcome.ok)
+    return fail(worker_unavailable("worker refused thread/start: " + outcome.error.dump()));
+  if (thread_id_.empty())
+    return fail(worker_unavailable("worker answered thread/start without a thread id"));
   router_.attach(thread_id_, weak_from_this());
 }
 
 void ChatCompletion::on_turn_started(RpcOutcome outcome) {
-  if (!outcome.transport_error.empty()) return fail(worker_unavailable("worker unavailable: " + outcome.transport_error));
-  if (!outcome.ok) return fail(worker_unavailable("worker refused turn/start: " + outcome.error.dump()));
+  if (!outcome.transport_error.empty())
+    return fail(worker_unavailable("worker unavailable: " + outcome.transport_error));
+  if (!outcome.ok)
+    return fail(worker_unavailable("worker refused turn/start: " + outcome.error.dump()));
   const auto& turn = outcome.result.value("turn", json::object());
   turn_id_ = turn.is_object() ? turn.value("id", "") : "";
   if (!request_.stream) return;
@@ -169,7 +176,8 @@ void ChatCompletion::on_deadline() {
 
 void ChatCompletion::on_client_gone() {
   if (finished_) return;
-  log_.info("client_disconnected", {{"request_id", exchange_->request_id()}, {"route", "/v1/chat/completions"}});
+  log_.info("client_disconnected",
+            {{"request_id", exchange_->request_id()}, {"route", "/v1/chat/completions"}});
   interrupt_turn();
   finish();
 }
@@ -184,7 +192,8 @@ void ChatCompletion::complete(const std::string& finish_reason) {
   if (finished_) return;
   if (streaming_) {
     exchange_->send(sse_finish_chunk(meta_, finish_reason));
-    if (request_.include_usage) exchange_->send(sse_usage_chunk(meta_, usage_.value_or(TokenUsage{})));
+    if (request_.include_usage)
+      exchange_->send(sse_usage_chunk(meta_, usage_.value_or(TokenUsage{})));
     exchange_->send(sse_done());
     exchange_->end_stream();
   } else {

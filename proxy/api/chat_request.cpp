@@ -55,11 +55,13 @@ std::variant<ChatRequest, ApiError> parse_chat_request(std::string_view body,
                                                        const std::string& default_model) {
   const json root = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) return invalid("", "request body is not valid JSON");
-  if (!root.is_object()) return invalid("", "request body must be a JSON object, found " + type_name(root));
+  if (!root.is_object())
+    return invalid("", "request body must be a JSON object, found " + type_name(root));
 
   ChatRequest request;
   if (const auto model = root.find("model"); model != root.end() && !model->is_null()) {
-    if (!model->is_string()) return invalid("model", "model: expected a string, found " + type_name(*model));
+    if (!model->is_string())
+      return invalid("model", "model: expected a string, found " + type_name(*model));
     request.model = model->get<std::string>();
   } else {
     request.model = default_model;
@@ -81,9 +83,11 @@ std::variant<ChatRequest, ApiError> parse_chat_request(std::string_view body,
   for (std::size_t i = 0; i < messages->size(); ++i) {
     const auto& m = (*messages)[i];
     const std::string where = "messages[" + std::to_string(i) + "]";
-    if (!m.is_object()) return invalid(where, where + ": expected an object, found " + type_name(m));
+    if (!m.is_object())
+      return invalid(where, where + ": expected an object, found " + type_name(m));
     const auto role = m.find("role");
-    if (role == m.end() || !role->is_string()) return invalid(where + ".role", where + ".role: expected a string");
+    if (role == m.end() || !role->is_string())
+      return invalid(where + ".role", where + ".role: expected a string");
     const auto role_name = role->get<std::string>();
     if (role_name != "system" && role_name != "developer" && role_name != "user" &&
         role_name != "assistant" && role_name != "tool") {
@@ -96,24 +100,31 @@ std::variant<ChatRequest, ApiError> parse_chat_request(std::string_view body,
   }
 
   if (const auto n = root.find("n"); n != root.end() && !n->is_null()) {
-    if (!n->is_number_integer()) return invalid("n", "n: expected an integer, found " + type_name(*n));
-    if (n->get<std::int64_t>() != 1) return invalid("n", "n: only 1 choice per request is supported");
+    if (!n->is_number_integer())
+      return invalid("n", "n: expected an integer, found " + type_name(*n));
+    if (n->get<std::int64_t>() != 1)
+      return invalid("n", "n: only 1 choice per request is supported");
   }
   if (const auto stream = root.find("stream"); stream != root.end() && !stream->is_null()) {
-    if (!stream->is_boolean()) return invalid("stream", "stream: expected a boolean, found " + type_name(*stream));
+    if (!stream->is_boolean())
+      return invalid("stream", "stream: expected a boolean, found " + type_name(*stream));
     request.stream = stream->get<bool>();
   }
-  if (const auto options = root.find("stream_options"); options != root.end() && !options->is_null()) {
-    if (!options->is_object()) return invalid("stream_options", "stream_options: expected an object");
-    if (const auto usage = options->find("include_usage"); usage != options->end() && !usage->is_null()) {
+  if (const auto options = root.find("stream_options");
+      options != root.end() && !options->is_null()) {
+    if (!options->is_object())
+      return invalid("stream_options", "stream_options: expected an object");
+    if (const auto usage = options->find("include_usage");
+        usage != options->end() && !usage->is_null()) {
       if (!usage->is_boolean()) {
-        return invalid("stream_options.include_usage", "stream_options.include_usage: expected a boolean");
+        return invalid("stream_options.include_usage",
+                       "stream_options.include_usage: expected a boolean");
       }
       request.include_usage = usage->get<bool>();
     }
   }
-  if (const auto tools = root.find("tools"); tools != root.end() && !tools->is_null() &&
-                                             !(tools->is_array() && tools->empty())) {
+  if (const auto tools = root.find("tools");
+      tools != root.end() && !tools->is_null() && !(tools->is_array() && tools->empty())) {
     return invalid("tools", "tools: tool calling is not supported by this proxy version");
   }
   return request;

@@ -28,15 +28,15 @@ std::string event(const json& payload) {
 }  // namespace
 
 std::string render_completion(const CompletionMeta& meta, const std::string& content,
-                              const std::string& finish_reason, const std::optional<TokenUsage>& usage) {
+                              const std::string& finish_reason,
+                              const std::optional<TokenUsage>& usage) {
   json body = {{"id", meta.id},
                {"object", "chat.completion"},
                {"created", meta.created},
                {"model", meta.model},
-               {"choices",
-                json::array({{{"index", 0},
-                              {"message", {{"role", "assistant"}, {"content", content}}},
-                              {"finish_reason", finish_reason}}})},
+               {"choices", json::array({{{"index", 0},
+                                         {"message", {{"role", "assistant"}, {"content", content}}},
+                                         {"finish_reason", finish_reason}}})},
                {"usage", usage_json(usage.value_or(TokenUsage{}))}};
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -48,11 +48,15 @@ std::string sse_role_chunk(const CompletionMeta& meta) {
 }
 
 std::string sse_content_chunk(const CompletionMeta& meta, const std::string& delta) {
-  return event(chunk(meta, json::array({{{"index", 0}, {"delta", {{"content", delta}}}, {"finish_reason", nullptr}}})));
+  return event(chunk(
+      meta,
+      json::array({{{"index", 0}, {"delta", {{"content", delta}}}, {"finish_reason", nullptr}}})));
 }
 
 std::string sse_finish_chunk(const CompletionMeta& meta, const std::string& finish_reason) {
-  return event(chunk(meta, json::array({{{"index", 0}, {"delta", json::object()}, {"finish_reason", finish_reason}}})));
+  return event(chunk(
+      meta,
+      json::array({{{"index", 0}, {"delta", json::object()}, {"finish_reason", finish_reason}}})));
 }
 
 std::string sse_usage_chunk(const CompletionMeta& meta, const TokenUsage& usage) {
@@ -61,9 +65,15 @@ std::string sse_usage_chunk(const CompletionMeta& meta, const TokenUsage& usage)
   return event(payload);
 }
 
-std::string sse_error_event(const std::string& error_json) { return "data: " + error_json + "\n\n"; }
-std::string sse_done() { return "data: [DONE]\n\n"; }
-std::string sse_keepalive() { return ": keepalive\n\n"; }
+std::string sse_error_event(const std::string& error_json) {
+  return "data: " + error_json + "\n\n";
+}
+std::string sse_done() {
+  return "data: [DONE]\n\n";
+}
+std::string sse_keepalive() {
+  return ": keepalive\n\n";
+}
 
 std::optional<TokenUsage> usage_from_notification(const json& params) {
   if (!params.is_object()) return std::nullopt;

@@ -22,7 +22,8 @@ struct CompletionMeta {
 
 // Pure renderers of the OpenAI chat completion shapes.
 std::string render_completion(const CompletionMeta& meta, const std::string& content,
-                              const std::string& finish_reason, const std::optional<TokenUsage>& usage);
+                              const std::string& finish_reason,
+                              const std::optional<TokenUsage>& usage);
 // SSE events, each "data: <json>\n\n".
 std::string sse_role_chunk(const CompletionMeta& meta);
 std::string sse_content_chunk(const CompletionMeta& meta, const std::string& delta);
@@ -32,7 +33,8 @@ std::string sse_error_event(const std::string& error_json);
 std::string sse_done();
 std::string sse_keepalive();
 
-// Reads thread/tokenUsage/updated params ({tokenUsage:{last:{inputTokens,outputTokens,totalTokens}}}).
+// Reads thread/tokenUsage/updated params
+// ({tokenUsage:{last:{inputTokens,outputTokens,totalTokens}}}).
 std::optional<TokenUsage> usage_from_notification(const nlohmann::json& params);
 
 }  // namespace cxp::proxy

@@ -36,7 +36,8 @@ bool is_json_content_type(std::string_view value) {
 
 }  // namespace
 
-OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config, WorkerSupervisor& supervisor)
+OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
+                     WorkerSupervisor& supervisor)
     : io_(io),
       config_(config),
       supervisor_(supervisor),
@@ -49,7 +50,8 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config, Wor
   chat_settings_.cwd = std::filesystem::current_path(ec).string();
   if (ec) chat_settings_.cwd = "/";
   supervisor_.set_notification_sink([this](const RpcNotification& note) { turns_.route(note); });
-  supervisor_.set_worker_lost_handler([this](const std::string& reason) { turns_.worker_lost(reason); });
+  supervisor_.set_worker_lost_handler(
+      [this](const std::string& reason) { turns_.worker_lost(reason); });
   supervisor_.set_in_flight_source([this] { return in_flight(); });
 }
 
@@ -66,12 +68,14 @@ std::optional<ApiError> OpenAiApi::gatekeeper(const HttpRequest& request) const 
   if (!config_.api_key.empty()) {
     const auto header = request[http::field::authorization];
     constexpr std::string_view kBearer = "Bearer ";
-    const bool has_bearer = header.size() > kBearer.size() && header.substr(0, kBearer.size()) == kBearer;
+    const bool has_bearer =
+        header.size() > kBearer.size() && header.substr(0, kBearer.size()) == kBearer;
     if (!has_bearer || !constant_time_equal(header.substr(kBearer.size()), config_.api_key)) {
       ApiError e;
       e.status = 401;
       e.code = "invalid_api_key";
-      e.message = has_bearer ? "Incorrect API key provided." : "Missing bearer token in the Authorization header.";
+      e.message = has_bearer ? "Incorrect API key provided."
+                             : "Missing bearer token in the Authorization header.";
       return e;
     }
   }
@@ -91,7 +95,8 @@ std::optional<ApiError> OpenAiApi::gatekeeper(const HttpRequest& request) const 
 HttpResponse OpenAiApi::models(const HttpRequest& request) const {
   nlohmann::json data = nlohmann::json::array();
   for (const auto& model : models_) {
-    data.push_back({{"id", model}, {"object", "model"}, {"created", 0}, {"owned_by", "codex-proxy"}});
+    data.push_back(
+        {{"id", model}, {"object", "model"}, {"created", 0}, {"owned_by", "codex-proxy"}});
   }
   return make_response(request, 200, "application/json",
                        nlohmann::json{{"object", "list"}, {"data", data}}.dump());
@@ -99,7 +104,8 @@ HttpResponse OpenAiApi::models(const HttpRequest& request) const {
 
 void OpenAiApi::chat_completions(const ExchangePtr& exchange) {
   const auto& request = exchange->request();
-  if (auto refusal = gatekeeper(request)) return exchange->respond(render_api_error(request, *refusal));
+  if (auto refusal = gatekeeper(request))
+    return exchange->respond(render_api_error(request, *refusal));
   if (!is_json_content_type(request[http::field::content_type])) {
     ApiError e;
     e.status = 415;
@@ -109,7 +115,8 @@ void OpenAiApi::chat_completions(const ExchangePtr& exchange) {
     return exchange->respond(render_api_error(request, e));
   }
   auto parsed = parse_chat_request(request.body(), models_, config_.codex_model);
-  if (auto* error = std::get_if<ApiError>(&parsed)) return exchange->respond(render_api_error(request, *error));
+  if (auto* error = std::get_if<ApiError>(&parsed))
+    return exchange->respond(render_api_error(request, *error));
   auto chat = std::get<ChatRequest>(std::move(parsed));
 
   auto cancel_wait = gate_->acquire([this, exchange, chat](AdmissionGate::TicketPtr ticket,
@@ -119,9 +126,10 @@ void OpenAiApi::chat_completions(const ExchangePtr& exchange) {
       e.status = 429;
       e.type = "rate_limit_error";
       e.code = refusal == AdmissionGate::Refusal::kQueueFull ? "queue_full" : "queue_timeout";
-      e.message = refusal == AdmissionGate::Refusal::kQueueFull
-                      ? "too many requests in flight (WORKER_MAX_CONCURRENCY and PROXY_QUEUE_MAX reached)"
-                      : "waited longer than PROXY_QUEUE_TIMEOUT_MS for a free worker slot";
+      e.message =
+          refusal == AdmissionGate::Refusal::kQueueFull
+              ? "too many requests in flight (WORKER_MAX_CONCURRENCY and PROXY_QUEUE_MAX reached)"
+              : "waited longer than PROXY_QUEUE_TIMEOUT_MS for a free worker slot";
       e.retryable = true;
       e.retry_after_s = kQueueFullRetryAfterS;
       return exchange->respond(render_api_error(exchange->request(), e));
@@ -133,8 +141,8 @@ void OpenAiApi::chat_completions(const ExchangePtr& exchange) {
       e.status = 503;
       e.type = "server_error";
       e.code = "worker_not_ready";
-      e.message = "the worker is not ready (state: " + std::string(to_string(supervisor_.snapshot().state)) +
-                  "); retry shortly";
+      e.message = "the worker is not ready (state: " +
+                  std::string(to_string(supervisor_.snapshot().state)) + "); retry shortly";
       e.retryable = true;
       e.retry_after_s = kNotReadyRetryAfterS;
       return exchange->respond(render_api_error(exchange->request(), e));

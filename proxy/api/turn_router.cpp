@@ -6,7 +6,9 @@ void TurnRouter::attach(const std::string& thread_id, std::weak_ptr<TurnListener
   listeners_[thread_id] = std::move(listener);
 }
 
-void TurnRouter::detach(const std::string& thread_id) { listeners_.erase(thread_id); }
+void TurnRouter::detach(const std::string& thread_id) {
+  listeners_.erase(thread_id);
+}
 
 void TurnRouter::route(const RpcNotification& notification) const {
   if (!notification.params.is_object()) return;

@@ -24,7 +24,7 @@ class HttpExchange {
   virtual void send(std::string bytes) = 0;
   virtual void end_stream() = 0;
 
-  // `callback` runs once if the client disconnects before the response finished.
+  // Each registered callback runs once if the client disconnects before the response finished.
   virtual void on_client_gone(std::function<void()> callback) = 0;
   virtual bool client_gone() const = 0;
 };

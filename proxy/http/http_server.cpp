@@ -93,7 +93,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
       asio::post(stream_.get_executor(), std::move(callback));
       return;
     }
-    gone_callback_ = std::move(callback);
+    gone_callbacks_.push_back(std::move(callback));
   }
 
   bool client_gone(std::uint64_t seq) const { return !current(seq) || client_gone_; }
@@ -130,7 +130,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     if (ec) return refuse(ec);
     ++seq_;
     finished_ = started_ = streaming_ = stream_ended_ = client_gone_ = false;
-    gone_callback_ = nullptr;
+    gone_callbacks_.clear();
     request_ = parser_->release();
     request_id_ = request_id_for(request_);
     stream_.expires_never();
@@ -175,7 +175,8 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   void watch_client() {
     watching_ = true;
     stream_.socket().async_read_some(
-        buffer_.prepare(4096), [self = shared_from_this(), seq = seq_](beast::error_code ec, std::size_t n) {
+        buffer_.prepare(4096),
+        [self = shared_from_this(), seq = seq_](beast::error_code ec, std::size_t n) {
           self->watching_ = false;
           if (!ec) {
             self->buffer_.commit(n);
@@ -184,7 +185,9 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
           }
           if (ec && ec != asio::error::operation_aborted && self->current(seq)) {
             self->client_gone_ = true;
-            if (auto callback = std::move(self->gone_callback_)) callback();
+            auto callbacks = std::move(self->gone_callbacks_);
+            self->gone_callbacks_.clear();
+            for (auto& callback : callbacks) callback();
           }
           if (self->resume_after_watch_) {
             self->resume_after_watch_ = false;
@@ -222,7 +225,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   void finish(bool ok) {
     if (finished_) return;
     finished_ = true;
-    gone_callback_ = nullptr;
+    gone_callbacks_.clear();
     if (!ok) {
       keep_alive_ = false;
     }
@@ -281,7 +284,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   bool watching_ = false;
   bool resume_after_watch_ = false;
   bool writing_ = false;
-  std::function<void()> gone_callback_;
+  std::vector<std::function<void()>> gone_callbacks_;
   std::unique_ptr<HttpResponse> response_;
   std::deque<std::string> out_;
   bool linger_ = false;

@@ -129,7 +129,8 @@ void WorkerSupervisor::spawn() {
     // Fork itself failed (no process exists): treat it as an immediate failure of this worker.
     log_.error("worker_spawn_failed", {{"error_code", "spawn_failed"}, {"message", error}});
     const auto decision = machine_.worker_exited({std::nullopt, std::nullopt, error}, Clock::now());
-    if (decision.action == ExitDecision::Action::kRestartAfterBackoff) schedule_restart(decision.delay);
+    if (decision.action == ExitDecision::Action::kRestartAfterBackoff)
+      schedule_restart(decision.delay);
     return;
   }
   worker_ = std::make_unique<RunningWorker>(io_, spawned);
@@ -355,8 +356,8 @@ void WorkerSupervisor::shutdown(std::function<void()> on_stopped) {
   backoff_timer_.cancel();
   stable_timer_.cancel();
   if (!worker_) return finish_stop();
-  log_.info("drain_started", {{"in_flight", in_flight()},
-                              {"grace_ms", settings_.shutdown_grace.count()}});
+  log_.info("drain_started",
+            {{"in_flight", in_flight()}, {"grace_ms", settings_.shutdown_grace.count()}});
   if (was_ready) return wait_for_idle(Clock::now() + settings_.shutdown_grace);
   stop_worker();
 }

@@ -152,7 +152,8 @@ TEST_CASE("docs/configuration.md documents exactly the settings the proxy reads"
   std::set<std::string> code;
   for (const auto& spec : cxp::proxy::proxy_settings()) {
     code.insert(std::string(spec.env));
-    CHECK_MESSAGE(doc.find("`" + std::string(spec.yaml_key) + "`") != std::string::npos, spec.yaml_key);
+    CHECK_MESSAGE(doc.find("`" + std::string(spec.yaml_key) + "`") != std::string::npos,
+                  spec.yaml_key);
   }
   CHECK(documented == code);
 }

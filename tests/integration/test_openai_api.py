@@ -1,0 +1,273 @@
+"""The OpenAI-compatible API over the supervised worker, over raw HTTP (the SDK tests are in node)."""
+import http.client
+import json
+import os
+import socket
+import tempfile
+import time
+import unittest
+
+from harness import ProxyTestCase, wait_until
+
+
+def chat_body(**extra):
+    return json.dumps({"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}], **extra})
+
+
+def post(proxy, body, headers=None, timeout=10):
+    return proxy.request("POST", "/v1/chat/completions", body=body,
+                         headers={"Content-Type": "application/json", **(headers or {})}, timeout=timeout)
+
+
+def sse_events(raw):
+    events = []
+    for block in raw.decode().split("\n\n"):
+        for line in block.splitlines():
+            if line.startswith("data: "):
+                events.append(line[6:])
+    return events
+
+
+class ChatCompletionTest(ProxyTestCase):
+    def test_non_streaming_completion_with_usage_and_request_id(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": "four words of reply"})
+        proxy.wait_ready()
+        status, headers, body = post(proxy, chat_body(), headers={"X-Request-Id": "client-id-1"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers["X-Request-Id"], "client-id-1")
+        completion = json.loads(body)
+        self.assertEqual(completion["object"], "chat.completion")
+        self.assertEqual(completion["id"], "chatcmpl-client-id-1")
+        self.assertEqual(completion["choices"][0]["message"], {"role": "assistant", "content": "four words of reply"})
+        self.assertEqual(completion["choices"][0]["finish_reason"], "stop")
+        self.assertEqual(completion["usage"]["completion_tokens"], 4)
+
+    def test_streaming_sends_role_deltas_finish_usage_and_done(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": "a b c"})
+        proxy.wait_ready()
+        status, headers, body = post(proxy, chat_body(stream=True, stream_options={"include_usage": True}))
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/event-stream"))
+        events = sse_events(body)
+        self.assertEqual(events[-1], "[DONE]")
+        chunks = [json.loads(e) for e in events[:-1]]
+        self.assertEqual(chunks[0]["choices"][0]["delta"]["role"], "assistant")
+        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+        self.assertEqual(text, "a b c")
+        finish = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+        self.assertEqual(finish[-1]["choices"][0]["finish_reason"], "stop")
+        self.assertEqual(chunks[-1]["choices"], [])
+        self.assertEqual(chunks[-1]["usage"]["completion_tokens"], 3)
+
+    def test_silent_streams_get_keepalive_comments(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": "slow reply", "FAKE_CODEX_TOKEN_DELAY_MS": "700",
+                                      "PROXY_SSE_KEEPALIVE_MS": "200"})
+        proxy.wait_ready()
+        status, _, body = post(proxy, chat_body(stream=True))
+        self.assertEqual(status, 200)
+        self.assertIn(b": keepalive\n\n", body)
+        self.assertTrue(body.endswith(b"data: [DONE]\n\n"))
+
+    def test_the_conversation_and_instructions_reach_the_worker(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": "{echo}"})
+        proxy.wait_ready()
+        messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one"},
+                    {"role": "assistant", "content": "two"}, {"role": "user", "content": [{"type": "text", "text": "three"}]}]
+        status, _, body = post(proxy, json.dumps({"messages": messages}))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["choices"][0]["message"]["content"],
+                         "[user]\none\n\n[assistant]\ntwo\n\n[user]\nthree")
+
+    def test_models_lists_the_configured_model(self):
+        proxy = self.start_proxy(env={"CODEX_MODEL": "gpt-5-codex"})
+        status, body = proxy.get_json("/v1/models")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["object"], "list")
+        self.assertEqual([m["id"] for m in body["data"]], ["gpt-5-codex"])
+
+
+class BadRequestTest(ProxyTestCase):
+    def setUp(self):
+        self.proxy = self.start_proxy()
+        self.proxy.wait_ready()
+
+    def assert_error(self, status, body, param=None, contains=None, headers=None):
+        got, _, raw = post(self.proxy, body, headers=headers)
+        self.assertEqual(got, status, raw)
+        error = json.loads(raw)["error"]
+        self.assertTrue(error["message"])
+        self.assertIn("type", error)
+        if param is not None:
+            self.assertEqual(error["param"], param)
+        if contains:
+            self.assertIn(contains, error["message"])
+        return error
+
+    def test_client_mistakes_get_4xx_envelopes_naming_the_field(self):
+        self.assert_error(400, "{not json", contains="not valid JSON")
+        self.assert_error(400, "[1]", contains="JSON object")
+        self.assert_error(400, json.dumps({"messages": "hi"}), param="messages")
+        self.assert_error(400, json.dumps({"messages": []}), param="messages")
+        self.assert_error(400, json.dumps({"messages": [{"role": "wizard", "content": "x"}]}), param="messages[0].role")
+        self.assert_error(400, json.dumps({"messages": [{"role": "user", "content": 5}]}), param="messages[0].content")
+        self.assert_error(400, json.dumps({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+                          param="messages[0].content[0].type")
+        self.assert_error(400, chat_body(n=2), param="n")
+        self.assert_error(400, chat_body(stream="yes"), param="stream")
+        self.assert_error(400, chat_body(model=7), param="model")
+        self.assert_error(404, chat_body(model="no-such-model"), param="model", contains="no-such-model")
+        self.assert_error(400, chat_body(tools=[{"type": "function", "function": {"name": "f"}}]), param="tools")
+        ok, _, _ = post(self.proxy, chat_body(temperature=0.2, user="x", unknown_field={"a": 1}))
+        self.assertEqual(ok, 200)
+
+    def test_wrong_content_type_and_oversized_body(self):
+        status, _, raw = self.proxy.request("POST", "/v1/chat/completions", body=chat_body(),
+                                            headers={"Content-Type": "text/plain"})
+        self.assertEqual(status, 415)
+        self.assertIn("application/json", json.loads(raw)["error"]["message"])
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 5000000\r\n\r\n" + b"x" * 1000)
+            reply = s.recv(65536)
+        self.assertTrue(reply.startswith(b"HTTP/1.1 413"), reply[:60])
+
+
+class AuthAndMaintenanceTest(ProxyTestCase):
+    def test_api_key_is_required_on_v1_but_not_on_probes(self):
+        proxy = self.start_proxy(env={"PROXY_API_KEY": "sk-test-key-123456"})
+        proxy.wait_ready()
+        status, _, raw = post(proxy, chat_body())
+        self.assertEqual(status, 401)
+        self.assertEqual(json.loads(raw)["error"]["code"], "invalid_api_key")
+        status, _, _ = post(proxy, chat_body(), headers={"Authorization": "Bearer sk-test-key-123457"})
+        self.assertEqual(status, 401)
+        status, _, _ = post(proxy, chat_body(), headers={"Authorization": "Bearer sk-test-key-123456"})
+        self.assertEqual(status, 200)
+        self.assertEqual(proxy.request("GET", "/v1/models")[0], 401)
+        self.assertEqual(proxy.request("GET", "/readyz")[0], 200)
+        self.assertNotIn("sk-test-key-123456", proxy.raw_log())
+
+    def test_maintenance_answers_503_with_retry_after_while_probes_stay_200(self):
+        proxy = self.start_proxy(env={"PROXY_MAINTENANCE_MODE": "true", "PROXY_MAINTENANCE_RETRY_AFTER_S": "30"})
+        ready = proxy.wait_ready()
+        self.assertTrue(ready["maintenance"])
+        status, headers, raw = post(proxy, chat_body())
+        self.assertEqual(status, 503)
+        self.assertEqual(headers["Retry-After"], "30")
+        error = json.loads(raw)["error"]
+        self.assertTrue(error["retryable"])
+        self.assertEqual(error["code"], "maintenance")
+
+
+class WorkerTroubleTest(ProxyTestCase):
+    def test_worker_not_ready_gives_503_retryable(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_STARTUP_DELAY_MS": "3000"})
+        status, headers, raw = post(proxy, chat_body())
+        self.assertEqual(status, 503)
+        self.assertIn("Retry-After", headers)
+        error = json.loads(raw)["error"]
+        self.assertTrue(error["retryable"])
+        self.assertEqual(error["code"], "worker_not_ready")
+
+    def test_timeout_gives_504_interrupts_the_turn_and_the_worker_stays_usable(self):
+        with tempfile.NamedTemporaryFile(delete=False) as log:
+            pass
+        self.addCleanup(os.remove, log.name)
+        proxy = self.start_proxy(env={"FAKE_CODEX_HANG_TURNS": "1", "FAKE_CODEX_LOG": log.name,
+                                      "WORKER_REQUEST_TIMEOUT_MS": "500"})
+        proxy.wait_ready()
+        started = time.monotonic()
+        status, _, raw = post(proxy, chat_body())
+        self.assertEqual(status, 504, raw)
+        self.assertGreater(time.monotonic() - started, 0.4)
+        self.assertEqual(json.loads(raw)["error"]["code"], "timeout")
+        wait_until(lambda: "turn/interrupt" in _read(log.name).split(), 5, message="turn/interrupt")
+        status, _, _ = post(proxy, chat_body())
+        self.assertEqual(status, 200)
+        self.assertEqual(proxy.readyz()[1]["worker"]["restarts_total"], 0)
+
+    def test_full_queue_gives_429_with_retry_after(self):
+        with tempfile.NamedTemporaryFile(delete=False) as log:
+            pass
+        self.addCleanup(os.remove, log.name)
+        proxy = self.start_proxy(env={"FAKE_CODEX_HANG_TURNS": "all", "WORKER_MAX_CONCURRENCY": "1",
+                                      "PROXY_QUEUE_MAX": "0", "WORKER_REQUEST_TIMEOUT_MS": "3000",
+                                      "FAKE_CODEX_LOG": log.name})
+        proxy.wait_ready()
+        hung = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        self.addCleanup(hung.close)
+        hung.request("POST", "/v1/chat/completions", body=chat_body(), headers={"Content-Type": "application/json"})
+        wait_until(lambda: "turn/start" in _read(log.name).split(), 5, message="the first turn to hold the slot")
+        status, headers, raw = post(proxy, chat_body())
+        self.assertEqual(status, 429)
+        self.assertEqual(headers["Retry-After"], "1")
+        self.assertEqual(json.loads(raw)["error"]["code"], "queue_full")
+
+    def test_client_disconnect_interrupts_the_turn(self):
+        with tempfile.NamedTemporaryFile(delete=False) as log:
+            pass
+        self.addCleanup(os.remove, log.name)
+        proxy = self.start_proxy(env={"FAKE_CODEX_HANG_TURNS": "all", "FAKE_CODEX_LOG": log.name,
+                                      "WORKER_MAX_CONCURRENCY": "1", "PROXY_QUEUE_MAX": "0"})
+        proxy.wait_ready()
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+            body = chat_body(stream=True).encode()
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            self.assertIn(b"200 OK", s.recv(4096))
+        wait_until(lambda: "turn/interrupt" in _read(log.name).split(), 5, message="turn/interrupt")
+        self.assertTrue(proxy.find_event("client_disconnected"))
+        # The slot was freed at once: the next request is admitted (and hangs until its own timeout).
+        wait_until(lambda: _admitted(proxy), 5, message="the freed slot")
+
+    def test_worker_crash_mid_stream_sends_an_error_event_then_done(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_CRASH_AFTER_TURNS": "0", "FAKE_CODEX_REPLY": "a b c d e f",
+                                      "FAKE_CODEX_TOKEN_DELAY_MS": "20", **{"WORKER_BACKOFF_INITIAL_MS": "50"}})
+        proxy.wait_ready()
+        status, _, body = post(proxy, chat_body(stream=True))
+        self.assertEqual(status, 200)
+        events = sse_events(body)
+        self.assertEqual(events[-1], "[DONE]")
+        error = json.loads(events[-2])["error"]
+        self.assertEqual(error["code"], "worker_unavailable")
+        self.assertTrue(error["retryable"])
+        proxy.wait_ready()
+        status, _, raw = post(proxy, chat_body())
+        self.assertEqual(status, 502, raw)  # crashes again mid-turn (every turn does), JSON this time
+        self.assertEqual(json.loads(raw)["error"]["code"], "worker_unavailable")
+
+    def test_sigterm_lets_an_in_flight_stream_finish(self):
+        import signal
+        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10",
+                                      "FAKE_CODEX_TOKEN_DELAY_MS": "100", "WORKER_SHUTDOWN_GRACE_MS": "5000"})
+        proxy.wait_ready()
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        self.addCleanup(conn.close)
+        conn.request("POST", "/v1/chat/completions", body=chat_body(stream=True),
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        time.sleep(0.2)
+        proxy.signal(signal.SIGTERM)
+        body = response.read()
+        self.assertTrue(body.endswith(b"data: [DONE]\n\n"))
+        text = "".join(json.loads(e)["choices"][0]["delta"].get("content", "")
+                       for e in sse_events(body)[:-1] if json.loads(e).get("choices"))
+        self.assertEqual(text, "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10")
+        self.assertEqual(proxy.wait_exit(timeout=10), 0)
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def _admitted(proxy):
+    try:
+        post(proxy, chat_body(), timeout=0.5)
+    except (TimeoutError, socket.timeout):
+        return True  # admitted: it waits on the hung worker
+    return False
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
