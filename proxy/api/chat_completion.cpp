@@ -44,6 +44,7 @@ ChatCompletion::ChatCompletion(boost::asio::io_context& io, ExchangePtr exchange
   meta_.id = "chatcmpl-" + exchange_->request_id();
   meta_.created = unix_now();
   meta_.model = request_.model;
+  if (request_.tools_active()) extractor_.emplace(*settings_.tool_counters);
 }
 
 void ChatCompletion::start() {
@@ -118,6 +119,7 @@ void ChatCompletion::on_worker_notification(const RpcNotification& note) {
     if (!turn_id_.empty() && p.value("turnId", turn_id_) != turn_id_) return;
     const auto delta = p.value("delta", std::string());
     if (delta.empty()) return;
+    if (extractor_) return take(extractor_->feed(delta));
     text_ += delta;
     if (streaming_) emit(sse_content_chunk(meta_, delta));
   } else if (note.method == "thread/tokenUsage/updated") {
@@ -134,7 +136,10 @@ void ChatCompletion::on_worker_notification(const RpcNotification& note) {
 void ChatCompletion::on_turn_completed(const json& params) {
   const auto& turn = params.value("turn", json::object());
   const std::string status = turn.is_object() ? turn.value("status", "completed") : "completed";
-  if (status == "completed") return complete("stop");
+  if (status == "completed") {
+    if (extractor_) take(extractor_->finish());
+    return complete(calls_.empty() ? "stop" : "tool_calls");
+  }
   std::string message = worker_error_;
   if (message.empty() && turn.is_object() && turn.contains("error") && turn["error"].is_object()) {
     message = turn["error"].value("message", "");
@@ -145,6 +150,19 @@ void ChatCompletion::on_turn_completed(const json& params) {
 
 void ChatCompletion::on_worker_lost(const std::string& reason) {
   if (!finished_) fail(worker_unavailable("the worker exited during the request: " + reason));
+}
+
+void ChatCompletion::take(ExtractedOutput output) {
+  if (!output.text.empty()) {
+    text_ += output.text;
+    if (streaming_) emit(sse_content_chunk(meta_, output.text));
+  }
+  for (auto& call : output.calls) {
+    ToolCallOut out{"call_" + std::to_string(calls_.size()) + "_" + exchange_->request_id(),
+                    std::move(call.name), std::move(call.arguments)};
+    if (streaming_) emit(sse_tool_call_chunk(meta_, calls_.size(), out));
+    calls_.push_back(std::move(out));
+  }
 }
 
 void ChatCompletion::emit(std::string bytes) {
@@ -197,14 +215,16 @@ void ChatCompletion::complete(const std::string& finish_reason) {
     exchange_->send(sse_done());
     exchange_->end_stream();
   } else {
-    exchange_->respond(make_response(exchange_->request(), 200, "application/json",
-                                     render_completion(meta_, text_, finish_reason, usage_)));
+    exchange_->respond(
+        make_response(exchange_->request(), 200, "application/json",
+                      render_completion(meta_, text_, calls_, finish_reason, usage_)));
   }
   finish();
 }
 
 void ChatCompletion::fail(const ApiError& error) {
   if (finished_) return;
+  if (extractor_) extractor_->finish();  // a call cut off by the failure counts as aborted
   log_.warn("request_failed", {{"request_id", exchange_->request_id()},
                                {"route", "/v1/chat/completions"},
                                {"model", request_.model},

@@ -12,6 +12,7 @@
 #include "proxy/api/api_error.h"
 #include "proxy/api/chat_request.h"
 #include "proxy/api/chat_response.h"
+#include "proxy/api/tool_call_extractor.h"
 #include "proxy/api/turn_router.h"
 #include "proxy/http/http_exchange.h"
 #include "proxy/rpc/json_rpc_channel.h"
@@ -22,6 +23,7 @@ struct ChatSettings {
   std::chrono::milliseconds request_timeout{120000};
   std::chrono::milliseconds keepalive{15000};
   std::string cwd = "/";
+  ToolBufferCounters* tool_counters = nullptr;  // shared by all requests; required
 };
 
 // One chat completion: an ephemeral thread and one turn on the worker, its notifications mapped
@@ -44,6 +46,7 @@ class ChatCompletion : public TurnListener, public std::enable_shared_from_this<
   void on_turn_started(RpcOutcome outcome);
   void on_turn_completed(const nlohmann::json& params);
   void emit(std::string bytes);
+  void take(ExtractedOutput output);  // model text after tool-call extraction
   void schedule_keepalive();
   void on_deadline();
   void on_client_gone();
@@ -66,6 +69,8 @@ class ChatCompletion : public TurnListener, public std::enable_shared_from_this<
   std::string thread_id_;
   std::string turn_id_;
   std::string text_;
+  std::optional<ToolCallExtractor> extractor_;  // only when the request has active tools
+  std::vector<ToolCallOut> calls_;
   std::string worker_error_;
   std::optional<TokenUsage> usage_;
   std::shared_ptr<ChatCompletion> self_;  // keeps the completion alive until it ends

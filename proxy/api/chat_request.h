@@ -14,12 +14,23 @@ struct ChatMessage {
   std::string content;
 };
 
+// A function the model may call (`tools[].function`).
+struct ToolSpec {
+  std::string name;
+  std::string description;
+  std::string parameters_json;  // JSON Schema of the arguments, "{}" when absent
+};
+
 // A validated POST /v1/chat/completions body. Unknown fields are ignored.
 struct ChatRequest {
   std::string model;
   std::vector<ChatMessage> messages;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  std::vector<ToolSpec> tools;
+  std::string tool_choice = "auto";  // "none", "auto", "required", or a function name
+
+  bool tools_active() const { return !tools.empty() && tool_choice != "none"; }
 };
 
 // What one worker turn receives.
@@ -36,7 +47,10 @@ std::variant<ChatRequest, ApiError> parse_chat_request(std::string_view body,
 
 // The conversation as one turn's text. A single user message is passed as it is; otherwise each
 // non-instruction message becomes a block "[role]\n<content>" and blocks are separated by blank
-// lines, ending with the latest message (docs/api.md).
+// lines, ending with the latest message. With active tools, the instructions end with the tool
+// list and the calling convention `<tool_call>{"name":…,"arguments":{…}}</tool_call>`; earlier
+// assistant tool calls are rendered in that form and tool results as "[tool result <id>]"
+// blocks (docs/api.md).
 TurnInput render_turn_input(const ChatRequest& request);
 
 }  // namespace cxp::proxy

@@ -21,42 +21,65 @@ json chunk(const CompletionMeta& meta, json choices) {
           {"choices", std::move(choices)}};
 }
 
+json tool_call_json(const ToolCallOut& call) {
+  return {{"id", call.id},
+          {"type", "function"},
+          {"function", {{"name", call.name}, {"arguments", call.arguments}}}};
+}
+
+std::string dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::string event(const json& payload) {
-  return "data: " + payload.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+  return "data: " + dump(payload) + "\n\n";
+}
+
+json choice_delta(json delta, json finish_reason = nullptr) {
+  return json::array(
+      {{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", std::move(finish_reason)}}});
 }
 
 }  // namespace
 
 std::string render_completion(const CompletionMeta& meta, const std::string& content,
+                              const std::vector<ToolCallOut>& tool_calls,
                               const std::string& finish_reason,
                               const std::optional<TokenUsage>& usage) {
-  json body = {{"id", meta.id},
-               {"object", "chat.completion"},
-               {"created", meta.created},
-               {"model", meta.model},
-               {"choices", json::array({{{"index", 0},
-                                         {"message", {{"role", "assistant"}, {"content", content}}},
-                                         {"finish_reason", finish_reason}}})},
-               {"usage", usage_json(usage.value_or(TokenUsage{}))}};
-  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+  json message = {{"role", "assistant"}, {"content", content}};
+  if (!tool_calls.empty()) {
+    if (content.empty()) message["content"] = nullptr;
+    message["tool_calls"] = json::array();
+    for (const auto& call : tool_calls) message["tool_calls"].push_back(tool_call_json(call));
+  }
+  json body = {
+      {"id", meta.id},
+      {"object", "chat.completion"},
+      {"created", meta.created},
+      {"model", meta.model},
+      {"choices",
+       json::array({{{"index", 0}, {"message", message}, {"finish_reason", finish_reason}}})},
+      {"usage", usage_json(usage.value_or(TokenUsage{}))}};
+  return dump(body);
 }
 
 std::string sse_role_chunk(const CompletionMeta& meta) {
-  return event(chunk(meta, json::array({{{"index", 0},
-                                         {"delta", {{"role", "assistant"}, {"content", ""}}},
-                                         {"finish_reason", nullptr}}})));
+  return event(chunk(meta, choice_delta({{"role", "assistant"}, {"content", ""}})));
 }
 
 std::string sse_content_chunk(const CompletionMeta& meta, const std::string& delta) {
-  return event(chunk(
-      meta,
-      json::array({{{"index", 0}, {"delta", {{"content", delta}}}, {"finish_reason", nullptr}}})));
+  return event(chunk(meta, choice_delta({{"content", delta}})));
+}
+
+std::string sse_tool_call_chunk(const CompletionMeta& meta, std::size_t index,
+                                const ToolCallOut& call) {
+  json delta_call = tool_call_json(call);
+  delta_call["index"] = index;
+  return event(chunk(meta, choice_delta({{"tool_calls", json::array({delta_call})}})));
 }
 
 std::string sse_finish_chunk(const CompletionMeta& meta, const std::string& finish_reason) {
-  return event(chunk(
-      meta,
-      json::array({{{"index", 0}, {"delta", json::object()}, {"finish_reason", finish_reason}}})));
+  return event(chunk(meta, choice_delta(json::object(), finish_reason)));
 }
 
 std::string sse_usage_chunk(const CompletionMeta& meta, const TokenUsage& usage) {

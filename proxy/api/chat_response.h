@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace cxp::proxy {
 
@@ -20,10 +21,21 @@ struct CompletionMeta {
   std::string model;
 };
 
-// Pure renderers of the OpenAI chat completion shapes.
+struct ToolCallOut {
+  std::string id;  // "call_<index>_<request id>"
+  std::string name;
+  std::string arguments;  // JSON text
+};
+
+// Pure renderers of the OpenAI chat completion shapes. With tool calls, `content` is null when
+// empty and `message.tool_calls` lists them.
 std::string render_completion(const CompletionMeta& meta, const std::string& content,
+                              const std::vector<ToolCallOut>& tool_calls,
                               const std::string& finish_reason,
                               const std::optional<TokenUsage>& usage);
+// One complete tool call as a stream delta: {"tool_calls":[{"index","id","type","function"}]}.
+std::string sse_tool_call_chunk(const CompletionMeta& meta, std::size_t index,
+                                const ToolCallOut& call);
 // SSE events, each "data: <json>\n\n".
 std::string sse_role_chunk(const CompletionMeta& meta);
 std::string sse_content_chunk(const CompletionMeta& meta, const std::string& delta);

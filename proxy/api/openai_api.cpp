@@ -46,6 +46,7 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
                                             config.queue_timeout)) {
   chat_settings_.request_timeout = config.worker_request_timeout;
   chat_settings_.keepalive = config.sse_keepalive;
+  chat_settings_.tool_counters = &tool_counters_;
   std::error_code ec;
   chat_settings_.cwd = std::filesystem::current_path(ec).string();
   if (ec) chat_settings_.cwd = "/";

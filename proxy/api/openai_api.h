@@ -22,6 +22,7 @@ class OpenAiApi {
 
   void register_routes(HttpRouter& router);
   std::size_t in_flight() const { return gate_->active(); }
+  const ToolBufferCounters& tool_counters() const { return tool_counters_; }
 
  private:
   void chat_completions(const ExchangePtr& exchange);
@@ -35,6 +36,7 @@ class OpenAiApi {
   std::vector<std::string> models_;
   std::shared_ptr<AdmissionGate> gate_;
   TurnRouter turns_;
+  ToolBufferCounters tool_counters_;
   ChatSettings chat_settings_;
 };
 

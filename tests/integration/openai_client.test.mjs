@@ -109,3 +109,22 @@ test("errors surface as the SDK's typed errors", async () => {
     (err) => err instanceof OpenAI.BadRequestError && err.param === "messages",
   );
 });
+
+test("tool calls through the SDK, streamed and not", async () => {
+  const toolBase = await startProxy({
+    FAKE_CODEX_REPLY: 'Let me look. <tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>',
+  });
+  const tc = new OpenAI({ apiKey: "unused", baseURL: `${toolBase}/v1`, maxRetries: 0 });
+  const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+  const completion = await tc.chat.completions.create({ model: "gpt-5", messages: [{ role: "user", content: "weather?" }], tools });
+  assert.equal(completion.choices[0].finish_reason, "tool_calls");
+  const call = completion.choices[0].message.tool_calls[0];
+  assert.equal(call.function.name, "get_weather");
+  assert.deepEqual(JSON.parse(call.function.arguments), { city: "Oslo" });
+
+  const runner = tc.chat.completions.stream({ model: "gpt-5", messages: [{ role: "user", content: "weather?" }], tools });
+  const final = await runner.finalChatCompletion();
+  assert.equal(final.choices[0].finish_reason, "tool_calls");
+  assert.deepEqual(JSON.parse(final.choices[0].message.tool_calls[0].function.arguments), { city: "Oslo" });
+  assert.ok(!(final.choices[0].message.content ?? "").includes("<tool_call"));
+});

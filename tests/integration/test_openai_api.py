@@ -86,6 +86,57 @@ class ChatCompletionTest(ProxyTestCase):
         self.assertEqual([m["id"] for m in body["data"]], ["gpt-5-codex"])
 
 
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "current weather",
+                                            "parameters": {"type": "object",
+                                                           "properties": {"city": {"type": "string"}}}}}]
+TOOL_REPLY = 'Checking. <tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+
+
+class ToolCallTest(ProxyTestCase):
+    def test_a_tool_call_in_the_reply_becomes_tool_calls_with_finish_reason_tool_calls(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": TOOL_REPLY})
+        proxy.wait_ready()
+        status, _, raw = post(proxy, chat_body(tools=TOOLS))
+        self.assertEqual(status, 200, raw)
+        choice = json.loads(raw)["choices"][0]
+        self.assertEqual(choice["finish_reason"], "tool_calls")
+        self.assertEqual(choice["message"]["content"].strip(), "Checking.")
+        call = choice["message"]["tool_calls"][0]
+        self.assertEqual(call["type"], "function")
+        self.assertEqual(call["function"]["name"], "get_weather")
+        self.assertEqual(json.loads(call["function"]["arguments"]), {"city": "Paris"})
+
+    def test_streamed_tool_calls_are_buffered_never_leaked_half_way(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": TOOL_REPLY, "FAKE_CODEX_TOKEN_DELAY_MS": "5"})
+        proxy.wait_ready()
+        status, _, body = post(proxy, chat_body(tools=TOOLS, stream=True))
+        self.assertEqual(status, 200)
+        chunks = [json.loads(e) for e in sse_events(body)[:-1]]
+        content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        self.assertNotIn("<tool_call", content)
+        self.assertNotIn("get_weather", content)
+        calls = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])]
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(calls[0]["index"], 0)
+        self.assertEqual(json.loads(calls[0]["function"]["arguments"]), {"city": "Paris"})
+        self.assertEqual(chunks[-1]["choices"][0]["finish_reason"], "tool_calls")
+
+    def test_a_reply_that_ends_inside_a_call_is_given_back_as_text(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": 'Sure <tool_call>{"name": "get_weather"'})
+        proxy.wait_ready()
+        status, _, raw = post(proxy, chat_body(tools=TOOLS))
+        self.assertEqual(status, 200)
+        choice = json.loads(raw)["choices"][0]
+        self.assertEqual(choice["finish_reason"], "stop")
+        self.assertEqual(choice["message"]["content"], 'Sure <tool_call>{"name": "get_weather"')
+
+    def test_without_tools_the_text_passes_through_untouched(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": TOOL_REPLY})
+        proxy.wait_ready()
+        status, _, raw = post(proxy, chat_body())
+        self.assertEqual(json.loads(raw)["choices"][0]["message"]["content"], TOOL_REPLY)
+
+
 class BadRequestTest(ProxyTestCase):
     def setUp(self):
         self.proxy = self.start_proxy()
@@ -116,7 +167,8 @@ class BadRequestTest(ProxyTestCase):
         self.assert_error(400, chat_body(stream="yes"), param="stream")
         self.assert_error(400, chat_body(model=7), param="model")
         self.assert_error(404, chat_body(model="no-such-model"), param="model", contains="no-such-model")
-        self.assert_error(400, chat_body(tools=[{"type": "function", "function": {"name": "f"}}]), param="tools")
+        self.assert_error(400, chat_body(tools=[{"type": "function", "function": {"name": "bad name"}}]),
+                          param="tools[0].function.name")
         ok, _, _ = post(self.proxy, chat_body(temperature=0.2, user="x", unknown_field={"a": 1}))
         self.assertEqual(ok, 200)
 

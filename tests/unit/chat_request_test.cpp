@@ -60,7 +60,17 @@ TEST_CASE("every client mistake names its field") {
           R"({"stream_options":{"include_usage":"y"},"messages":[{"role":"user","content":"x"}]})")
           .param == "stream_options.include_usage");
   CHECK(error_of(R"({"tools":[{"type":"function"}],"messages":[{"role":"user","content":"x"}]})")
-            .param == "tools");
+            .param == "tools[0].function");
+  CHECK(
+      error_of(R"({"tools":[{"type":"code"}],"messages":[{"role":"user","content":"x"}]})").param ==
+      "tools[0].type");
+  CHECK(
+      error_of(
+          R"({"tools":[{"type":"function","function":{"name":"a b"}}],"messages":[{"role":"user","content":"x"}]})")
+          .param == "tools[0].function.name");
+  CHECK(
+      error_of(R"({"tool_choice":"sometimes","messages":[{"role":"user","content":"x"}]})").param ==
+      "tool_choice");
   const auto missing = error_of(R"({"model":"gpt-9","messages":[{"role":"user","content":"x"}]})");
   CHECK(missing.status == 404);
   CHECK(missing.code == "model_not_found");
@@ -79,4 +89,29 @@ TEST_CASE("rendering: instructions from system/developer, a lone user message pa
   input = render_turn_input(r);
   CHECK(input.instructions.empty());
   CHECK(input.text == "[user]\none\n\n[assistant]\ntwo\n\n[tool]\n3\n\n[user]\nfour");
+}
+
+TEST_CASE(
+    "tools: the instructions list them and the calling convention; history keeps earlier calls") {
+  const auto r = ok(
+      R"({"tools":[{"type":"function","function":{"name":"get_weather","description":"Weather now",
+      "parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],
+    "tool_choice":"required",
+    "messages":[{"role":"user","content":"weather in Paris?"},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
+        "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+      {"role":"tool","tool_call_id":"c1","content":"sunny"}]})");
+  CHECK(r.tools_active());
+  const auto input = render_turn_input(r);
+  CHECK(input.instructions.find("- get_weather: Weather now") != std::string::npos);
+  CHECK(input.instructions.find("<tool_call>{\"name\": \"<tool name>\"") != std::string::npos);
+  CHECK(input.instructions.find("must call at least one tool") != std::string::npos);
+  CHECK(input.text ==
+        "[user]\nweather in Paris?\n\n[assistant]\n<tool_call>{\"arguments\":{\"city\":\"Paris\"},"
+        "\"name\":\"get_weather\"}</tool_call>\n\n[tool result c1]\nsunny");
+  const auto none =
+      ok(R"({"tool_choice":"none","tools":[{"type":"function","function":{"name":"f"}}],
+                           "messages":[{"role":"user","content":"x"}]})");
+  CHECK_FALSE(none.tools_active());
+  CHECK(render_turn_input(none).instructions.empty());
 }

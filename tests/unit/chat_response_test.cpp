@@ -19,7 +19,7 @@ json payload(const std::string& event) {
 }  // namespace
 
 TEST_CASE("a completion has the OpenAI shape") {
-  const auto body = json::parse(render_completion(kMeta, "hi", "stop", TokenUsage{3, 2, 5}));
+  const auto body = json::parse(render_completion(kMeta, "hi", {}, "stop", TokenUsage{3, 2, 5}));
   CHECK(body["object"] == "chat.completion");
   CHECK(body["id"] == "chatcmpl-r1");
   CHECK(body["choices"][0]["message"] == json{{"role", "assistant"}, {"content", "hi"}});
@@ -59,4 +59,18 @@ TEST_CASE("token usage is read from the last turn") {
   CHECK(usage->total_tokens == 12);
   CHECK_FALSE(usage_from_notification(json::object()));
   CHECK_FALSE(usage_from_notification(json{{"tokenUsage", 5}}));
+}
+
+TEST_CASE("tool calls: null content in the message, and one delta per call in a stream") {
+  const std::vector<ToolCallOut> calls{{"call_0_r1", "get_weather", "{\"city\":\"Paris\"}"}};
+  const auto body = json::parse(render_completion(kMeta, "", calls, "tool_calls", std::nullopt));
+  const auto& message = body["choices"][0]["message"];
+  CHECK(message["content"].is_null());
+  CHECK(message["tool_calls"][0]["id"] == "call_0_r1");
+  CHECK(message["tool_calls"][0]["type"] == "function");
+  CHECK(message["tool_calls"][0]["function"]["arguments"] == "{\"city\":\"Paris\"}");
+  CHECK(body["choices"][0]["finish_reason"] == "tool_calls");
+  const auto delta = payload(sse_tool_call_chunk(kMeta, 0, calls[0]))["choices"][0]["delta"];
+  CHECK(delta["tool_calls"][0]["index"] == 0);
+  CHECK(delta["tool_calls"][0]["function"]["name"] == "get_weather");
 }
