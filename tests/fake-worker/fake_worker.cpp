@@ -332,5 +332,8 @@ int main(int argc, char** argv) {
   }
   std::cerr << "codex-fake-worker: app server ready on stdio (pid " << getpid() << ")\n";
   std::ios::sync_with_stdio(false);
+  // cin is tied to cout: every read would flush cout from the main thread, outside out_mutex_,
+  // racing the turn threads' writes (seen as two messages glued on one line under load).
+  std::cin.tie(nullptr);
   return FakeWorker(load_script()).run();
 }
