@@ -208,6 +208,16 @@ void ChatCompletion::interrupt_turn() {
 
 void ChatCompletion::complete(const std::string& finish_reason) {
   if (finished_) return;
+  log_.info("request_completed",
+            {{"request_id", exchange_->request_id()},
+             {"route", "/v1/chat/completions"},
+             {"model", request_.model},
+             {"stream", request_.stream},
+             {"finish_reason", finish_reason},
+             {"tool_calls", calls_.size()},
+             {"latency_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - started_at_)
+                                .count()}});
   if (streaming_) {
     exchange_->send(sse_finish_chunk(meta_, finish_reason));
     if (request_.include_usage)
@@ -226,6 +236,9 @@ void ChatCompletion::fail(const ApiError& error) {
   if (finished_) return;
   if (extractor_) extractor_->finish();  // a call cut off by the failure counts as aborted
   log_.warn("request_failed", {{"request_id", exchange_->request_id()},
+                               {"latency_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  std::chrono::steady_clock::now() - started_at_)
+                                                  .count()},
                                {"route", "/v1/chat/completions"},
                                {"model", request_.model},
                                {"error_code", error.code},

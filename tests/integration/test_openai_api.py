@@ -41,6 +41,10 @@ class ChatCompletionTest(ProxyTestCase):
         self.assertEqual(completion["choices"][0]["message"], {"role": "assistant", "content": "four words of reply"})
         self.assertEqual(completion["choices"][0]["finish_reason"], "stop")
         self.assertEqual(completion["usage"]["completion_tokens"], 4)
+        logged = proxy.find_event("request_completed")
+        self.assertEqual(logged["request_id"], "client-id-1")
+        self.assertEqual(logged["finish_reason"], "stop")
+        self.assertNotIn("four words of reply", proxy.raw_log())  # never bodies
 
     def test_streaming_sends_role_deltas_finish_usage_and_done(self):
         proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": "a b c"})
