@@ -63,6 +63,28 @@ std::vector<SettingSpec> build_settings() {
                              &ProxyConfig::codex_bin, false));
   s.push_back(string_setting("CODEX_MODEL", "worker.model", "model the worker uses",
                              &ProxyConfig::codex_model, false));
+  s.push_back({"PROXY_MODEL_ALIASES", "worker.modelAliases",
+               "comma-separated names also accepted for CODEX_MODEL and listed in /v1/models",
+               [](ProxyConfig& c, std::string_view source, std::string_view text) {
+                 c.model_aliases.clear();
+                 std::size_t start = 0;
+                 while (start <= text.size()) {
+                   const auto comma = std::min(text.find(',', start), text.size());
+                   auto name = text.substr(start, comma - start);
+                   while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+                   while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+                   if (name.size() > 128) {
+                     throw ConfigError(std::string(source) +
+                                       ": model names are at most 128 characters");
+                   }
+                   if (!name.empty()) c.model_aliases.emplace_back(name);
+                   start = comma + 1;
+                 }
+                 if (c.model_aliases.size() > 64) {
+                   throw ConfigError(std::string(source) + ": at most 64 aliases, found " +
+                                     std::to_string(c.model_aliases.size()));
+                 }
+               }});
   s.push_back(bool_setting("PROXY_MAINTENANCE_MODE", "maintenance.enabled",
                            "start in maintenance mode", &ProxyConfig::maintenance));
   s.push_back(bool_setting("PROXY_ENABLE_METRICS", "metrics.enabled", "serve /metrics",
@@ -119,8 +141,8 @@ std::vector<SettingSpec> build_settings() {
                            "requests waiting for a worker slot at most (beyond: 429)",
                            &ProxyConfig::queue_max, 0, 100000));
   s.push_back(ms_setting("PROXY_QUEUE_TIMEOUT_MS", "queue.timeoutMs",
-                         "longest wait for a worker slot (then 429)", &ProxyConfig::queue_timeout, 1,
-                         kDayMs));
+                         "longest wait for a worker slot (then 429)", &ProxyConfig::queue_timeout,
+                         1, kDayMs));
   s.push_back(uint_setting("PROXY_MAINTENANCE_RETRY_AFTER_S", "maintenance.retryAfterSeconds",
                            "Retry-After of the 503 answers during maintenance",
                            &ProxyConfig::maintenance_retry_after_s, 0, 86400));

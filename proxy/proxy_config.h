@@ -19,6 +19,7 @@ struct ProxyConfig {
   std::string api_key;
   std::string codex_bin = "codex";
   std::string codex_model = "gpt-5";
+  std::vector<std::string> model_aliases;  // other names clients may use for codex_model
   bool maintenance = false;
   bool enable_metrics = true;
   std::string metrics_token;

@@ -63,7 +63,7 @@ void ChatCompletion::start() {
                  {"approvalPolicy", "never"},
                  {"sandbox", "read-only"},
                  {"ephemeral", true},
-                 {"model", request_.model}};
+                 {"model", settings_.worker_model}};
   if (!input.instructions.empty()) params["baseInstructions"] = input.instructions;
   channel_->request("thread/start", params, settings_.request_timeout,
                     [self, text = input.text](RpcOutcome outcome) mutable {

@@ -23,6 +23,7 @@ struct ChatSettings {
   std::chrono::milliseconds request_timeout{120000};
   std::chrono::milliseconds keepalive{15000};
   std::string cwd = "/";
+  std::string worker_model;  // CODEX_MODEL: what the worker runs, whichever alias the client named
   ToolBufferCounters* tool_counters = nullptr;  // shared by all requests; required
 };
 

@@ -1,5 +1,6 @@
 #include "proxy/api/openai_api.h"
 
+#include <algorithm>
 #include <boost/beast/http/field.hpp>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -34,6 +35,14 @@ bool is_json_content_type(std::string_view value) {
   return lower == "application/json";
 }
 
+std::vector<std::string> served_models(const ProxyConfig& config) {
+  std::vector<std::string> models{config.codex_model};
+  for (const auto& alias : config.model_aliases) {
+    if (std::find(models.begin(), models.end(), alias) == models.end()) models.push_back(alias);
+  }
+  return models;
+}
+
 }  // namespace
 
 OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
@@ -41,11 +50,12 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
     : io_(io),
       config_(config),
       supervisor_(supervisor),
-      models_{config.codex_model},
+      models_(served_models(config)),
       gate_(std::make_shared<AdmissionGate>(io, config.worker_max_concurrency, config.queue_max,
                                             config.queue_timeout)) {
   chat_settings_.request_timeout = config.worker_request_timeout;
   chat_settings_.keepalive = config.sse_keepalive;
+  chat_settings_.worker_model = config.codex_model;
   chat_settings_.tool_counters = &tool_counters_;
   std::error_code ec;
   chat_settings_.cwd = std::filesystem::current_path(ec).string();

@@ -82,12 +82,18 @@ class ChatCompletionTest(ProxyTestCase):
         self.assertEqual(json.loads(body)["choices"][0]["message"]["content"],
                          "[user]\none\n\n[assistant]\ntwo\n\n[user]\nthree")
 
-    def test_models_lists_the_configured_model(self):
-        proxy = self.start_proxy(env={"CODEX_MODEL": "gpt-5-codex"})
+    def test_models_lists_the_configured_model_and_aliases_which_requests_may_use(self):
+        proxy = self.start_proxy(env={"CODEX_MODEL": "gpt-5-codex", "PROXY_MODEL_ALIASES": "gpt-4o, codex ,"})
         status, body = proxy.get_json("/v1/models")
         self.assertEqual(status, 200)
         self.assertEqual(body["object"], "list")
-        self.assertEqual([m["id"] for m in body["data"]], ["gpt-5-codex"])
+        self.assertEqual([m["id"] for m in body["data"]], ["gpt-5-codex", "gpt-4o", "codex"])
+        proxy.wait_ready()
+        status, _, raw = post(proxy, chat_body(model="gpt-4o"))
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(json.loads(raw)["model"], "gpt-4o")
+        status, _, _ = post(proxy, chat_body(model="gpt-5"))
+        self.assertEqual(status, 404)
 
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "current weather",

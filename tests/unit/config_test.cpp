@@ -157,3 +157,11 @@ TEST_CASE("docs/configuration.md documents exactly the settings the proxy reads"
   }
   CHECK(documented == code);
 }
+
+TEST_CASE("model aliases are a trimmed, bounded, comma-separated list") {
+  auto config =
+      load_proxy_config(std::nullopt, FakeEnv{{{"PROXY_MODEL_ALIASES", " a, b ,,c "}}}.getter());
+  CHECK(config.model_aliases == std::vector<std::string>{"a", "b", "c"});
+  CHECK(error_of(FakeEnv{{{"PROXY_MODEL_ALIASES", std::string(200, 'm')}}})
+            .find("PROXY_MODEL_ALIASES") != std::string::npos);
+}
