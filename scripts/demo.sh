@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Demo of what exists today: codex-proxy supervising a worker, with honest probes.
+# Demo of what exists today: codex-proxy supervising a worker — probes, a chat completion (JSON and
+# streamed), a worker crash and restart, a drain.
 #   scripts/demo.sh                 uses codex-fake-worker (offline, scripted)
 #   CODEX_BIN=real scripts/demo.sh  uses the real Codex CLI from tests/node (handshake works offline)
 # It sets up and builds first, so it runs on a fresh machine. Every process it starts is stopped
@@ -42,6 +43,12 @@ for _ in $(seq 200); do curl -fs "$URL/readyz" >/dev/null && break; sleep 0.05; 
 
 step "GET /readyz (worker ready)"; show "$URL/readyz"
 step "GET /readyz?verbose"; show "$URL/readyz?verbose"
+step "POST /v1/chat/completions (JSON)"
+show -H 'Content-Type: application/json' "$URL/v1/chat/completions" \
+  -d '{"model":"gpt-5","messages":[{"role":"user","content":"Say hello"}]}'
+step "POST /v1/chat/completions (stream)"
+curl -sN -H 'Content-Type: application/json' "$URL/v1/chat/completions" \
+  -d '{"model":"gpt-5","stream":true,"messages":[{"role":"user","content":"Say hello"}]}'
 pid=$(curl -s "$URL/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["worker"]["pid"])')
 step "killing the worker (pid $pid) with SIGKILL"
 kill -KILL "$pid"
