@@ -85,7 +85,8 @@ cert() {  # name subject extensions
   rm -f "$1.csr" "$1.ext"
 }
 
-write_kubeconfig() {  # out user cert key
+# A kubeconfig for the local API server: out user-name user-fields [namespace]
+write_kubeconfig_for() {
   cat > "$1" <<YAML
 apiVersion: v1
 kind: Config
@@ -93,13 +94,18 @@ clusters:
 - name: local
   cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$PKI/ca.crt"}
 users:
-- name: $2
-  user: {client-certificate: "$PKI/$3.crt", client-key: "$PKI/$3.key"}
+- name: "$2"
+  user: $3
 contexts:
 - name: local
-  context: {cluster: local, user: $2, namespace: default}
+  context: {cluster: local, user: "$2", namespace: "${4:-default}"}
 current-context: local
 YAML
+  chmod 600 "$1"
+}
+
+write_kubeconfig() {  # out user cert-name
+  write_kubeconfig_for "$1" "$2" "{client-certificate: \"$PKI/$3.crt\", client-key: \"$PKI/$3.key\"}"
 }
 
 create_nodes() {
@@ -243,21 +249,7 @@ cmd_sa_kubeconfig() {  # namespace serviceaccount out
   local token
   token="$(kubectl --kubeconfig "$KUBECONFIG_ADMIN" create token "$2" -n "$1" --duration 24h)" \
     || die "cannot create a token for serviceaccount $1/$2 (does it exist?)"
-  cat > "$3" <<YAML
-apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$PKI/ca.crt"}
-users:
-- name: system:serviceaccount:$1:$2
-  user: {token: "$token"}
-contexts:
-- name: local
-  context: {cluster: local, user: "system:serviceaccount:$1:$2", namespace: "$1"}
-current-context: local
-YAML
-  chmod 600 "$3"
+  write_kubeconfig_for "$3" "system:serviceaccount:$1:$2" "{token: \"$token\"}" "$1"
 }
 
 case "${1:-}" in

@@ -2,9 +2,13 @@
 import json
 import os
 import subprocess
+import sys
 import time
 import unittest
 import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from polling import wait_until  # noqa: F401  (re-exported for the tests)
 
 SOURCE_DIR = os.environ.get("CXP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
 CLUSTER_DIR = os.path.join(SOURCE_DIR, "build/cluster")
@@ -29,17 +33,6 @@ def kubectl(*args, kubeconfig=ADMIN_KUBECONFIG, check=True, input=None, timeout=
 
 def kubectl_json(*args, **kwargs):
     return json.loads(kubectl(*args, "-o", "json", **kwargs).stdout)
-
-
-def wait_until(predicate, timeout, interval=0.5, message="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
 
 
 class KubeTestCase(unittest.TestCase):

@@ -10,27 +10,19 @@ import os
 import resource
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from polling import wait_until  # noqa: F401  (re-exported for the tests)
 
 BIN_DIR = os.environ.get("CXP_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/bin"))
 SOURCE_DIR = os.environ.get("CXP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
 PROXY = os.path.join(BIN_DIR, "codex-proxy")
 FAKE_WORKER = os.path.join(BIN_DIR, "codex-fake-worker")
 REAL_CODEX = os.path.join(SOURCE_DIR, "tests/node/node_modules/.bin/codex")
-
-
-def wait_until(predicate, timeout, interval=0.005, message="condition"):
-    """Polls `predicate` until it returns a truthy value; fails the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
 
 
 def pid_alive(pid):
