@@ -5,6 +5,7 @@
 #include <random>
 
 #include "proxy/health/probe_report.h"
+#include "proxy/maintenance/maintenance_endpoint.h"
 
 namespace cxp::proxy {
 
@@ -28,7 +29,8 @@ SupervisorSettings supervisor_settings(const ProxyConfig& config) {
 ProxyServer::ProxyServer(ProxyConfig config)
     : config_(std::move(config)),
       supervisor_(io_, supervisor_settings(config_), std::random_device{}()),
-      api_(io_, config_, supervisor_),
+      maintenance_({config_.maintenance, config_.maintenance_retry_after_s}),
+      api_(io_, config_, supervisor_, maintenance_),
       server_(io_, router_, HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
       signals_(io_, SIGTERM, SIGINT) {
   register_routes();
@@ -36,7 +38,7 @@ ProxyServer::ProxyServer(ProxyConfig config)
 
 void ProxyServer::register_routes() {
   auto probe_input = [this] {
-    return ProbeInput{supervisor_.snapshot(), config_.maintenance,
+    return ProbeInput{supervisor_.snapshot(), maintenance_.state().enabled,
                       std::chrono::steady_clock::now()};
   };
   auto respond = [](const HttpRequest& request, const ProbeResponse& probe) {
@@ -54,6 +56,7 @@ void ProxyServer::register_routes() {
     return respond(request, health_summary(probe_input()));
   });
   api_.register_routes(router_);
+  register_maintenance_endpoint(router_, maintenance_, config_.admin_token);
 }
 
 int ProxyServer::run() {
@@ -65,6 +68,15 @@ int ProxyServer::run() {
   signals_.async_wait([this](boost::system::error_code ec, int signal) {
     if (!ec) on_signal(signal);
   });
+  if (config_.admin_token.empty()) {
+    log_.warn("insecure_config",
+              {{"setting", "PROXY_ADMIN_TOKEN"},
+               {"message", "no admin token: /internal/maintenance answers 404"}});
+  }
+  if (config_.api_key.empty()) {
+    log_.warn("insecure_config",
+              {{"setting", "PROXY_API_KEY"}, {"message", "no API key: /v1/* accept any caller"}});
+  }
   supervisor_.start();
   io_.run();
   log_.info("exited", {{"worker_state", to_string(supervisor_.snapshot().state)}});

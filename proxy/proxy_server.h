@@ -6,6 +6,7 @@
 
 #include "common/telemetry/json_log.h"
 #include "proxy/api/openai_api.h"
+#include "proxy/maintenance/maintenance_switch.h"
 #include "proxy/http/http_router.h"
 #include "proxy/http/http_server.h"
 #include "proxy/proxy_config.h"
@@ -30,6 +31,7 @@ class ProxyServer {
   ProxyConfig config_;
   boost::asio::io_context io_;
   WorkerSupervisor supervisor_;
+  MaintenanceSwitch maintenance_;
   OpenAiApi api_;
   HttpRouter router_;
   HttpServer server_;

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/secure_compare.h"
+
 namespace cxp::proxy {
 
 namespace http = boost::beast::http;
@@ -13,18 +15,6 @@ namespace {
 
 constexpr int kNotReadyRetryAfterS = 2;
 constexpr int kQueueFullRetryAfterS = 1;
-
-// Compares in time that depends only on the lengths, not on where the strings differ.
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const std::size_t n = std::max(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
 
 bool is_json_content_type(std::string_view value) {
   const auto semicolon = value.find(';');
@@ -46,10 +36,11 @@ std::vector<std::string> served_models(const ProxyConfig& config) {
 }  // namespace
 
 OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
-                     WorkerSupervisor& supervisor)
+                     WorkerSupervisor& supervisor, const MaintenanceSwitch& maintenance)
     : io_(io),
       config_(config),
       supervisor_(supervisor),
+      maintenance_(maintenance),
       models_(served_models(config)),
       gate_(std::make_shared<AdmissionGate>(io, config.worker_max_concurrency, config.queue_max,
                                             config.queue_timeout)) {
@@ -78,10 +69,8 @@ void OpenAiApi::register_routes(HttpRouter& router) {
 std::optional<ApiError> OpenAiApi::gatekeeper(const HttpRequest& request) const {
   if (!config_.api_key.empty()) {
     const auto header = request[http::field::authorization];
-    constexpr std::string_view kBearer = "Bearer ";
-    const bool has_bearer =
-        header.size() > kBearer.size() && header.substr(0, kBearer.size()) == kBearer;
-    if (!has_bearer || !constant_time_equal(header.substr(kBearer.size()), config_.api_key)) {
+    const bool has_bearer = header.rfind("Bearer ", 0) == 0;
+    if (!bearer_matches(header, config_.api_key)) {
       ApiError e;
       e.status = 401;
       e.code = "invalid_api_key";
@@ -90,14 +79,14 @@ std::optional<ApiError> OpenAiApi::gatekeeper(const HttpRequest& request) const 
       return e;
     }
   }
-  if (config_.maintenance) {
+  if (const auto& state = maintenance_.state(); state.enabled) {
     ApiError e;
     e.status = 503;
     e.type = "server_error";
     e.code = "maintenance";
     e.message = "the proxy is in maintenance mode; retry later";
     e.retryable = true;
-    e.retry_after_s = config_.maintenance_retry_after_s;
+    e.retry_after_s = state.retry_after_s;
     return e;
   }
   return std::nullopt;

@@ -9,6 +9,7 @@
 #include "proxy/api/chat_completion.h"
 #include "proxy/api/turn_router.h"
 #include "proxy/http/http_router.h"
+#include "proxy/maintenance/maintenance_switch.h"
 #include "proxy/proxy_config.h"
 #include "proxy/supervisor/worker_supervisor.h"
 
@@ -18,7 +19,8 @@ namespace cxp::proxy {
 // maintenance mode, worker readiness and admission control in front of each chat completion.
 class OpenAiApi {
  public:
-  OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config, WorkerSupervisor& supervisor);
+  OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config, WorkerSupervisor& supervisor,
+            const MaintenanceSwitch& maintenance);
 
   void register_routes(HttpRouter& router);
   std::size_t in_flight() const { return gate_->active(); }
@@ -33,6 +35,7 @@ class OpenAiApi {
   boost::asio::io_context& io_;
   const ProxyConfig& config_;
   WorkerSupervisor& supervisor_;
+  const MaintenanceSwitch& maintenance_;
   std::vector<std::string> models_;
   std::shared_ptr<AdmissionGate> gate_;
   TurnRouter turns_;

@@ -221,6 +221,50 @@ class AuthAndMaintenanceTest(ProxyTestCase):
         self.assertEqual(error["code"], "maintenance")
 
 
+class MaintenanceEndpointTest(ProxyTestCase):
+    def admin(self, proxy, method, body=None, token="admin-secret-1234"):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return proxy.request(method, "/internal/maintenance", body=body and json.dumps(body), headers=headers)
+
+    def test_toggling_maintenance_answers_503_then_restores_service_and_probes_stay_200(self):
+        proxy = self.start_proxy(env={"PROXY_ADMIN_TOKEN": "admin-secret-1234"})
+        proxy.wait_ready()
+        self.assertEqual(self.admin(proxy, "GET")[0], 200)
+        status, _, raw = self.admin(proxy, "POST", {"enabled": True, "retry_after_s": 45})
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(json.loads(raw), {"enabled": True, "retry_after_s": 45})
+        status, headers, raw = post(proxy, chat_body())
+        self.assertEqual(status, 503)
+        self.assertEqual(headers["Retry-After"], "45")
+        self.assertTrue(json.loads(raw)["error"]["retryable"])
+        status, ready = proxy.readyz()
+        self.assertEqual(status, 200)
+        self.assertTrue(ready["maintenance"])
+        self.assertEqual(proxy.request("GET", "/livez")[0], 200)
+        self.assertEqual(self.admin(proxy, "POST", {"enabled": False})[0], 200)
+        self.assertEqual(post(proxy, chat_body())[0], 200)
+        self.assertFalse(proxy.readyz()[1]["maintenance"])
+        toggles = proxy.events("maintenance_toggled")
+        self.assertEqual([t["maintenance_mode"] for t in toggles], [True, False])
+        self.assertNotIn("admin-secret-1234", proxy.raw_log())
+
+    def test_admin_auth_and_bad_bodies(self):
+        proxy = self.start_proxy(env={"PROXY_ADMIN_TOKEN": "admin-secret-1234"})
+        self.assertEqual(self.admin(proxy, "GET", token=None)[0], 401)
+        self.assertEqual(self.admin(proxy, "GET", token="admin-secret-1235")[0], 403)
+        self.assertEqual(self.admin(proxy, "POST", {"enabled": "yes"})[0], 400)
+        self.assertEqual(self.admin(proxy, "POST", {"enabled": True, "retry_after_s": -1})[0], 400)
+
+    def test_without_an_admin_token_the_endpoint_is_404_and_a_warning_is_logged(self):
+        proxy = self.start_proxy()
+        self.assertEqual(self.admin(proxy, "GET")[0], 404)
+        warnings = [e["setting"] for e in proxy.events("insecure_config")]
+        self.assertIn("PROXY_ADMIN_TOKEN", warnings)
+        self.assertIn("PROXY_API_KEY", warnings)
+
+
 class WorkerTroubleTest(ProxyTestCase):
     def test_worker_not_ready_gives_503_retryable(self):
         proxy = self.start_proxy(env={"FAKE_CODEX_STARTUP_DELAY_MS": "3000"})
