@@ -2,14 +2,28 @@
 
 #include <signal.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <random>
 
+#include "common/secure_compare.h"
 #include "proxy/health/probe_report.h"
 #include "proxy/maintenance/maintenance_endpoint.h"
 
 namespace cxp::proxy {
 
 namespace http = boost::beast::http;
+
+std::vector<std::string> insecure_settings(const ProxyConfig& config) {
+  std::vector<std::string> insecure;
+  if (config.api_key.empty()) insecure.emplace_back("PROXY_API_KEY");  // /v1/* accept any caller
+  if (config.admin_token.empty()) insecure.emplace_back("PROXY_ADMIN_TOKEN");  // no maintenance API
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(config.host, ec);
+  if (config.enable_metrics && config.metrics_token.empty() && !ec && !address.is_loopback()) {
+    insecure.emplace_back("PROXY_METRICS_TOKEN");  // metrics open on a non-loopback address
+  }
+  return insecure;
+}
 
 SupervisorSettings supervisor_settings(const ProxyConfig& config) {
   SupervisorSettings s;
@@ -31,6 +45,7 @@ ProxyServer::ProxyServer(ProxyConfig config)
       supervisor_(io_, supervisor_settings(config_), std::random_device{}()),
       maintenance_({config_.maintenance, config_.maintenance_retry_after_s}),
       api_(io_, config_, supervisor_, maintenance_),
+      metrics_(api_.models(), insecure_settings(config_)),
       server_(io_, router_, HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
       signals_(io_, SIGTERM, SIGINT) {
   register_routes();
@@ -57,6 +72,31 @@ void ProxyServer::register_routes() {
   });
   api_.register_routes(router_);
   register_maintenance_endpoint(router_, maintenance_, config_.admin_token);
+  if (config_.enable_metrics) {
+    router_.add_simple(http::verb::get, "/metrics",
+                       [this](const HttpRequest& request) { return serve_metrics(request); });
+  }
+  server_.set_request_observer([this](std::string_view path, std::string_view method, int status,
+                                      std::string_view model, double latency_ms) {
+    metrics_.observe_request(path, method, status, model, latency_ms);
+  });
+}
+
+HttpResponse ProxyServer::serve_metrics(const HttpRequest& request) {
+  if (!config_.metrics_token.empty()) {
+    const auto authorization = request[http::field::authorization];
+    if (authorization.empty()) {
+      return make_error(request, 401, "missing bearer token (PROXY_METRICS_TOKEN is set)",
+                        "invalid_request_error", "unauthorized");
+    }
+    if (!bearer_matches(authorization, config_.metrics_token)) {
+      return make_error(request, 403, "wrong metrics token", "invalid_request_error", "forbidden");
+    }
+  }
+  const MetricsSources sources{supervisor_.snapshot(), maintenance_.state().enabled,
+                               api_.stats().streams_active.load(), api_.stats().tool_buffer};
+  return make_response(request, 200, "text/plain; version=0.0.4; charset=utf-8",
+                       metrics_.scrape(sources));
 }
 
 int ProxyServer::run() {

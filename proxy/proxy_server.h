@@ -6,9 +6,10 @@
 
 #include "common/telemetry/json_log.h"
 #include "proxy/api/openai_api.h"
-#include "proxy/maintenance/maintenance_switch.h"
 #include "proxy/http/http_router.h"
 #include "proxy/http/http_server.h"
+#include "proxy/maintenance/maintenance_switch.h"
+#include "proxy/metrics/proxy_metrics.h"
 #include "proxy/proxy_config.h"
 #include "proxy/supervisor/worker_supervisor.h"
 
@@ -26,6 +27,7 @@ class ProxyServer {
 
  private:
   void register_routes();
+  HttpResponse serve_metrics(const HttpRequest& request);
   void on_signal(int signal);
 
   ProxyConfig config_;
@@ -33,12 +35,16 @@ class ProxyServer {
   WorkerSupervisor supervisor_;
   MaintenanceSwitch maintenance_;
   OpenAiApi api_;
+  ProxyMetrics metrics_;
   HttpRouter router_;
   HttpServer server_;
   boost::asio::signal_set signals_;
   telemetry::JsonLog log_{"proxy"};
   int signals_seen_ = 0;
 };
+
+// Settings left insecure (for warnings and codex_insecure_config).
+std::vector<std::string> insecure_settings(const ProxyConfig& config);
 
 // Settings of the supervisor derived from the proxy configuration.
 SupervisorSettings supervisor_settings(const ProxyConfig& config);

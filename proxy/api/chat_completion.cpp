@@ -44,7 +44,7 @@ ChatCompletion::ChatCompletion(boost::asio::io_context& io, ExchangePtr exchange
   meta_.id = "chatcmpl-" + exchange_->request_id();
   meta_.created = unix_now();
   meta_.model = request_.model;
-  if (request_.tools_active()) extractor_.emplace(*settings_.tool_counters);
+  if (request_.tools_active()) extractor_.emplace(settings_.stats->tool_buffer);
 }
 
 void ChatCompletion::start() {
@@ -109,6 +109,7 @@ void ChatCompletion::on_turn_started(RpcOutcome outcome) {
   head.keep_alive(exchange_->request().keep_alive());
   exchange_->start_stream(std::move(head));
   streaming_ = true;
+  ++settings_.stats->streams_active;
   emit(sse_role_chunk(meta_));
 }
 
@@ -256,6 +257,7 @@ void ChatCompletion::fail(const ApiError& error) {
 
 void ChatCompletion::finish() {
   finished_ = true;
+  if (streaming_) --settings_.stats->streams_active;
   deadline_.cancel();
   keepalive_.cancel();
   if (!thread_id_.empty()) router_.detach(thread_id_);

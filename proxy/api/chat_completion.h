@@ -19,12 +19,18 @@
 
 namespace cxp::proxy {
 
+// Counters of the API kept in one place and read by /metrics.
+struct ApiStats {
+  ToolBufferCounters tool_buffer;
+  std::atomic<std::int64_t> streams_active{0};
+};
+
 struct ChatSettings {
   std::chrono::milliseconds request_timeout{120000};
   std::chrono::milliseconds keepalive{15000};
   std::string cwd = "/";
-  std::string worker_model;  // CODEX_MODEL: what the worker runs, whichever alias the client named
-  ToolBufferCounters* tool_counters = nullptr;  // shared by all requests; required
+  std::string worker_model;   // CODEX_MODEL: what the worker runs, whichever alias the client named
+  ApiStats* stats = nullptr;  // shared by all requests; required
 };
 
 // One chat completion: an ephemeral thread and one turn on the worker, its notifications mapped

@@ -47,7 +47,7 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
   chat_settings_.request_timeout = config.worker_request_timeout;
   chat_settings_.keepalive = config.sse_keepalive;
   chat_settings_.worker_model = config.codex_model;
-  chat_settings_.tool_counters = &tool_counters_;
+  chat_settings_.stats = &stats_;
   std::error_code ec;
   chat_settings_.cwd = std::filesystem::current_path(ec).string();
   if (ec) chat_settings_.cwd = "/";
@@ -115,9 +115,12 @@ void OpenAiApi::chat_completions(const ExchangePtr& exchange) {
     return exchange->respond(render_api_error(request, e));
   }
   auto parsed = parse_chat_request(request.body(), models_, config_.codex_model);
-  if (auto* error = std::get_if<ApiError>(&parsed))
+  if (auto* error = std::get_if<ApiError>(&parsed)) {
+    if (error->code == "model_not_found") exchange->set_model("?");  // labelled "other"
     return exchange->respond(render_api_error(request, *error));
+  }
   auto chat = std::get<ChatRequest>(std::move(parsed));
+  exchange->set_model(chat.model);
 
   auto cancel_wait = gate_->acquire([this, exchange, chat](AdmissionGate::TicketPtr ticket,
                                                            AdmissionGate::Refusal refusal) mutable {

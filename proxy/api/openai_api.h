@@ -24,7 +24,8 @@ class OpenAiApi {
 
   void register_routes(HttpRouter& router);
   std::size_t in_flight() const { return gate_->active(); }
-  const ToolBufferCounters& tool_counters() const { return tool_counters_; }
+  const ApiStats& stats() const { return stats_; }
+  const std::vector<std::string>& models() const { return models_; }
 
  private:
   void chat_completions(const ExchangePtr& exchange);
@@ -39,7 +40,7 @@ class OpenAiApi {
   std::vector<std::string> models_;
   std::shared_ptr<AdmissionGate> gate_;
   TurnRouter turns_;
-  ToolBufferCounters tool_counters_;
+  ApiStats stats_;
   ChatSettings chat_settings_;
 };
 

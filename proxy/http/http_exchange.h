@@ -27,6 +27,9 @@ class HttpExchange {
   // Each registered callback runs once if the client disconnects before the response finished.
   virtual void on_client_gone(std::function<void()> callback) = 0;
   virtual bool client_gone() const = 0;
+
+  // The model this request asked for, for the request metrics ("" when none applies).
+  virtual void set_model(std::string model) = 0;
 };
 
 using ExchangePtr = std::shared_ptr<HttpExchange>;

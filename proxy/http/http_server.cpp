@@ -30,11 +30,12 @@ constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
 class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Session> {
  public:
   Session(tcp::socket socket, const HttpRouter& router, const HttpServerLimits& limits,
-          std::shared_ptr<std::atomic<std::size_t>> open_sessions)
+          std::shared_ptr<std::atomic<std::size_t>> open_sessions, const RequestObserver& observer)
       : stream_(std::move(socket)),
         router_(router),
         limits_(limits),
-        open_sessions_(std::move(open_sessions)) {
+        open_sessions_(std::move(open_sessions)),
+        observer_(observer) {
     ++*open_sessions_;
   }
   ~Session() { --*open_sessions_; }
@@ -45,6 +46,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   void respond(std::uint64_t seq, HttpResponse response) {
     if (!current(seq) || started_) return;
     started_ = true;
+    status_ = static_cast<int>(response.result_int());
     response.set("X-Request-Id", request_id_);
     keep_alive_ = response.keep_alive() && !client_gone_;
     response_ = std::make_unique<HttpResponse>(std::move(response));
@@ -60,6 +62,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     if (!current(seq) || started_) return;
     started_ = true;
     streaming_ = true;
+    status_ = static_cast<int>(head.result_int());
     http::response<http::empty_body> header{head.result(), head.version()};
     for (const auto& field : head.base()) header.set(field.name_string(), field.value());
     header.set("X-Request-Id", request_id_);
@@ -97,6 +100,9 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   }
 
   bool client_gone(std::uint64_t seq) const { return !current(seq) || client_gone_; }
+  void set_model(std::uint64_t seq, std::string model) {
+    if (current(seq)) model_ = std::move(model);
+  }
   const HttpRequest& request() const { return request_; }
   const std::string& request_id() const { return request_id_; }
 
@@ -131,6 +137,9 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     ++seq_;
     finished_ = started_ = streaming_ = stream_ended_ = client_gone_ = false;
     gone_callbacks_.clear();
+    model_.clear();
+    status_ = 0;
+    received_at_ = std::chrono::steady_clock::now();
     request_ = parser_->release();
     request_id_ = request_id_for(request_);
     stream_.expires_never();
@@ -157,6 +166,8 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     finished_ = started_ = streaming_ = stream_ended_ = client_gone_ = false;
     request_ = header_only;
     request_id_ = request_id_for(header_only);
+    model_.clear();
+    received_at_ = std::chrono::steady_clock::now();
     linger_ = true;
     if (ec == http::error::body_limit) {
       return respond(seq_, make_error(header_only, 413,
@@ -225,6 +236,12 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   void finish(bool ok) {
     if (finished_) return;
     finished_ = true;
+    if (observer_ && status_ > 0) {
+      const std::chrono::duration<double, std::milli> took =
+          std::chrono::steady_clock::now() - received_at_;
+      observer_(target_path(request_.target()), request_.method_string(),
+                client_gone_ ? 499 : status_, model_, took.count());
+    }
     gone_callbacks_.clear();
     if (!ok) {
       keep_alive_ = false;
@@ -285,6 +302,10 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   bool resume_after_watch_ = false;
   bool writing_ = false;
   std::vector<std::function<void()>> gone_callbacks_;
+  const RequestObserver& observer_;
+  std::string model_;
+  int status_ = 0;
+  std::chrono::steady_clock::time_point received_at_{};
   std::unique_ptr<HttpResponse> response_;
   std::deque<std::string> out_;
   bool linger_ = false;
@@ -308,6 +329,7 @@ class HttpServer::Session::Exchange : public HttpExchange {
     session_->on_client_gone(seq_, std::move(callback));
   }
   bool client_gone() const override { return session_->client_gone(seq_); }
+  void set_model(std::string model) override { session_->set_model(seq_, std::move(model)); }
 
  private:
   std::shared_ptr<Session> session_;
@@ -373,7 +395,8 @@ void HttpServer::accept() {
       // hold each SSE chunk back by up to 40 ms (measured in bench/).
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), router_, limits_, open_sessions_)->start();
+      std::make_shared<Session>(std::move(socket), router_, limits_, open_sessions_, observer_)
+          ->start();
     }
     accept();
   });

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -36,6 +37,12 @@ class HttpServer {
   std::uint16_t port() const;
   void stop();
 
+  // Called once per answered request: path, method, status, model label input, latency in ms.
+  using RequestObserver =
+      std::function<void(std::string_view path, std::string_view method, int status,
+                         std::string_view model, double latency_ms)>;
+  void set_request_observer(RequestObserver observer) { observer_ = std::move(observer); }
+
  private:
   class Session;
   void accept();
@@ -45,6 +52,7 @@ class HttpServer {
   HttpServerLimits limits_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;
+  RequestObserver observer_;
   telemetry::LogRateLimiter accept_errors_{1.0, 5.0};
   std::shared_ptr<std::atomic<std::size_t>> open_sessions_ =
       std::make_shared<std::atomic<std::size_t>>(0);

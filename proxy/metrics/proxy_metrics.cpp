@@ -1,0 +1,152 @@
+#include "proxy/metrics/proxy_metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <array>
+#include <sstream>
+
+namespace cxp::proxy {
+
+namespace {
+
+constexpr std::chrono::minutes kAnomalyWindow{5};
+constexpr std::size_t kMaxHistory = 1024;  // bounds memory however often /metrics is scraped
+constexpr std::array<std::string_view, 7> kRoutes = {
+    "/v1/chat/completions", "/v1/models", "/livez", "/readyz", "/healthz", "/metrics",
+    "/internal/maintenance"};
+
+const prometheus::Histogram::BucketBoundaries& latency_buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {
+      5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000};
+  return buckets;
+}
+
+// Brings a Prometheus counter up to a total kept elsewhere (totals only grow).
+void sync_counter(prometheus::Counter& counter, double total) {
+  if (total > counter.Value()) counter.Increment(total - counter.Value());
+}
+
+}  // namespace
+
+std::string route_label(std::string_view path) {
+  for (auto route : kRoutes) {
+    if (path == route) return std::string(route);
+  }
+  return "other";
+}
+
+std::string method_label(std::string_view method) {
+  return method == "GET" || method == "POST" ? std::string(method) : "other";
+}
+
+std::string status_family_label(int status) {
+  if (status < 100 || status > 599) return "other";
+  return std::to_string(status / 100) + "xx";
+}
+
+ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
+                           const std::vector<std::string>& insecure)
+    : models_(std::move(models)),
+      requests_(prometheus::BuildCounter()
+                    .Name("codex_http_requests_total")
+                    .Help("HTTP requests by route, method, status family and model")
+                    .Register(*registry_)),
+      latency_(prometheus::BuildHistogram()
+                   .Name("codex_http_latency_ms")
+                   .Help("HTTP request latency in milliseconds (until the last byte of the answer)")
+                   .Register(*registry_)),
+      restarts_(prometheus::BuildCounter()
+                    .Name("codex_worker_restarts_total")
+                    .Help("Worker restarts (the same count as /readyz worker.restarts_total)")
+                    .Register(*registry_)
+                    .Add({})),
+      backoff_ms_(prometheus::BuildGauge()
+                      .Name("codex_worker_backoff_ms")
+                      .Help("Delay of the current or latest restart backoff of this streak")
+                      .Register(*registry_)
+                      .Add({})),
+      worker_ready_(prometheus::BuildGauge()
+                        .Name("codex_worker_ready")
+                        .Help("1 when the worker finished its handshake and takes requests")
+                        .Register(*registry_)
+                        .Add({})),
+      streams_active_(prometheus::BuildGauge()
+                          .Name("codex_streams_active")
+                          .Help("Server-sent event streams open now")
+                          .Register(*registry_)
+                          .Add({})),
+      tool_started_(prometheus::BuildCounter()
+                        .Name("codex_tool_buffer_started_total")
+                        .Help("Tool calls the stream buffer started holding back")
+                        .Register(*registry_)
+                        .Add({})),
+      tool_flushed_(prometheus::BuildCounter()
+                        .Name("codex_tool_buffer_flushed_total")
+                        .Help("Tool calls emitted whole")
+                        .Register(*registry_)
+                        .Add({})),
+      tool_aborted_(prometheus::BuildCounter()
+                        .Name("codex_tool_buffer_aborted_total")
+                        .Help("Tool calls given back as text: unclosed when the stream ended, "
+                              "malformed or oversized")
+                        .Register(*registry_)
+                        .Add({})),
+      tool_anomaly_(prometheus::BuildGauge()
+                        .Name("codex_tool_buffer_anomaly")
+                        .Help("Tool calls aborted in the last 5 minutes")
+                        .Register(*registry_)
+                        .Add({})),
+      maintenance_(prometheus::BuildGauge()
+                       .Name("codex_maintenance_mode")
+                       .Help("1 while maintenance mode is on")
+                       .Register(*registry_)
+                       .Add({})) {
+  auto& insecure_family = prometheus::BuildGauge()
+                              .Name("codex_insecure_config")
+                              .Help("1 for each setting left insecure at startup")
+                              .Register(*registry_);
+  for (const auto& setting : insecure) insecure_family.Add({{"setting", setting}}).Set(1);
+}
+
+std::string ProxyMetrics::model_label(std::string_view model) const {
+  if (model.empty()) return "none";
+  for (const auto& served : models_) {
+    if (served == model) return served;
+  }
+  return "other";
+}
+
+void ProxyMetrics::observe_request(std::string_view path, std::string_view method, int status,
+                                   std::string_view model, double latency_ms) {
+  const prometheus::Labels labels = {{"route", route_label(path)},
+                                     {"method", method_label(method)},
+                                     {"status_family", status_family_label(status)},
+                                     {"model", model_label(model)}};
+  requests_.Add(labels).Increment();
+  latency_.Add(labels, latency_buckets()).Observe(latency_ms);
+}
+
+std::string ProxyMetrics::scrape(const MetricsSources& s) {
+  sync_counter(restarts_, static_cast<double>(s.worker.restarts_total));
+  backoff_ms_.Set(static_cast<double>(s.worker.backoff_ms.count()));
+  worker_ready_.Set(s.worker.state == WorkerState::kReady ? 1 : 0);
+  streams_active_.Set(static_cast<double>(s.streams_active));
+  maintenance_.Set(s.maintenance ? 1 : 0);
+  const auto aborted = s.tool_buffer.aborted.load();
+  sync_counter(tool_started_, static_cast<double>(s.tool_buffer.started.load()));
+  sync_counter(tool_flushed_, static_cast<double>(s.tool_buffer.flushed.load()));
+  sync_counter(tool_aborted_, static_cast<double>(aborted));
+  const auto now = std::chrono::steady_clock::now();
+  aborted_history_.emplace_back(now, aborted);
+  while (aborted_history_.size() > 1 && (now - aborted_history_.front().first > kAnomalyWindow ||
+                                         aborted_history_.size() > kMaxHistory)) {
+    aborted_history_.pop_front();
+  }
+  tool_anomaly_.Set(static_cast<double>(aborted - aborted_history_.front().second));
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+}  // namespace cxp::proxy

@@ -1,0 +1,69 @@
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/api/tool_call_extractor.h"
+#include "proxy/supervisor/worker_state.h"
+
+namespace cxp::proxy {
+
+// What /metrics reads at scrape time, besides the request series it records itself. Everything
+// here is a view of state owned elsewhere (the supervisor snapshot, the maintenance switch, the
+// API's counters): the metrics never keep a second copy of it.
+struct MetricsSources {
+  const WorkerSnapshot& worker;
+  bool maintenance = false;
+  std::int64_t streams_active = 0;
+  const ToolBufferCounters& tool_buffer;
+};
+
+// Label values come only from bounded sets: known routes (else "other"), GET/POST (else "other"),
+// status families 1xx-5xx, served models (else "other", or "none" when the request named none).
+std::string route_label(std::string_view path);
+std::string method_label(std::string_view method);
+std::string status_family_label(int status);
+
+class ProxyMetrics {
+ public:
+  // `models`: the served model names, the only model label values besides "other" and "none".
+  // `insecure`: settings left insecure at startup, exported as codex_insecure_config{setting}=1.
+  ProxyMetrics(std::vector<std::string> models, const std::vector<std::string>& insecure);
+
+  void observe_request(std::string_view path, std::string_view method, int status,
+                       std::string_view model, double latency_ms);
+  // Prometheus text exposition of every series.
+  std::string scrape(const MetricsSources& sources);
+
+  std::string model_label(std::string_view model) const;
+
+ private:
+  std::vector<std::string> models_;
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& latency_;
+  prometheus::Counter& restarts_;
+  prometheus::Gauge& backoff_ms_;
+  prometheus::Gauge& worker_ready_;
+  prometheus::Gauge& streams_active_;
+  prometheus::Counter& tool_started_;
+  prometheus::Counter& tool_flushed_;
+  prometheus::Counter& tool_aborted_;
+  prometheus::Gauge& tool_anomaly_;
+  prometheus::Gauge& maintenance_;
+  // (scrape time, aborted total) over the last kAnomalyWindow, for codex_tool_buffer_anomaly.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> aborted_history_;
+};
+
+}  // namespace cxp::proxy

@@ -1,0 +1,120 @@
+"""/metrics: the series, bounded labels, agreement with /readyz, and access control."""
+import json
+import os
+import random
+import re
+import signal
+import string
+import unittest
+
+from harness import SOURCE_DIR, ProxyTestCase, wait_until
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$')
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not a Prometheus sample line: {line!r}"
+        labels = dict(LABEL.findall(match.group(2) or ""))
+        samples.append((match.group(1), labels, float(match.group(3))))
+    return samples
+
+
+def value(samples, name, **labels):
+    found = [v for n, l, v in samples if n == name and all(l.get(k) == w for k, w in labels.items())]
+    return sum(found) if found else None
+
+
+class MetricsTest(ProxyTestCase):
+    def scrape(self, proxy, headers=None):
+        status, _, body = proxy.request("GET", "/metrics", headers=headers)
+        self.assertEqual(status, 200, body)
+        return parse_metrics(body.decode())
+
+    def test_restart_counter_equals_readyz_restarts_total_after_crashes(self):
+        proxy = self.start_proxy(env={"WORKER_BACKOFF_INITIAL_MS": "20", "WORKER_BACKOFF_MAX_MS": "40"})
+        for crash in range(1, 4):
+            pid = proxy.wait_ready()["worker"]["pid"]
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: proxy.readyz()[1]["worker"]["restarts_total"] == crash, 3, message=f"crash {crash}")
+        proxy.wait_ready()
+        samples = self.scrape(proxy)
+        self.assertEqual(value(samples, "codex_worker_restarts_total"), proxy.readyz()[1]["worker"]["restarts_total"])
+        self.assertEqual(value(samples, "codex_worker_restarts_total"), 3)
+        self.assertEqual(value(samples, "codex_worker_ready"), 1)
+
+    def test_random_paths_and_models_leave_every_label_with_a_small_fixed_set(self):
+        proxy = self.start_proxy()
+        proxy.wait_ready()
+        rng = random.Random(7)
+        for i in range(1000):
+            junk = "".join(rng.choice(string.ascii_letters + "/-_.%") for _ in range(rng.randint(1, 40)))
+            if i % 2:
+                proxy.request(rng.choice(["GET", "POST", "DELETE", "PATCH"]), "/" + junk)
+            else:
+                body = json.dumps({"model": junk, "messages": [{"role": "user", "content": "x"}]})
+                proxy.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+        samples = self.scrape(proxy)
+        seen = {}
+        for name, labels, _ in samples:
+            if name.startswith("codex_http_"):
+                for key, val in labels.items():
+                    seen.setdefault(key, set()).add(val)
+        self.assertLessEqual(seen["route"], {"/v1/chat/completions", "/v1/models", "/livez", "/readyz", "/healthz",
+                                             "/metrics", "/internal/maintenance", "other"})
+        self.assertLessEqual(seen["method"], {"GET", "POST", "other"})
+        self.assertLessEqual(seen["status_family"], {"1xx", "2xx", "3xx", "4xx", "5xx", "other"})
+        self.assertLessEqual(seen["model"], {"gpt-5", "other", "none"})
+        self.assertIn("other", seen["model"])
+        self.assertLessEqual(len(seen.get("le", set())), 15)
+        self.assertEqual(value(samples, "codex_http_requests_total", route="other"), 500)
+
+    def test_maintenance_and_stream_gauges_follow_the_state(self):
+        proxy = self.start_proxy(env={"PROXY_ADMIN_TOKEN": "admin-token-xyz", "FAKE_CODEX_HANG_TURNS": "1"})
+        proxy.wait_ready()
+        self.assertEqual(value(self.scrape(proxy), "codex_maintenance_mode"), 0)
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        self.addCleanup(conn.close)
+        conn.request("POST", "/v1/chat/completions", headers={"Content-Type": "application/json"},
+                     body=json.dumps({"stream": True, "messages": [{"role": "user", "content": "x"}]}))
+        wait_until(lambda: value(self.scrape(proxy), "codex_streams_active") == 1, 5, message="one open stream")
+        conn.close()
+        wait_until(lambda: value(self.scrape(proxy), "codex_streams_active") == 0, 5, message="no open stream")
+        proxy.request("POST", "/internal/maintenance", body=json.dumps({"enabled": True}),
+                      headers={"Authorization": "Bearer admin-token-xyz", "Content-Type": "application/json"})
+        self.assertEqual(value(self.scrape(proxy), "codex_maintenance_mode"), 1)
+
+    def test_metrics_token_and_disabling(self):
+        proxy = self.start_proxy(env={"PROXY_METRICS_TOKEN": "scrape-token-1"})
+        self.assertEqual(proxy.request("GET", "/metrics")[0], 401)
+        self.assertEqual(proxy.request("GET", "/metrics", headers={"Authorization": "Bearer nope"})[0], 403)
+        self.scrape(proxy, headers={"Authorization": "Bearer scrape-token-1"})
+        off = self.start_proxy(env={"PROXY_ENABLE_METRICS": "false"})
+        self.assertEqual(off.request("GET", "/metrics")[0], 404)
+        exposed = self.start_proxy(env={"PROXY_HOST": "0.0.0.0"})
+        settings = {l["setting"] for n, l, v in parse_metrics(exposed.request("GET", "/metrics")[2].decode())
+                    if n == "codex_insecure_config"}
+        self.assertEqual(settings, {"PROXY_API_KEY", "PROXY_ADMIN_TOKEN", "PROXY_METRICS_TOKEN"})
+
+    def test_every_metric_named_in_the_docs_exists_in_a_live_scrape(self):
+        proxy = self.start_proxy()
+        proxy.wait_ready()
+        proxy.request("GET", "/livez")
+        names = {n for n, _, _ in self.scrape(proxy)}
+        names |= {n.rsplit("_", 1)[0] for n in names if n.endswith(("_bucket", "_sum", "_count"))}
+        with open(os.path.join(SOURCE_DIR, "docs/metrics-and-alerts.md")) as doc:
+            documented = set(re.findall(r"`(codex_[a-z_]+)", doc.read()))
+        self.assertTrue(documented)
+        self.assertEqual(documented - names, set(), "documented but not exported")
+        self.assertEqual({n for n in names if n.startswith("codex_") and not n.endswith(("_bucket", "_sum", "_count"))}
+                         - documented, set(), "exported but not documented")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
