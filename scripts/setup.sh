@@ -22,6 +22,7 @@ DEB_PACKAGES=(
   libboost-dev libcpprest-dev libssl-dev
   libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev doctest-dev
   clang-format curl ca-certificates openssl
+  prometheus  # promtool, for the alert-rule tests
 )
 # Tools that may already come from elsewhere (e.g. a newer Node.js): install from Debian only when
 # the command is missing.
