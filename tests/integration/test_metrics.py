@@ -116,5 +116,23 @@ class MetricsTest(ProxyTestCase):
                          - documented, set(), "exported but not documented")
 
 
+class SmokeScriptTest(ProxyTestCase):
+    def test_smoke_script_passes_on_a_healthy_proxy_and_fails_clearly_otherwise(self):
+        import subprocess
+        proxy = self.start_proxy(env={"PROXY_API_KEY": "sk-smoke-0123456789", "PROXY_METRICS_TOKEN": "m-token-1"})
+        proxy.wait_ready()
+        script = os.path.join(SOURCE_DIR, "scripts/smoke.sh")
+        env = {**os.environ, "PROXY_API_KEY": "sk-smoke-0123456789", "PROXY_METRICS_TOKEN": "m-token-1"}
+        ok = subprocess.run([script, f"http://127.0.0.1:{proxy.port}"], env=env, capture_output=True,
+                            text=True, timeout=60)
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        self.assertIn("restart count agrees", ok.stdout)
+        env.pop("PROXY_METRICS_TOKEN")
+        bad = subprocess.run([script, f"http://127.0.0.1:{proxy.port}"], env=env, capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("FAIL  /metrics has no codex_worker_restarts_total", bad.stdout)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
