@@ -1,5 +1,6 @@
 #include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -8,11 +9,13 @@
 #include "common/telemetry/json_log.h"
 #include "proxy/proxy_config.h"
 #include "proxy/proxy_server.h"
+#include "proxy/trace/trace_buffer.h"
 
 namespace {
 
 int usage(std::ostream& out, int code) {
   out << "usage: codex-proxy [--config FILE]\n"
+         "       codex-proxy trace REQUEST_ID [--dir DIR]\n"
          "       codex-proxy --version\n\n"
          "Serves an OpenAI-compatible API in front of a supervised `$CODEX_BIN app-server` "
          "worker.\n"
@@ -21,11 +24,47 @@ int usage(std::ostream& out, int code) {
   return code;
 }
 
+// `codex-proxy trace <req_id> [--dir D]`: prints the trace file of one request.
+int print_trace(int argc, char** argv) {
+  if (argc < 3) return usage(std::cerr, 2);
+  std::string dir;
+  const std::string request_id = argv[2];
+  for (int i = 3; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--dir" && i + 1 < argc) {
+      dir = argv[++i];
+    } else {
+      std::cerr << "codex-proxy trace: unknown argument '" << arg << "'\n";
+      return 2;
+    }
+  }
+  if (dir.empty()) {
+    try {
+      dir = cxp::proxy::load_proxy_config(std::nullopt, [](const char* n) {
+              return std::getenv(n);
+            }).trace_dir;
+    } catch (const cxp::ConfigError& e) {
+      std::cerr << "codex-proxy trace: " << e.what() << "\n";
+      return 2;
+    }
+  }
+  const auto path = cxp::proxy::TraceBuffer::find(dir, request_id);
+  if (path.empty()) {
+    std::cerr << "codex-proxy trace: no trace for request '" << request_id << "' in " << dir
+              << "\n";
+    return 1;
+  }
+  std::ifstream in(path);
+  std::cout << in.rdbuf() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   // A worker that dies while we write to its stdin must give us EPIPE, not kill the proxy.
   std::signal(SIGPIPE, SIG_IGN);
+  if (argc >= 2 && std::string(argv[1]) == "trace") return print_trace(argc, argv);
   std::optional<std::string> config_path;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];

@@ -44,7 +44,11 @@ ProxyServer::ProxyServer(ProxyConfig config)
     : config_(std::move(config)),
       supervisor_(io_, supervisor_settings(config_), std::random_device{}()),
       maintenance_({config_.maintenance, config_.maintenance_retry_after_s}),
-      api_(io_, config_, supervisor_, maintenance_),
+      trace_(TraceSettings{config_.trace_buffer, config_.trace_dir, config_.trace_ttl,
+                           config_.trace_max_files},
+             telemetry::Redactor(config_.secrets())),
+      trace_prune_timer_(io_),
+      api_(io_, config_, supervisor_, maintenance_, &trace_),
       metrics_(api_.models(), insecure_settings(config_)),
       server_(io_, router_, HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
       signals_(io_, SIGTERM, SIGINT) {
@@ -93,8 +97,13 @@ HttpResponse ProxyServer::serve_metrics(const HttpRequest& request) {
       return make_error(request, 403, "wrong metrics token", "invalid_request_error", "forbidden");
     }
   }
-  const MetricsSources sources{supervisor_.snapshot(), maintenance_.state().enabled,
-                               api_.stats().streams_active.load(), api_.stats().tool_buffer};
+  const MetricsSources sources{supervisor_.snapshot(),
+                               maintenance_.state().enabled,
+                               api_.stats().streams_active.load(),
+                               api_.stats().tool_buffer,
+                               trace_.files(),
+                               trace_.pruned_ttl(),
+                               trace_.pruned_count()};
   return make_response(request, 200, "text/plain; version=0.0.4; charset=utf-8",
                        metrics_.scrape(sources));
 }
@@ -117,10 +126,21 @@ int ProxyServer::run() {
     log_.warn("insecure_config",
               {{"setting", "PROXY_API_KEY"}, {"message", "no API key: /v1/* accept any caller"}});
   }
+  trace_.prune();
+  schedule_trace_prune();
   supervisor_.start();
   io_.run();
   log_.info("exited", {{"worker_state", to_string(supervisor_.snapshot().state)}});
   return 0;
+}
+
+void ProxyServer::schedule_trace_prune() {
+  trace_prune_timer_.expires_after(std::chrono::seconds(60));
+  trace_prune_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    trace_.prune();
+    schedule_trace_prune();
+  });
 }
 
 void ProxyServer::on_signal(int signal) {
@@ -138,6 +158,7 @@ void ProxyServer::on_signal(int signal) {
   supervisor_.shutdown([this] {
     server_.stop();
     signals_.cancel();
+    trace_prune_timer_.cancel();
     io_.stop();
   });
 }

@@ -2,6 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 
 #include "common/telemetry/json_log.h"
@@ -12,6 +13,7 @@
 #include "proxy/metrics/proxy_metrics.h"
 #include "proxy/proxy_config.h"
 #include "proxy/supervisor/worker_supervisor.h"
+#include "proxy/trace/trace_buffer.h"
 
 namespace cxp::proxy {
 
@@ -27,6 +29,7 @@ class ProxyServer {
 
  private:
   void register_routes();
+  void schedule_trace_prune();
   HttpResponse serve_metrics(const HttpRequest& request);
   void on_signal(int signal);
 
@@ -34,6 +37,8 @@ class ProxyServer {
   boost::asio::io_context io_;
   WorkerSupervisor supervisor_;
   MaintenanceSwitch maintenance_;
+  TraceBuffer trace_;
+  boost::asio::steady_timer trace_prune_timer_;
   OpenAiApi api_;
   ProxyMetrics metrics_;
   HttpRouter router_;

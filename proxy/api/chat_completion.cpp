@@ -65,23 +65,21 @@ void ChatCompletion::start() {
                  {"ephemeral", true},
                  {"model", settings_.worker_model}};
   if (!input.instructions.empty()) params["baseInstructions"] = input.instructions;
-  channel_->request("thread/start", params, settings_.request_timeout,
-                    [self, text = input.text](RpcOutcome outcome) mutable {
-                      if (self->finished_) return;
-                      if (outcome.ok) {
-                        const auto& thread = outcome.result.value("thread", json::object());
-                        self->thread_id_ = thread.is_object() ? thread.value("id", "") : "";
-                      }
-                      self->on_thread_started(std::move(outcome));
-                      if (self->finished_) return;
-                      json turn = {{"threadId", self->thread_id_},
-                                   {"input", json::array({{{"type", "text"}, {"text", text}}})}};
-                      self->channel_->request("turn/start", turn, self->settings_.request_timeout,
-                                              [self](RpcOutcome started) {
-                                                if (!self->finished_)
-                                                  self->on_turn_started(std::move(started));
-                                              });
-                    });
+  if (settings_.trace && settings_.trace->enabled()) trace_.emplace();
+  rpc("thread/start", params, [self, text = input.text](RpcOutcome outcome) mutable {
+    if (self->finished_) return;
+    if (outcome.ok) {
+      const auto& thread = outcome.result.value("thread", json::object());
+      self->thread_id_ = thread.is_object() ? thread.value("id", "") : "";
+    }
+    self->on_thread_started(std::move(outcome));
+    if (self->finished_) return;
+    json turn = {{"threadId", self->thread_id_},
+                 {"input", json::array({{{"type", "text"}, {"text", text}}})}};
+    self->rpc("turn/start", turn, [self](RpcOutcome started) {
+      if (!self->finished_) self->on_turn_started(std::move(started));
+    });
+  });
 }
 
 void ChatCompletion::on_thread_started(RpcOutcome outcome) {
@@ -115,6 +113,7 @@ void ChatCompletion::on_turn_started(RpcOutcome outcome) {
 
 void ChatCompletion::on_worker_notification(const RpcNotification& note) {
   if (finished_) return;
+  trace("from_worker", {{"method", note.method}, {"params", note.params}});
   const auto& p = note.params;
   if (note.method == "item/agentMessage/delta") {
     if (!turn_id_.empty() && p.value("turnId", turn_id_) != turn_id_) return;
@@ -203,8 +202,35 @@ void ChatCompletion::on_client_gone() {
 
 void ChatCompletion::interrupt_turn() {
   if (thread_id_.empty() || turn_id_.empty() || channel_->closed()) return;
+  trace("to_worker", {{"method", "turn/interrupt"},
+                      {"params", {{"threadId", thread_id_}, {"turnId", turn_id_}}}});
   channel_->request("turn/interrupt", {{"threadId", thread_id_}, {"turnId", turn_id_}},
                     std::chrono::seconds(5), [](RpcOutcome) {});
+}
+
+void ChatCompletion::trace(std::string_view direction, const json& frame) {
+  if (trace_) trace_->add(direction, frame);
+}
+
+// A request to the worker on behalf of this completion, traced both ways.
+void ChatCompletion::rpc(std::string_view method, json params,
+                         std::function<void(RpcOutcome)> done) {
+  trace("to_worker", {{"method", method}, {"params", params}});
+  channel_->request(method, params, settings_.request_timeout,
+                    [weak = weak_from_this(), method = std::string(method),
+                     done = std::move(done)](RpcOutcome outcome) {
+                      if (auto self = weak.lock()) {
+                        json frame = {{"method", method}};
+                        if (!outcome.transport_error.empty())
+                          frame["transport_error"] = outcome.transport_error;
+                        else if (outcome.ok)
+                          frame["result"] = outcome.result;
+                        else
+                          frame["error"] = outcome.error;
+                        self->trace("from_worker", frame);
+                      }
+                      done(std::move(outcome));
+                    });
 }
 
 void ChatCompletion::complete(const std::string& finish_reason) {
@@ -219,6 +245,7 @@ void ChatCompletion::complete(const std::string& finish_reason) {
              {"latency_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::steady_clock::now() - started_at_)
                                 .count()}});
+  write_trace();
   if (streaming_) {
     exchange_->send(sse_finish_chunk(meta_, finish_reason));
     if (request_.include_usage)
@@ -236,6 +263,7 @@ void ChatCompletion::complete(const std::string& finish_reason) {
 void ChatCompletion::fail(const ApiError& error) {
   if (finished_) return;
   if (extractor_) extractor_->finish();  // a call cut off by the failure counts as aborted
+  write_trace();
   log_.warn("request_failed", {{"request_id", exchange_->request_id()},
                                {"latency_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   std::chrono::steady_clock::now() - started_at_)
@@ -255,8 +283,17 @@ void ChatCompletion::fail(const ApiError& error) {
   finish();
 }
 
+// Written before the answer's last bytes go out, so a client holding a response (or an error)
+// can already find its trace; idempotent.
+void ChatCompletion::write_trace() {
+  if (!trace_) return;
+  settings_.trace->write(exchange_->request_id(), "/v1/chat/completions", *trace_);
+  trace_.reset();
+}
+
 void ChatCompletion::finish() {
   finished_ = true;
+  write_trace();
   if (streaming_) --settings_.stats->streams_active;
   deadline_.cancel();
   keepalive_.cancel();

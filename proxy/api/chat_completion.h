@@ -16,6 +16,7 @@
 #include "proxy/api/turn_router.h"
 #include "proxy/http/http_exchange.h"
 #include "proxy/rpc/json_rpc_channel.h"
+#include "proxy/trace/trace_buffer.h"
 
 namespace cxp::proxy {
 
@@ -31,6 +32,7 @@ struct ChatSettings {
   std::string cwd = "/";
   std::string worker_model;   // CODEX_MODEL: what the worker runs, whichever alias the client named
   ApiStats* stats = nullptr;  // shared by all requests; required
+  TraceBuffer* trace = nullptr;  // optional: records the request's JSON-RPC frames when enabled
 };
 
 // One chat completion: an ephemeral thread and one turn on the worker, its notifications mapped
@@ -61,6 +63,7 @@ class ChatCompletion : public TurnListener, public std::enable_shared_from_this<
   void complete(const std::string& finish_reason);
   void fail(const ApiError& error);
   void finish();
+  void write_trace();
 
   boost::asio::io_context& io_;
   ExchangePtr exchange_;
@@ -76,7 +79,11 @@ class ChatCompletion : public TurnListener, public std::enable_shared_from_this<
   std::string thread_id_;
   std::string turn_id_;
   std::string text_;
-  std::optional<ToolCallExtractor> extractor_;  // only when the request has active tools
+  std::optional<ToolCallExtractor> extractor_;
+  std::optional<TraceRecording> trace_;  // set when the trace buffer is on at the request's start
+  void trace(std::string_view direction, const nlohmann::json& frame);
+  void rpc(std::string_view method, nlohmann::json params,
+           std::function<void(RpcOutcome)> done);  // only when the request has active tools
   std::vector<ToolCallOut> calls_;
   std::string worker_error_;
   std::optional<TokenUsage> usage_;

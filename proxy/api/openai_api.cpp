@@ -36,7 +36,8 @@ std::vector<std::string> served_models(const ProxyConfig& config) {
 }  // namespace
 
 OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
-                     WorkerSupervisor& supervisor, const MaintenanceSwitch& maintenance)
+                     WorkerSupervisor& supervisor, const MaintenanceSwitch& maintenance,
+                     TraceBuffer* trace)
     : io_(io),
       config_(config),
       supervisor_(supervisor),
@@ -48,6 +49,7 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
   chat_settings_.keepalive = config.sse_keepalive;
   chat_settings_.worker_model = config.codex_model;
   chat_settings_.stats = &stats_;
+  chat_settings_.trace = trace;
   std::error_code ec;
   chat_settings_.cwd = std::filesystem::current_path(ec).string();
   if (ec) chat_settings_.cwd = "/";

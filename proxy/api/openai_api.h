@@ -20,7 +20,7 @@ namespace cxp::proxy {
 class OpenAiApi {
  public:
   OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config, WorkerSupervisor& supervisor,
-            const MaintenanceSwitch& maintenance);
+            const MaintenanceSwitch& maintenance, TraceBuffer* trace);
 
   void register_routes(HttpRouter& router);
   std::size_t in_flight() const { return gate_->active(); }

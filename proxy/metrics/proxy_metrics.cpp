@@ -101,7 +101,22 @@ ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
                        .Name("codex_maintenance_mode")
                        .Help("1 while maintenance mode is on")
                        .Register(*registry_)
-                       .Add({})) {
+                       .Add({})),
+      trace_files_(prometheus::BuildGauge()
+                       .Name("codex_trace_buffer_files")
+                       .Help("Trace files in the trace buffer directory")
+                       .Register(*registry_)
+                       .Add({})),
+      trace_pruned_ttl_(prometheus::BuildCounter()
+                            .Name("codex_trace_buffer_pruned_total")
+                            .Help("Trace files pruned, by reason")
+                            .Register(*registry_)
+                            .Add({{"reason", "ttl"}})),
+      trace_pruned_count_(prometheus::BuildCounter()
+                              .Name("codex_trace_buffer_pruned_total")
+                              .Help("Trace files pruned, by reason")
+                              .Register(*registry_)
+                              .Add({{"reason", "count"}})) {
   auto& insecure_family = prometheus::BuildGauge()
                               .Name("codex_insecure_config")
                               .Help("1 for each setting left insecure at startup")
@@ -133,6 +148,9 @@ std::string ProxyMetrics::scrape(const MetricsSources& s) {
   worker_ready_.Set(s.worker.state == WorkerState::kReady ? 1 : 0);
   streams_active_.Set(static_cast<double>(s.streams_active));
   maintenance_.Set(s.maintenance ? 1 : 0);
+  trace_files_.Set(static_cast<double>(s.trace_files));
+  sync_counter(trace_pruned_ttl_, static_cast<double>(s.trace_pruned_ttl));
+  sync_counter(trace_pruned_count_, static_cast<double>(s.trace_pruned_count));
   const auto aborted = s.tool_buffer.aborted.load();
   sync_counter(tool_started_, static_cast<double>(s.tool_buffer.started.load()));
   sync_counter(tool_flushed_, static_cast<double>(s.tool_buffer.flushed.load()));

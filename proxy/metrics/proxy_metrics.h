@@ -27,6 +27,9 @@ struct MetricsSources {
   bool maintenance = false;
   std::int64_t streams_active = 0;
   const ToolBufferCounters& tool_buffer;
+  std::size_t trace_files = 0;
+  std::uint64_t trace_pruned_ttl = 0;
+  std::uint64_t trace_pruned_count = 0;
 };
 
 // Label values come only from bounded sets: known routes (else "other"), GET/POST (else "other"),
@@ -62,6 +65,9 @@ class ProxyMetrics {
   prometheus::Counter& tool_aborted_;
   prometheus::Gauge& tool_anomaly_;
   prometheus::Gauge& maintenance_;
+  prometheus::Gauge& trace_files_;
+  prometheus::Counter& trace_pruned_ttl_;
+  prometheus::Counter& trace_pruned_count_;
   // (scrape time, aborted total) over the last kAnomalyWindow, for codex_tool_buffer_anomaly.
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> aborted_history_;
 };

@@ -1,0 +1,169 @@
+#include "proxy/trace/trace_buffer.h"
+
+#include <algorithm>
+#include <ctime>
+#include <fstream>
+
+namespace cxp::proxy {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kSuffix = ".json";
+
+std::string compact_timestamp(std::chrono::system_clock::time_point when) {
+  const auto seconds = std::chrono::system_clock::to_time_t(when);
+  const auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch()).count() % 1000;
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buffer[32];
+  const auto n = std::strftime(buffer, sizeof buffer, "%Y%m%dT%H%M%S", &utc);
+  char out[40];
+  std::snprintf(out, sizeof out, "%.*s.%03dZ", static_cast<int>(n), buffer,
+                static_cast<int>(millis));
+  return out;
+}
+
+}  // namespace
+
+void TraceRecording::add(std::string_view direction, const nlohmann::json& frame) {
+  if (frames_.size() >= kMaxFrames) {
+    ++dropped_;
+    return;
+  }
+  frames_.push_back({{"direction", direction}, {"frame", frame}});
+}
+
+std::string trace_file_id(std::string_view request_id) {
+  std::string id;
+  for (char c : request_id.substr(0, 64)) {
+    const bool safe =
+        std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    id.push_back(safe ? c : '_');
+  }
+  if (id.empty()) id = "_";
+  if (id.front() == '.') id.front() = '_';
+  return id;
+}
+
+TraceBuffer::TraceBuffer(TraceSettings settings, telemetry::Redactor redactor, Clock clock)
+    : settings_(std::move(settings)), redactor_(std::move(redactor)), clock_(std::move(clock)) {}
+
+void TraceBuffer::set_enabled(bool enabled) {
+  std::lock_guard lock(mutex_);
+  settings_.enabled = enabled;
+}
+
+std::vector<fs::directory_entry> TraceBuffer::trace_files() const {
+  std::vector<fs::directory_entry> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(settings_.dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto name = it->path().filename().string();
+    if (it->is_regular_file(ec) && name.size() > kSuffix.size() && name.ends_with(kSuffix) &&
+        name[0] != '.') {
+      out.push_back(*it);
+    }
+  }
+  return out;
+}
+
+void TraceBuffer::write(const std::string& request_id, std::string_view route,
+                        const TraceRecording& recording) {
+  std::unique_lock lock(mutex_);
+  if (!settings_.enabled) return;
+  const auto now = clock_();
+  const auto name = compact_timestamp(now) + "-" + trace_file_id(request_id) + std::string(kSuffix);
+  nlohmann::json document = {{"request_id", request_id},
+                             {"route", route},
+                             {"timestamp", compact_timestamp(now)},
+                             {"frames", recording.frames()},
+                             {"frames_dropped", recording.dropped()}};
+  const std::string text =
+      redactor_.redact(document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+  std::error_code ec;
+  fs::create_directories(settings_.dir, ec);
+  const fs::path temp = settings_.dir / ("." + name + ".tmp" + std::to_string(++sequence_));
+  bool ok = !ec;
+  if (ok) {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    ok = out.good();
+  }
+  if (ok) {
+    fs::rename(temp, settings_.dir / name, ec);
+    ok = !ec;
+  }
+  if (!ok) {
+    fs::remove(temp, ec);
+    ++write_errors_;
+    log_.warn("trace_write_failed", {{"request_id", request_id},
+                                     {"error_code", "trace_write_failed"},
+                                     {"dir", settings_.dir.string()}});
+    return;
+  }
+  lock.unlock();
+  prune();
+}
+
+std::size_t TraceBuffer::prune() {
+  std::lock_guard lock(mutex_);
+  auto files = trace_files();
+  const auto now = fs::file_time_type::clock::now();
+  std::size_t removed = 0;
+  std::error_code ec;
+  std::vector<fs::directory_entry> kept;
+  for (const auto& file : files) {
+    const auto written = file.last_write_time(ec);
+    if (!ec && now - written > settings_.ttl) {
+      if (fs::remove(file.path(), ec)) {
+        ++removed;
+        ++pruned_ttl_;
+        log_.info("trace_pruned", {{"reason", "ttl"}, {"file", file.path().filename().string()}});
+      }
+    } else {
+      kept.push_back(file);
+    }
+  }
+  if (kept.size() > settings_.max_files) {
+    // Oldest first: by modification time, then by name (which starts with the UTC timestamp).
+    std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) {
+      std::error_code ignored;
+      const auto ta = a.last_write_time(ignored);
+      const auto tb = b.last_write_time(ignored);
+      return ta != tb ? ta < tb : a.path().filename() < b.path().filename();
+    });
+    const auto excess = kept.size() - settings_.max_files;
+    for (std::size_t i = 0; i < excess; ++i) {
+      if (fs::remove(kept[i].path(), ec)) {
+        ++removed;
+        ++pruned_count_;
+        log_.info("trace_pruned",
+                  {{"reason", "count"}, {"file", kept[i].path().filename().string()}});
+      }
+    }
+    kept.erase(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(excess));
+  }
+  files_ = kept.size();
+  return removed;
+}
+
+fs::path TraceBuffer::find(const fs::path& dir, std::string_view request_id) {
+  constexpr std::size_t kTimestampLength = 20;  // 20261122T221722.123Z
+  const std::string wanted = trace_file_id(request_id) + std::string(kSuffix);
+  fs::path best;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto name = it->path().filename().string();
+    const bool match = name.size() > kTimestampLength + 1 && name[kTimestampLength] == '-' &&
+                       name.compare(kTimestampLength + 1, std::string::npos, wanted) == 0;
+    if (match && (best.empty() || name > best.filename().string())) {
+      best = it->path();
+    }
+  }
+  return best;
+}
+
+}  // namespace cxp::proxy
