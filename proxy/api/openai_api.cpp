@@ -104,22 +104,34 @@ HttpResponse OpenAiApi::models(const HttpRequest& request) const {
                        nlohmann::json{{"object", "list"}, {"data", data}}.dump());
 }
 
+void OpenAiApi::refuse(const ExchangePtr& exchange, const ApiError& error) const {
+  log_.info("request_refused", {{"request_id", exchange->request_id()},
+                                {"route", "/v1/chat/completions"},
+                                {"status", error.status},
+                                {"error_code", error.code},
+                                {"retryable", error.retryable},
+                                {"maintenance_mode", maintenance_.state().enabled}});
+  exchange->respond(render_api_error(exchange->request(), error));
+}
+
 void OpenAiApi::chat_completions(const ExchangePtr& exchange) {
   const auto& request = exchange->request();
-  if (auto refusal = gatekeeper(request))
-    return exchange->respond(render_api_error(request, *refusal));
+  log_.info("request_received", {{"request_id", exchange->request_id()},
+                                 {"route", "/v1/chat/completions"},
+                                 {"body_bytes", request.body().size()}});
+  if (auto refusal = gatekeeper(request)) return refuse(exchange, *refusal);
   if (!is_json_content_type(request[http::field::content_type])) {
     ApiError e;
     e.status = 415;
     e.code = "unsupported_media_type";
     e.message = "Content-Type must be application/json, found '" +
                 std::string(request[http::field::content_type]).substr(0, 100) + "'";
-    return exchange->respond(render_api_error(request, e));
+    return refuse(exchange, e);
   }
   auto parsed = parse_chat_request(request.body(), models_, config_.codex_model);
   if (auto* error = std::get_if<ApiError>(&parsed)) {
     if (error->code == "model_not_found") exchange->set_model("?");  // labelled "other"
-    return exchange->respond(render_api_error(request, *error));
+    return refuse(exchange, *error);
   }
   auto chat = std::get<ChatRequest>(std::move(parsed));
   exchange->set_model(chat.model);
@@ -137,7 +149,7 @@ void OpenAiApi::chat_completions(const ExchangePtr& exchange) {
               : "waited longer than PROXY_QUEUE_TIMEOUT_MS for a free worker slot";
       e.retryable = true;
       e.retry_after_s = kQueueFullRetryAfterS;
-      return exchange->respond(render_api_error(exchange->request(), e));
+      return refuse(exchange, e);
     }
     if (exchange->client_gone()) return;
     auto channel = supervisor_.channel();
@@ -150,7 +162,7 @@ void OpenAiApi::chat_completions(const ExchangePtr& exchange) {
                   std::string(to_string(supervisor_.snapshot().state)) + "); retry shortly";
       e.retryable = true;
       e.retry_after_s = kNotReadyRetryAfterS;
-      return exchange->respond(render_api_error(exchange->request(), e));
+      return refuse(exchange, e);
     }
     std::make_shared<ChatCompletion>(io_, exchange, std::move(chat), std::move(channel), turns_,
                                      chat_settings_, std::move(ticket))

@@ -32,6 +32,8 @@ class OpenAiApi {
   HttpResponse models(const HttpRequest& request) const;
   // The refusal that applies before any work (auth, maintenance), if one does.
   std::optional<ApiError> gatekeeper(const HttpRequest& request) const;
+  // Answers an error before any worker work, and logs it (request_refused).
+  void refuse(const ExchangePtr& exchange, const ApiError& error) const;
 
   boost::asio::io_context& io_;
   const ProxyConfig& config_;
@@ -42,6 +44,7 @@ class OpenAiApi {
   TurnRouter turns_;
   ApiStats stats_;
   ChatSettings chat_settings_;
+  telemetry::JsonLog log_{"api"};
 };
 
 }  // namespace cxp::proxy

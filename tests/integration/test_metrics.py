@@ -114,6 +114,14 @@ class MetricsTest(ProxyTestCase):
         self.assertEqual(documented - names, set(), "documented but not exported")
         self.assertEqual({n for n in names if n.startswith("codex_") and not n.endswith(("_bucket", "_sum", "_count"))}
                          - documented, set(), "exported but not documented")
+        # Every metric named anywhere in docs/ (runbooks, rules, dashboard) exists too.
+        mentioned = set()
+        for folder, _, files in os.walk(os.path.join(SOURCE_DIR, "docs")):
+            for name in files:
+                if name.endswith((".md", ".yaml", ".json")):
+                    with open(os.path.join(folder, name)) as f:
+                        mentioned |= set(re.findall(r"\b(codex_[a-z_]+[a-z])\b", f.read()))
+        self.assertEqual(mentioned - names, set(), "named in docs/ but not exported")
 
 
 class SmokeScriptTest(ProxyTestCase):

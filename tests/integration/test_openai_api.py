@@ -181,6 +181,13 @@ class BadRequestTest(ProxyTestCase):
                           param="tools[0].function.name")
         ok, _, _ = post(self.proxy, chat_body(temperature=0.2, user="x", unknown_field={"a": 1}))
         self.assertEqual(ok, 200)
+        # Ingress and early egress are logged with the request id; bodies never are.
+        received = self.proxy.events("request_received")
+        refused = self.proxy.events("request_refused")
+        self.assertEqual(len(received), 13)  # 12 mistakes + 1 good request
+        self.assertEqual(len(refused), 12)
+        self.assertLessEqual({r["request_id"] for r in refused}, {r["request_id"] for r in received})
+        self.assertIn(404, {r["status"] for r in refused})
 
     def test_wrong_content_type_and_oversized_body(self):
         status, _, raw = self.proxy.request("POST", "/v1/chat/completions", body=chat_body(),
