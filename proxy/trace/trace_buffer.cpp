@@ -51,11 +51,6 @@ std::string trace_file_id(std::string_view request_id) {
 TraceBuffer::TraceBuffer(TraceSettings settings, telemetry::Redactor redactor, Clock clock)
     : settings_(std::move(settings)), redactor_(std::move(redactor)), clock_(std::move(clock)) {}
 
-void TraceBuffer::set_enabled(bool enabled) {
-  std::lock_guard lock(mutex_);
-  settings_.enabled = enabled;
-}
-
 std::vector<fs::directory_entry> TraceBuffer::trace_files() const {
   std::vector<fs::directory_entry> out;
   std::error_code ec;

@@ -52,7 +52,6 @@ class TraceBuffer {
       Clock clock = [] { return std::chrono::system_clock::now(); });
 
   bool enabled() const { return settings_.enabled; }
-  void set_enabled(bool enabled);
 
   void write(const std::string& request_id, std::string_view route,
              const TraceRecording& recording);
