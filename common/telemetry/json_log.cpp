@@ -4,10 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <ctime>
 #include <mutex>
 
 #include "common/config_value.h"
+#include "common/utc_time.h"
 
 namespace cxp::telemetry {
 namespace {
@@ -50,21 +50,6 @@ std::string_view level_name(LogLevel level) {
       return "error";
   }
   return "info";
-}
-
-std::string iso8601_now() {
-  const auto now = std::chrono::system_clock::now();
-  const auto seconds = std::chrono::system_clock::to_time_t(now);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char buffer[40];
-  const auto length = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
-  char out[48];
-  std::snprintf(out, sizeof out, "%.*s.%03dZ", static_cast<int>(length), buffer,
-                static_cast<int>(millis));
-  return out;
 }
 
 void redact_strings(nlohmann::json& value, const Redactor& redactor) {
@@ -116,7 +101,7 @@ void JsonLog::write(LogLevel level, std::string_view event, nlohmann::json field
   }
   try {
     nlohmann::json line = nlohmann::json::object();
-    line["timestamp"] = iso8601_now();
+    line["timestamp"] = format_utc(std::chrono::system_clock::now(), UtcFormat::kIso8601);
     line["level"] = level_name(level);
     line["component"] = component_;
     line["event"] = event;

@@ -4,6 +4,8 @@
 #include <ctime>
 #include <fstream>
 
+#include "common/utc_time.h"
+
 namespace cxp::proxy {
 
 namespace fs = std::filesystem;
@@ -13,17 +15,7 @@ namespace {
 constexpr std::string_view kSuffix = ".json";
 
 std::string compact_timestamp(std::chrono::system_clock::time_point when) {
-  const auto seconds = std::chrono::system_clock::to_time_t(when);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch()).count() % 1000;
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char buffer[32];
-  const auto n = std::strftime(buffer, sizeof buffer, "%Y%m%dT%H%M%S", &utc);
-  char out[40];
-  std::snprintf(out, sizeof out, "%.*s.%03dZ", static_cast<int>(n), buffer,
-                static_cast<int>(millis));
-  return out;
+  return format_utc(when, UtcFormat::kCompact);
 }
 
 }  // namespace
