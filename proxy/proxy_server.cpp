@@ -5,8 +5,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <random>
 
-#include "common/secure_compare.h"
 #include "proxy/health/probe_report.h"
+#include "proxy/http/bearer_gate.h"
 #include "proxy/maintenance/maintenance_endpoint.h"
 
 namespace cxp::proxy {
@@ -88,13 +88,9 @@ void ProxyServer::register_routes() {
 
 HttpResponse ProxyServer::serve_metrics(const HttpRequest& request) {
   if (!config_.metrics_token.empty()) {
-    const auto authorization = request[http::field::authorization];
-    if (authorization.empty()) {
-      return make_error(request, 401, "missing bearer token (PROXY_METRICS_TOKEN is set)",
-                        "invalid_request_error", "unauthorized");
-    }
-    if (!bearer_matches(authorization, config_.metrics_token)) {
-      return make_error(request, 403, "wrong metrics token", "invalid_request_error", "forbidden");
+    if (auto refusal =
+            refuse_without_bearer(request, config_.metrics_token, "PROXY_METRICS_TOKEN")) {
+      return *refusal;
     }
   }
   const MetricsSources sources{supervisor_.snapshot(),

@@ -3,8 +3,8 @@
 #include <boost/beast/http/field.hpp>
 #include <nlohmann/json.hpp>
 
-#include "common/secure_compare.h"
 #include "proxy/api/api_error.h"
+#include "proxy/http/bearer_gate.h"
 
 namespace cxp::proxy {
 
@@ -39,13 +39,8 @@ void register_maintenance_endpoint(HttpRouter& router, MaintenanceSwitch& mainte
           error(404, "not_found",
                 "no route for /internal/maintenance (set PROXY_ADMIN_TOKEN to enable it)"));
     }
-    const auto authorization = request[http::field::authorization];
-    if (authorization.empty()) {
-      return render_api_error(request, error(401, "unauthorized", "missing bearer token"));
-    }
-    if (!bearer_matches(authorization, admin_token)) {
-      return render_api_error(request, error(403, "forbidden", "wrong admin token"));
-    }
+    if (auto refusal = refuse_without_bearer(request, admin_token, "PROXY_ADMIN_TOKEN"))
+      return *refusal;
     if (request.method() == http::verb::get) return state_response(request, maintenance.state());
     const json body = json::parse(request.body(), nullptr, false);
     if (!body.is_object())

@@ -1,0 +1,25 @@
+#include "proxy/http/bearer_gate.h"
+
+#include <boost/beast/http/field.hpp>
+#include <string>
+
+#include "common/secure_compare.h"
+
+namespace cxp::proxy {
+
+std::optional<HttpResponse> refuse_without_bearer(const HttpRequest& request,
+                                                  std::string_view token,
+                                                  std::string_view setting) {
+  const auto authorization = request[boost::beast::http::field::authorization];
+  if (authorization.empty()) {
+    return make_error(request, 401, "missing bearer token (" + std::string(setting) + " is set)",
+                      "invalid_request_error", "unauthorized");
+  }
+  if (!bearer_matches(authorization, token)) {
+    return make_error(request, 403, "wrong bearer token (" + std::string(setting) + ")",
+                      "invalid_request_error", "forbidden");
+  }
+  return std::nullopt;
+}
+
+}  // namespace cxp::proxy
