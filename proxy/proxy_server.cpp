@@ -99,7 +99,8 @@ HttpResponse ProxyServer::serve_metrics(const HttpRequest& request) {
                                api_.stats().tool_buffer,
                                trace_.files(),
                                trace_.pruned_ttl(),
-                               trace_.pruned_count()};
+                               trace_.pruned_count(),
+                               trace_.write_errors()};
   return make_response(request, 200, "text/plain; version=0.0.4; charset=utf-8",
                        metrics_.scrape(sources));
 }

@@ -25,7 +25,6 @@ class TurnRouter {
   void route(const RpcNotification& notification) const;
   // The worker died: every attached listener hears it once, and the table empties.
   void worker_lost(const std::string& reason);
-  std::size_t attached() const { return listeners_.size(); }
 
  private:
   std::map<std::string, std::weak_ptr<TurnListener>> listeners_;

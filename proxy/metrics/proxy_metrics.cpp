@@ -116,7 +116,13 @@ ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
                               .Name("codex_trace_buffer_pruned_total")
                               .Help("Trace files pruned, by reason")
                               .Register(*registry_)
-                              .Add({{"reason", "count"}})) {
+                              .Add({{"reason", "count"}})),
+      trace_write_errors_(
+          prometheus::BuildCounter()
+              .Name("codex_trace_buffer_write_errors_total")
+              .Help("Trace files that could not be written (full disk, unwritable directory)")
+              .Register(*registry_)
+              .Add({})) {
   auto& insecure_family = prometheus::BuildGauge()
                               .Name("codex_insecure_config")
                               .Help("1 for each setting left insecure at startup")
@@ -151,6 +157,7 @@ std::string ProxyMetrics::scrape(const MetricsSources& s) {
   trace_files_.Set(static_cast<double>(s.trace_files));
   sync_counter(trace_pruned_ttl_, static_cast<double>(s.trace_pruned_ttl));
   sync_counter(trace_pruned_count_, static_cast<double>(s.trace_pruned_count));
+  sync_counter(trace_write_errors_, static_cast<double>(s.trace_write_errors));
   const auto aborted = s.tool_buffer.aborted.load();
   sync_counter(tool_started_, static_cast<double>(s.tool_buffer.started.load()));
   sync_counter(tool_flushed_, static_cast<double>(s.tool_buffer.flushed.load()));

@@ -30,6 +30,7 @@ struct MetricsSources {
   std::size_t trace_files = 0;
   std::uint64_t trace_pruned_ttl = 0;
   std::uint64_t trace_pruned_count = 0;
+  std::uint64_t trace_write_errors = 0;
 };
 
 // Label values come only from bounded sets: known routes (else "other"), GET/POST (else "other"),
@@ -68,6 +69,7 @@ class ProxyMetrics {
   prometheus::Gauge& trace_files_;
   prometheus::Counter& trace_pruned_ttl_;
   prometheus::Counter& trace_pruned_count_;
+  prometheus::Counter& trace_write_errors_;
   // (scrape time, aborted total) over the last kAnomalyWindow, for codex_tool_buffer_anomaly.
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> aborted_history_;
 };

@@ -95,6 +95,7 @@ class TraceBufferTest(ProxyTestCase):
         status, _, _ = chat(proxy, "unwritable")
         self.assertEqual(status, 200)
         wait_until(lambda: proxy.find_event("trace_write_failed"), 5, message="trace_write_failed")
+        self.assertEqual(metric(proxy, "codex_trace_buffer_write_errors_total"), 1)
 
     def test_off_by_default(self):
         proxy = self.start_proxy()
