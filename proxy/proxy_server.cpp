@@ -5,13 +5,13 @@
 #include <boost/asio/ip/address.hpp>
 #include <random>
 
+#include "common/http/bearer_gate.h"
 #include "proxy/health/probe_report.h"
-#include "proxy/http/bearer_gate.h"
 #include "proxy/maintenance/maintenance_endpoint.h"
 
 namespace cxp::proxy {
 
-namespace http = boost::beast::http;
+namespace beast_http = boost::beast::http;
 
 std::vector<std::string> insecure_settings(const ProxyConfig& config) {
   std::vector<std::string> insecure;
@@ -50,7 +50,7 @@ ProxyServer::ProxyServer(ProxyConfig config)
       trace_prune_timer_(io_),
       api_(io_, config_, supervisor_, maintenance_, &trace_),
       metrics_(api_.models(), insecure_settings(config_)),
-      server_(io_, router_, HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
+      server_(io_, router_, http::HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
       signals_(io_, SIGTERM, SIGINT) {
   register_routes();
 }
@@ -60,25 +60,25 @@ void ProxyServer::register_routes() {
     return ProbeInput{supervisor_.snapshot(), maintenance_.state().enabled,
                       std::chrono::steady_clock::now()};
   };
-  auto respond = [](const HttpRequest& request, const ProbeResponse& probe) {
-    return make_response(request, probe.status, probe.content_type, probe.body);
+  auto respond = [](const http::HttpRequest& request, const ProbeResponse& probe) {
+    return http::make_response(request, probe.status, probe.content_type, probe.body);
   };
-  router_.add_simple(http::verb::get, "/readyz", [=](const HttpRequest& request) {
-    return respond(request,
-                   readiness_probe(probe_input(), has_query_flag(request.target(), "verbose")));
+  router_.add_simple(beast_http::verb::get, "/readyz", [=](const http::HttpRequest& request) {
+    return respond(
+        request, readiness_probe(probe_input(), http::has_query_flag(request.target(), "verbose")));
   });
-  router_.add_simple(http::verb::get, "/livez", [=](const HttpRequest& request) {
-    return respond(request,
-                   liveness_probe(probe_input(), has_query_flag(request.target(), "verbose")));
+  router_.add_simple(beast_http::verb::get, "/livez", [=](const http::HttpRequest& request) {
+    return respond(
+        request, liveness_probe(probe_input(), http::has_query_flag(request.target(), "verbose")));
   });
-  router_.add_simple(http::verb::get, "/healthz", [=](const HttpRequest& request) {
+  router_.add_simple(beast_http::verb::get, "/healthz", [=](const http::HttpRequest& request) {
     return respond(request, health_summary(probe_input()));
   });
   api_.register_routes(router_);
   register_maintenance_endpoint(router_, maintenance_, config_.admin_token);
   if (config_.enable_metrics) {
-    router_.add_simple(http::verb::get, "/metrics",
-                       [this](const HttpRequest& request) { return serve_metrics(request); });
+    router_.add_simple(beast_http::verb::get, "/metrics",
+                       [this](const http::HttpRequest& request) { return serve_metrics(request); });
   }
   server_.set_request_observer([this](std::string_view path, std::string_view method, int status,
                                       std::string_view model, double latency_ms) {
@@ -86,10 +86,10 @@ void ProxyServer::register_routes() {
   });
 }
 
-HttpResponse ProxyServer::serve_metrics(const HttpRequest& request) {
+http::HttpResponse ProxyServer::serve_metrics(const http::HttpRequest& request) {
   if (!config_.metrics_token.empty()) {
     if (auto refusal =
-            refuse_without_bearer(request, config_.metrics_token, "PROXY_METRICS_TOKEN")) {
+            http::refuse_without_bearer(request, config_.metrics_token, "PROXY_METRICS_TOKEN")) {
       return *refusal;
     }
   }
@@ -101,8 +101,8 @@ HttpResponse ProxyServer::serve_metrics(const HttpRequest& request) {
                                trace_.pruned_ttl(),
                                trace_.pruned_count(),
                                trace_.write_errors()};
-  return make_response(request, 200, "text/plain; version=0.0.4; charset=utf-8",
-                       metrics_.scrape(sources));
+  return http::make_response(request, 200, "text/plain; version=0.0.4; charset=utf-8",
+                             metrics_.scrape(sources));
 }
 
 int ProxyServer::run() {

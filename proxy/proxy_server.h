@@ -5,10 +5,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
 
+#include "common/http/http_router.h"
+#include "common/http/http_server.h"
 #include "common/telemetry/json_log.h"
 #include "proxy/api/openai_api.h"
-#include "proxy/http/http_router.h"
-#include "proxy/http/http_server.h"
 #include "proxy/maintenance/maintenance_switch.h"
 #include "proxy/metrics/proxy_metrics.h"
 #include "proxy/proxy_config.h"
@@ -30,7 +30,7 @@ class ProxyServer {
  private:
   void register_routes();
   void schedule_trace_prune();
-  HttpResponse serve_metrics(const HttpRequest& request);
+  http::HttpResponse serve_metrics(const http::HttpRequest& request);
   void on_signal(int signal);
 
   ProxyConfig config_;
@@ -41,8 +41,8 @@ class ProxyServer {
   boost::asio::steady_timer trace_prune_timer_;
   OpenAiApi api_;
   ProxyMetrics metrics_;
-  HttpRouter router_;
-  HttpServer server_;
+  http::HttpRouter router_;
+  http::HttpServer server_;
   boost::asio::signal_set signals_;
   telemetry::JsonLog log_{"proxy"};
   int signals_seen_ = 0;

@@ -14,8 +14,9 @@ std::string api_error_json(const ApiError& error) {
   return nlohmann::json{{"error", body}}.dump();
 }
 
-HttpResponse render_api_error(const HttpRequest& request, const ApiError& error) {
-  auto response = make_response(request, error.status, "application/json", api_error_json(error));
+http::HttpResponse render_api_error(const http::HttpRequest& request, const ApiError& error) {
+  auto response =
+      http::make_response(request, error.status, "application/json", api_error_json(error));
   if (error.retry_after_s > 0) response.set("Retry-After", std::to_string(error.retry_after_s));
   return response;
 }

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "proxy/http/http_types.h"
+#include "common/http/http_types.h"
 
 namespace cxp::proxy {
 
@@ -17,7 +17,7 @@ struct ApiError {
   int retry_after_s = 0;   // adds a Retry-After header when > 0
 };
 
-HttpResponse render_api_error(const HttpRequest& request, const ApiError& error);
+http::HttpResponse render_api_error(const http::HttpRequest& request, const ApiError& error);
 std::string api_error_json(const ApiError& error);
 
 }  // namespace cxp::proxy

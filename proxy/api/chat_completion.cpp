@@ -5,7 +5,7 @@
 
 namespace cxp::proxy {
 
-namespace http = boost::beast::http;
+namespace beast_http = boost::beast::http;
 using nlohmann::json;
 
 namespace {
@@ -28,7 +28,7 @@ std::int64_t unix_now() {
 
 }  // namespace
 
-ChatCompletion::ChatCompletion(boost::asio::io_context& io, ExchangePtr exchange,
+ChatCompletion::ChatCompletion(boost::asio::io_context& io, http::ExchangePtr exchange,
                                ChatRequest request, std::shared_ptr<JsonRpcChannel> channel,
                                TurnRouter& router, ChatSettings settings,
                                AdmissionGate::TicketPtr ticket)
@@ -100,9 +100,9 @@ void ChatCompletion::on_turn_started(RpcOutcome outcome) {
   const auto& turn = outcome.result.value("turn", json::object());
   turn_id_ = turn.is_object() ? turn.value("id", "") : "";
   if (!request_.stream) return;
-  HttpResponse head{http::status::ok, exchange_->request().version()};
-  head.set(http::field::content_type, "text/event-stream");
-  head.set(http::field::cache_control, "no-cache");
+  http::HttpResponse head{beast_http::status::ok, exchange_->request().version()};
+  head.set(beast_http::field::content_type, "text/event-stream");
+  head.set(beast_http::field::cache_control, "no-cache");
   head.set("X-Accel-Buffering", "no");
   head.keep_alive(exchange_->request().keep_alive());
   exchange_->start_stream(std::move(head));
@@ -254,8 +254,8 @@ void ChatCompletion::complete(const std::string& finish_reason) {
     exchange_->end_stream();
   } else {
     exchange_->respond(
-        make_response(exchange_->request(), 200, "application/json",
-                      render_completion(meta_, text_, calls_, finish_reason, usage_)));
+        http::make_response(exchange_->request(), 200, "application/json",
+                            render_completion(meta_, text_, calls_, finish_reason, usage_)));
   }
   finish();
 }

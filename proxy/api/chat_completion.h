@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "common/http/http_exchange.h"
 #include "common/telemetry/json_log.h"
 #include "proxy/api/admission_gate.h"
 #include "proxy/api/api_error.h"
@@ -14,7 +15,6 @@
 #include "proxy/api/chat_response.h"
 #include "proxy/api/tool_call_extractor.h"
 #include "proxy/api/turn_router.h"
-#include "proxy/http/http_exchange.h"
 #include "proxy/rpc/json_rpc_channel.h"
 #include "proxy/trace/trace_buffer.h"
 
@@ -41,7 +41,7 @@ struct ChatSettings {
 // (the turn interrupted). Holds its admission ticket until it ends.
 class ChatCompletion : public TurnListener, public std::enable_shared_from_this<ChatCompletion> {
  public:
-  ChatCompletion(boost::asio::io_context& io, ExchangePtr exchange, ChatRequest request,
+  ChatCompletion(boost::asio::io_context& io, http::ExchangePtr exchange, ChatRequest request,
                  std::shared_ptr<JsonRpcChannel> channel, TurnRouter& router, ChatSettings settings,
                  AdmissionGate::TicketPtr ticket);
 
@@ -66,7 +66,7 @@ class ChatCompletion : public TurnListener, public std::enable_shared_from_this<
   void write_trace();
 
   boost::asio::io_context& io_;
-  ExchangePtr exchange_;
+  http::ExchangePtr exchange_;
   ChatRequest request_;
   std::shared_ptr<JsonRpcChannel> channel_;
   TurnRouter& router_;

@@ -9,7 +9,7 @@
 
 namespace cxp::proxy {
 
-namespace http = boost::beast::http;
+namespace beast_http = boost::beast::http;
 
 namespace {
 
@@ -59,18 +59,18 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
   supervisor_.set_in_flight_source([this] { return in_flight(); });
 }
 
-void OpenAiApi::register_routes(HttpRouter& router) {
-  router.add(http::verb::post, "/v1/chat/completions",
-             [this](const ExchangePtr& exchange) { chat_completions(exchange); });
-  router.add_simple(http::verb::get, "/v1/models", [this](const HttpRequest& request) {
+void OpenAiApi::register_routes(http::HttpRouter& router) {
+  router.add(beast_http::verb::post, "/v1/chat/completions",
+             [this](const http::ExchangePtr& exchange) { chat_completions(exchange); });
+  router.add_simple(beast_http::verb::get, "/v1/models", [this](const http::HttpRequest& request) {
     if (auto refusal = gatekeeper(request)) return render_api_error(request, *refusal);
     return models(request);
   });
 }
 
-std::optional<ApiError> OpenAiApi::gatekeeper(const HttpRequest& request) const {
+std::optional<ApiError> OpenAiApi::gatekeeper(const http::HttpRequest& request) const {
   if (!config_.api_key.empty()) {
-    const auto header = request[http::field::authorization];
+    const auto header = request[beast_http::field::authorization];
     const bool has_bearer = header.rfind("Bearer ", 0) == 0;
     if (!bearer_matches(header, config_.api_key)) {
       ApiError e;
@@ -94,17 +94,17 @@ std::optional<ApiError> OpenAiApi::gatekeeper(const HttpRequest& request) const 
   return std::nullopt;
 }
 
-HttpResponse OpenAiApi::models(const HttpRequest& request) const {
+http::HttpResponse OpenAiApi::models(const http::HttpRequest& request) const {
   nlohmann::json data = nlohmann::json::array();
   for (const auto& model : models_) {
     data.push_back(
         {{"id", model}, {"object", "model"}, {"created", 0}, {"owned_by", "codex-proxy"}});
   }
-  return make_response(request, 200, "application/json",
-                       nlohmann::json{{"object", "list"}, {"data", data}}.dump());
+  return http::make_response(request, 200, "application/json",
+                             nlohmann::json{{"object", "list"}, {"data", data}}.dump());
 }
 
-void OpenAiApi::refuse(const ExchangePtr& exchange, const ApiError& error) const {
+void OpenAiApi::refuse(const http::ExchangePtr& exchange, const ApiError& error) const {
   log_.info("request_refused", {{"request_id", exchange->request_id()},
                                 {"route", "/v1/chat/completions"},
                                 {"status", error.status},
@@ -114,18 +114,18 @@ void OpenAiApi::refuse(const ExchangePtr& exchange, const ApiError& error) const
   exchange->respond(render_api_error(exchange->request(), error));
 }
 
-void OpenAiApi::chat_completions(const ExchangePtr& exchange) {
+void OpenAiApi::chat_completions(const http::ExchangePtr& exchange) {
   const auto& request = exchange->request();
   log_.info("request_received", {{"request_id", exchange->request_id()},
                                  {"route", "/v1/chat/completions"},
                                  {"body_bytes", request.body().size()}});
   if (auto refusal = gatekeeper(request)) return refuse(exchange, *refusal);
-  if (!is_json_content_type(request[http::field::content_type])) {
+  if (!is_json_content_type(request[beast_http::field::content_type])) {
     ApiError e;
     e.status = 415;
     e.code = "unsupported_media_type";
     e.message = "Content-Type must be application/json, found '" +
-                std::string(request[http::field::content_type]).substr(0, 100) + "'";
+                std::string(request[beast_http::field::content_type]).substr(0, 100) + "'";
     return refuse(exchange, e);
   }
   auto parsed = parse_chat_request(request.body(), models_, config_.codex_model);

@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "common/http/http_router.h"
 #include "proxy/api/admission_gate.h"
 #include "proxy/api/chat_completion.h"
 #include "proxy/api/turn_router.h"
-#include "proxy/http/http_router.h"
 #include "proxy/maintenance/maintenance_switch.h"
 #include "proxy/proxy_config.h"
 #include "proxy/supervisor/worker_supervisor.h"
@@ -22,18 +22,18 @@ class OpenAiApi {
   OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config, WorkerSupervisor& supervisor,
             const MaintenanceSwitch& maintenance, TraceBuffer* trace);
 
-  void register_routes(HttpRouter& router);
+  void register_routes(http::HttpRouter& router);
   std::size_t in_flight() const { return gate_->active(); }
   const ApiStats& stats() const { return stats_; }
   const std::vector<std::string>& models() const { return models_; }
 
  private:
-  void chat_completions(const ExchangePtr& exchange);
-  HttpResponse models(const HttpRequest& request) const;
+  void chat_completions(const http::ExchangePtr& exchange);
+  http::HttpResponse models(const http::HttpRequest& request) const;
   // The refusal that applies before any work (auth, maintenance), if one does.
-  std::optional<ApiError> gatekeeper(const HttpRequest& request) const;
+  std::optional<ApiError> gatekeeper(const http::HttpRequest& request) const;
   // Answers an error before any worker work, and logs it (request_refused).
-  void refuse(const ExchangePtr& exchange, const ApiError& error) const;
+  void refuse(const http::ExchangePtr& exchange, const ApiError& error) const;
 
   boost::asio::io_context& io_;
   const ProxyConfig& config_;

@@ -3,12 +3,12 @@
 #include <boost/beast/http/field.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/http/bearer_gate.h"
 #include "proxy/api/api_error.h"
-#include "proxy/http/bearer_gate.h"
 
 namespace cxp::proxy {
 
-namespace http = boost::beast::http;
+namespace beast_http = boost::beast::http;
 using nlohmann::json;
 
 namespace {
@@ -22,26 +22,28 @@ ApiError error(int status, std::string code, std::string message, std::string pa
   return e;
 }
 
-HttpResponse state_response(const HttpRequest& request, const MaintenanceState& state) {
-  return make_response(
+http::HttpResponse state_response(const http::HttpRequest& request, const MaintenanceState& state) {
+  return http::make_response(
       request, 200, "application/json",
       json{{"enabled", state.enabled}, {"retry_after_s", state.retry_after_s}}.dump());
 }
 
 }  // namespace
 
-void register_maintenance_endpoint(HttpRouter& router, MaintenanceSwitch& maintenance,
+void register_maintenance_endpoint(http::HttpRouter& router, MaintenanceSwitch& maintenance,
                                    const std::string& admin_token) {
-  auto handle = [&maintenance, admin_token](const HttpRequest& request) -> HttpResponse {
+  auto handle = [&maintenance,
+                 admin_token](const http::HttpRequest& request) -> http::HttpResponse {
     if (admin_token.empty()) {
       return render_api_error(
           request,
           error(404, "not_found",
                 "no route for /internal/maintenance (set PROXY_ADMIN_TOKEN to enable it)"));
     }
-    if (auto refusal = refuse_without_bearer(request, admin_token, "PROXY_ADMIN_TOKEN"))
+    if (auto refusal = http::refuse_without_bearer(request, admin_token, "PROXY_ADMIN_TOKEN"))
       return *refusal;
-    if (request.method() == http::verb::get) return state_response(request, maintenance.state());
+    if (request.method() == beast_http::verb::get)
+      return state_response(request, maintenance.state());
     const json body = json::parse(request.body(), nullptr, false);
     if (!body.is_object())
       return render_api_error(request,
@@ -66,8 +68,8 @@ void register_maintenance_endpoint(HttpRouter& router, MaintenanceSwitch& mainte
     maintenance.set(next, "admin_api");
     return state_response(request, maintenance.state());
   };
-  router.add_simple(http::verb::get, "/internal/maintenance", handle);
-  router.add_simple(http::verb::post, "/internal/maintenance", handle);
+  router.add_simple(beast_http::verb::get, "/internal/maintenance", handle);
+  router.add_simple(beast_http::verb::post, "/internal/maintenance", handle);
 }
 
 }  // namespace cxp::proxy

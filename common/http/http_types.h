@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace cxp::proxy {
+namespace cxp::http {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
@@ -21,4 +21,4 @@ HttpResponse make_error(const HttpRequest& request, int status, std::string_view
 // [A-Za-z0-9._:-]), a fresh random one otherwise.
 std::string request_id_for(const HttpRequest& request);
 
-}  // namespace cxp::proxy
+}  // namespace cxp::http

@@ -1,19 +1,19 @@
-#include "proxy/http/http_types.h"
+#include "common/http/http_types.h"
 
 #include <boost/beast/http/field.hpp>
 #include <nlohmann/json.hpp>
 #include <random>
 
-namespace cxp::proxy {
+namespace cxp::http {
 
-namespace http = boost::beast::http;
+namespace beast_http = boost::beast::http;
 
 HttpResponse make_response(const HttpRequest& request, int status, std::string content_type,
                            std::string body) {
-  HttpResponse response{static_cast<http::status>(status), request.version()};
-  response.set(http::field::server, "codex-proxy");
-  response.set(http::field::content_type, content_type);
-  response.set(http::field::cache_control, "no-store");
+  HttpResponse response{static_cast<beast_http::status>(status), request.version()};
+  response.set(beast_http::field::server, "codex-proxy");
+  response.set(beast_http::field::content_type, content_type);
+  response.set(beast_http::field::cache_control, "no-store");
   response.keep_alive(request.keep_alive());
   response.body() = std::move(body);
   response.prepare_payload();
@@ -48,4 +48,4 @@ std::string request_id_for(const HttpRequest& request) {
   return id;
 }
 
-}  // namespace cxp::proxy
+}  // namespace cxp::http

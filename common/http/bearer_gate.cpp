@@ -1,11 +1,11 @@
-#include "proxy/http/bearer_gate.h"
+#include "common/http/bearer_gate.h"
 
 #include <boost/beast/http/field.hpp>
 #include <string>
 
 #include "common/secure_compare.h"
 
-namespace cxp::proxy {
+namespace cxp::http {
 
 std::optional<HttpResponse> refuse_without_bearer(const HttpRequest& request,
                                                   std::string_view token,
@@ -22,4 +22,4 @@ std::optional<HttpResponse> refuse_without_bearer(const HttpRequest& request,
   return std::nullopt;
 }
 
-}  // namespace cxp::proxy
+}  // namespace cxp::http

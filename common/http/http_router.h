@@ -5,10 +5,10 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/http/http_exchange.h"
-#include "proxy/http/http_types.h"
+#include "common/http/http_exchange.h"
+#include "common/http/http_types.h"
 
-namespace cxp::proxy {
+namespace cxp::http {
 
 // Exact-path routing. Unknown paths answer 404, known paths with another method 405 (with Allow);
 // both in the OpenAI error envelope.
@@ -31,4 +31,4 @@ std::string_view target_path(std::string_view target);
 // True when the query string has `name` as a key (e.g. "?verbose" or "?verbose=1").
 bool has_query_flag(std::string_view target, std::string_view name);
 
-}  // namespace cxp::proxy
+}  // namespace cxp::http

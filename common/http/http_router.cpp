@@ -1,8 +1,8 @@
-#include "proxy/http/http_router.h"
+#include "common/http/http_router.h"
 
-namespace cxp::proxy {
+namespace cxp::http {
 
-namespace http = boost::beast::http;
+namespace beast_http = boost::beast::http;
 
 std::string_view target_path(std::string_view target) {
   return target.substr(0, target.find('?'));
@@ -22,11 +22,11 @@ bool has_query_flag(std::string_view target, std::string_view name) {
   return false;
 }
 
-void HttpRouter::add(http::verb method, std::string path, Handler handler) {
+void HttpRouter::add(beast_http::verb method, std::string path, Handler handler) {
   routes_[std::move(path)][method] = std::move(handler);
 }
 
-void HttpRouter::add_simple(http::verb method, std::string path, SimpleHandler handler) {
+void HttpRouter::add_simple(beast_http::verb method, std::string path, SimpleHandler handler) {
   add(method, std::move(path), [handler = std::move(handler)](const ExchangePtr& exchange) {
     exchange->respond(handler(exchange->request()));
   });
@@ -44,17 +44,17 @@ void HttpRouter::dispatch(const ExchangePtr& exchange) const {
   if (handler == route->second.end()) {
     std::string allow;
     for (const auto& [verb, unused] : route->second) {
-      allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(verb));
+      allow += (allow.empty() ? "" : ", ") + std::string(beast_http::to_string(verb));
     }
     auto response =
         make_error(request, 405,
                    "method " + std::string(request.method_string()) + " is not allowed on " +
                        std::string(path) + "; allowed: " + allow,
                    "invalid_request_error", "method_not_allowed");
-    response.set(http::field::allow, allow);
+    response.set(beast_http::field::allow, allow);
     return exchange->respond(std::move(response));
   }
   handler->second(exchange);
 }
 
-}  // namespace cxp::proxy
+}  // namespace cxp::http

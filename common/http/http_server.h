@@ -10,10 +10,10 @@
 #include <memory>
 #include <string>
 
+#include "common/http/http_router.h"
 #include "common/telemetry/log_rate_limiter.h"
-#include "proxy/http/http_router.h"
 
-namespace cxp::proxy {
+namespace cxp::http {
 
 struct HttpServerLimits {
   std::uint64_t max_body_bytes = 1024 * 1024;
@@ -58,4 +58,4 @@ class HttpServer {
       std::make_shared<std::atomic<std::size_t>>(0);
 };
 
-}  // namespace cxp::proxy
+}  // namespace cxp::http

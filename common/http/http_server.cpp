@@ -1,4 +1,4 @@
-#include "proxy/http/http_server.h"
+#include "common/http/http_server.h"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
@@ -11,11 +11,11 @@
 
 #include "common/telemetry/json_log.h"
 
-namespace cxp::proxy {
+namespace cxp::http {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
+namespace beast_http = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -51,11 +51,11 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     keep_alive_ = response.keep_alive() && !client_gone_;
     response_ = std::make_unique<HttpResponse>(std::move(response));
     stream_.expires_after(limits_.write_timeout);
-    http::async_write(stream_, *response_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        self->response_.reset();
-                        self->finish(!ec);
-                      });
+    beast_http::async_write(stream_, *response_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->response_.reset();
+                              self->finish(!ec);
+                            });
   }
 
   void start_stream(std::uint64_t seq, HttpResponse head) {
@@ -63,7 +63,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     started_ = true;
     streaming_ = true;
     status_ = static_cast<int>(head.result_int());
-    http::response<http::empty_body> header{head.result(), head.version()};
+    beast_http::response<beast_http::empty_body> header{head.result(), head.version()};
     for (const auto& field : head.base()) header.set(field.name_string(), field.value());
     header.set("X-Request-Id", request_id_);
     header.chunked(true);
@@ -119,17 +119,17 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     // Headers may take up to the keep-alive idle time; the body must then arrive within the read
     // timeout. Every operation of the stream is bounded.
     stream_.expires_after(limits_.idle_timeout);
-    http::async_read_header(
+    beast_http::async_read_header(
         stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
           if (ec) return self->on_read(ec);
           self->stream_.expires_after(self->limits_.read_timeout);
-          http::async_read(self->stream_, self->buffer_, *self->parser_,
-                           [self](beast::error_code ec, std::size_t) { self->on_read(ec); });
+          beast_http::async_read(self->stream_, self->buffer_, *self->parser_,
+                                 [self](beast::error_code ec, std::size_t) { self->on_read(ec); });
         });
   }
 
   void on_read(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+    if (ec == beast_http::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
       return close();
     }
@@ -169,13 +169,13 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     model_.clear();
     received_at_ = std::chrono::steady_clock::now();
     linger_ = true;
-    if (ec == http::error::body_limit) {
+    if (ec == beast_http::error::body_limit) {
       return respond(seq_, make_error(header_only, 413,
                                       "request body exceeds PROXY_MAX_BODY_BYTES (" +
                                           std::to_string(limits_.max_body_bytes) + " bytes)",
                                       "invalid_request_error", "request_too_large"));
     }
-    const bool header_too_big = ec == http::error::header_limit;
+    const bool header_too_big = ec == beast_http::error::header_limit;
     respond(seq_, make_error(header_only, header_too_big ? 431 : 400,
                              "malformed HTTP request: " + ec.message(), "invalid_request_error",
                              header_too_big ? "headers_too_large" : "bad_request"));
@@ -288,7 +288,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   const HttpServerLimits& limits_;
   std::shared_ptr<std::atomic<std::size_t>> open_sessions_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<beast_http::request_parser<beast_http::string_body>> parser_;
   HttpRequest request_;
   std::string request_id_;
   std::uint64_t seq_ = 0;
@@ -402,4 +402,4 @@ void HttpServer::accept() {
   });
 }
 
-}  // namespace cxp::proxy
+}  // namespace cxp::http

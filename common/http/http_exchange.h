@@ -4,9 +4,9 @@
 #include <memory>
 #include <string>
 
-#include "proxy/http/http_types.h"
+#include "common/http/http_types.h"
 
-namespace cxp::proxy {
+namespace cxp::http {
 
 // One request and its response, handed to a route handler. A handler answers at once or later
 // (from any callback on the io_context): either one complete `respond`, or `start_stream` followed
@@ -34,4 +34,4 @@ class HttpExchange {
 
 using ExchangePtr = std::shared_ptr<HttpExchange>;
 
-}  // namespace cxp::proxy
+}  // namespace cxp::http
