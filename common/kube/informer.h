@@ -1,0 +1,72 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/kube/kube_client.h"
+#include "common/kube/resource.h"
+#include "common/telemetry/json_log.h"
+
+namespace cxp::kube {
+
+// A list-watch cache of one resource type (optionally one namespace and a selector), like
+// client-go's informer: lists, then watches from the list's resourceVersion with bookmarks;
+// relists on 410 Gone; reconnects with jittered backoff after errors. Every change (add, update,
+// delete, and differences found by a relist) is passed to the handler, which should only enqueue
+// work. managedFields are dropped from cached objects to save memory.
+class Informer {
+ public:
+  enum class Change { kAdded, kUpdated, kDeleted };
+  using Handler = std::function<void(Change change, const nlohmann::json& object)>;
+
+  Informer(KubeClient& client, Resource resource, std::string ns, std::string label_selector = "",
+           std::string field_selector = "");
+  ~Informer();
+
+  void set_handler(Handler handler) { handler_ = std::move(handler); }  // before start()
+  void start();
+  // Ends the loop; the owner cancels the client first so that a running watch returns at once.
+  void stop();
+
+  bool synced() const { return synced_.load(); }
+  std::optional<nlohmann::json> get(const std::string& ns, const std::string& name) const;
+  std::vector<nlohmann::json> list(const std::string& ns = "") const;
+  std::size_t size() const;
+  const Resource& resource() const { return resource_; }
+
+ private:
+  void run();
+  bool relist();
+  void apply_event(const WatchEvent& event);
+  void sleep_for(std::chrono::milliseconds delay);
+
+  KubeClient& client_;
+  Resource resource_;
+  std::string namespace_;
+  std::string label_selector_;
+  std::string field_selector_;
+  Handler handler_;
+  telemetry::JsonLog log_{"informer"};
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::string resource_version_;  // informer thread only
+
+  mutable std::mutex mutex_;  // guards cache_ and stopping_ (the condition variable's predicate)
+  std::condition_variable wake_;
+  std::map<std::string, nlohmann::json> cache_;  // "namespace/name" → object
+  bool stopping_ = false;
+  std::atomic<bool> synced_{false};
+  std::thread thread_;
+};
+
+std::string object_key(const nlohmann::json& object);
+
+}  // namespace cxp::kube
