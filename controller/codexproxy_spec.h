@@ -1,0 +1,58 @@
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace cxp::controller {
+
+struct ProbeTiming {
+  std::int32_t period_seconds;
+  std::int32_t failure_threshold;
+};
+
+// A CodexProxy's spec with the CRD's defaults filled in (the API server defaults them too; the
+// controller does not rely on it).
+struct CodexProxySpec {
+  std::int32_t replicas = 1;
+  std::string image;
+  std::string model = "gpt-5";
+  std::int32_t max_concurrency = 4;
+  std::int32_t request_timeout_seconds = 120;
+  std::int32_t backoff_initial_ms = 250;
+  std::int32_t backoff_max_ms = 5000;
+  std::int32_t drain_seconds = 10;
+  ProbeTiming readiness{5, 2};
+  ProbeTiming liveness{10, 3};
+  ProbeTiming startup{5, 30};
+  bool maintenance_enabled = false;
+  std::int32_t maintenance_retry_after_seconds = 120;
+  bool trace_enabled = false;
+  std::int32_t trace_ttl_seconds = 86400;
+  std::int32_t trace_max_files = 100;
+  bool metrics_enabled = true;
+};
+
+// The parts of a CodexProxy object the controller works from.
+struct CodexProxy {
+  std::string name;
+  std::string namespace_name;
+  std::string uid;
+  std::int64_t generation = 0;
+  CodexProxySpec spec;
+  nlohmann::json status = nlohmann::json::object();
+};
+
+// Reads a CodexProxy object. Fields of the wrong type count as problems, not exceptions.
+CodexProxy parse_codexproxy(const nlohmann::json& object, std::vector<std::string>& problems);
+
+// What only the controller can judge (the CRD schema and CEL rules refuse the rest): each problem
+// names the field, what was found and what was expected. Empty when the spec is usable.
+std::vector<std::string> validate_spec(const CodexProxySpec& spec);
+
+// True when `reference` is a well-formed container image reference:
+// [host[:port]/]path[:tag][@algorithm:hex] with the distribution grammar's character rules.
+bool is_valid_image_reference(const std::string& reference);
+
+}  // namespace cxp::controller

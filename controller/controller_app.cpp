@@ -1,0 +1,257 @@
+#include "controller/controller_app.h"
+
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <random>
+
+#include "controller/render.h"
+
+namespace cxp::controller {
+
+using nlohmann::json;
+namespace res = kube::resources;
+namespace beast_http = boost::beast::http;
+
+namespace {
+
+std::string make_identity() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::random_device device;
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "%08x", device());
+  return std::string(host) + "_" + suffix;
+}
+
+std::string host_of(const std::string& server) {
+  auto rest = server.substr(server.find("://") == std::string::npos ? 0 : server.find("://") + 3);
+  return rest.substr(0, rest.find('/'));
+}
+
+kube::ClientOptions client_options(const ControllerOptions& options) {
+  kube::ClientOptions out;
+  out.user_agent = "codexproxy-controller/" CXP_VERSION;
+  out.qps = options.kube_api_qps;
+  out.burst = options.kube_api_burst;
+  return out;
+}
+
+}  // namespace
+
+ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
+    : options_(std::move(options)),
+      identity_(make_identity()),
+      client_(std::move(config), client_options(options_)),
+      metrics_(host_of(client_.config().server), options_.leader_election_id),
+      events_(client_, kFieldManager, identity_),
+      signals_(io_, SIGTERM, SIGINT) {
+  client_.set_request_observer(
+      [this](std::string_view method, int status) { metrics_.observe_request(method, status); });
+
+  const auto& ns = options_.namespace_name;
+  const std::string managed = std::string(kManagedByLabel) + "=" + kFieldManager;
+  auto add = [&](const kube::Resource& resource, const std::string& selector) {
+    informers_.push_back(std::make_unique<kube::Informer>(client_, resource, ns, selector));
+    return informers_.back().get();
+  };
+  proxies_ = add(res::kCodexProxies, "");
+  proxies_->set_handler(
+      [this](kube::Informer::Change, const json& object) { queue_.add(kube::object_key(object)); });
+  Caches caches;
+  caches.proxies = proxies_;
+  for (const auto* resource : {&res::kConfigMaps, &res::kServiceAccounts, &res::kRoles,
+                               &res::kRoleBindings, &res::kServices, &res::kDeployments}) {
+    auto* informer = add(*resource, managed);
+    informer->set_handler(
+        [this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
+    caches.owned[resource->plural] = informer;
+  }
+  pods_ = add(res::kPods, "app.kubernetes.io/name=codex-proxy");
+  pods_->set_handler([this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
+  caches.pods = pods_;
+  reconciler_ = std::make_unique<Reconciler>(client_, std::move(caches), events_, metrics_);
+
+  health_router_.add_simple(
+      beast_http::verb::get, "/healthz", [](const http::HttpRequest& request) {
+        return http::make_response(request, 200, "text/plain; charset=utf-8", "ok\n");
+      });
+  health_router_.add_simple(
+      beast_http::verb::get, "/readyz", [this](const http::HttpRequest& request) {
+        const bool synced = caches_synced();
+        const bool leading = !options_.leader_elect || (elector_ && elector_->leading());
+        const bool ok = synced && leading && !stopping_;
+        std::string body;
+        if (http::has_query_flag(request.target(), "verbose")) {
+          body += std::string(synced ? "[+]" : "[-]") + "informers-synced " +
+                  (synced ? "ok" : "failed") + "\n";
+          if (options_.leader_elect) {
+            body += std::string(leading ? "[+]" : "[-]") + "leader-election " +
+                    (leading ? "ok" : "standby") + "\n";
+          }
+          body += std::string(stopping_ ? "[-]shutdown stopping" : "[+]shutdown ok") + "\n";
+          body += ok ? "readyz check passed\n" : "readyz check failed\n";
+        } else {
+          body = ok ? "ok\n" : "not ready\n";
+        }
+        return http::make_response(request, ok ? 200 : 503, "text/plain; charset=utf-8", body);
+      });
+  metrics_router_.add_simple(
+      beast_http::verb::get, "/metrics", [this](const http::HttpRequest& request) {
+        metrics_.set_active_workers(active_workers_.load());
+        metrics_.set_leading(!options_.leader_elect || (elector_ && elector_->leading()));
+        return http::make_response(request, 200, "text/plain; version=0.0.4; charset=utf-8",
+                                   metrics_.scrape(queue_));
+      });
+}
+
+ControllerApp::~ControllerApp() {
+  queue_.shut_down();
+  for (auto& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
+}
+
+void ControllerApp::enqueue_owner(const json& object) {
+  const auto& metadata = object["metadata"];
+  const auto owner = metadata.value("labels", json::object()).value(kInstanceLabel, "");
+  if (!owner.empty()) queue_.add(metadata.value("namespace", "") + "/" + owner);
+}
+
+bool ControllerApp::caches_synced() const {
+  for (const auto& informer : informers_) {
+    if (!informer->synced()) return false;
+  }
+  return true;
+}
+
+void ControllerApp::start_workers() {
+  std::lock_guard lock(workers_mutex_);
+  if (stopping_ || workers_started_.exchange(true)) return;
+  log_.info("workers_started", {{"workers", options_.max_concurrent_reconciles}});
+  for (int i = 0; i < options_.max_concurrent_reconciles; ++i) {
+    workers_.emplace_back([this] { worker_loop(); });
+  }
+}
+
+void ControllerApp::worker_loop() {
+  while (auto key = queue_.get()) {
+    const auto slash = key->find('/');
+    const auto ns = key->substr(0, slash);
+    const auto name = key->substr(slash + 1);
+    ++active_workers_;
+    const auto started = std::chrono::steady_clock::now();
+    ReconcileOutcome outcome;
+    try {
+      outcome = reconciler_->reconcile(ns, name);
+    } catch (const std::exception& error) {  // a bug, not a crash loop: log and retry later
+      outcome.result = ReconcileOutcome::Result::kError;
+      outcome.error = std::string("unexpected: ") + error.what();
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    --active_workers_;
+    switch (outcome.result) {
+      case ReconcileOutcome::Result::kSuccess:
+        queue_.forget(*key);
+        metrics_.observe_reconcile("success", seconds);
+        break;
+      case ReconcileOutcome::Result::kRequeueAfter:
+        queue_.forget(*key);
+        queue_.add_after(*key, outcome.after);
+        metrics_.observe_reconcile(outcome.error.empty() ? "requeue_after" : "error", seconds);
+        break;
+      case ReconcileOutcome::Result::kError:
+        log_.warn(
+            "reconcile_failed",
+            {{"codexproxy", *key}, {"error", outcome.error}, {"retry", queue_.failures(*key) + 1}});
+        queue_.add_rate_limited(*key);
+        metrics_.observe_reconcile("error", seconds);
+        break;
+    }
+    queue_.done(*key);
+  }
+}
+
+void ControllerApp::shutdown(int exit_code) {
+  if (stopping_.exchange(true)) return;
+  exit_code_ = exit_code;
+  log_.info("shutting_down", {{"exit_code", exit_code}});
+  signals_.cancel();
+  // Stop taking work, let reconciles in flight finish (each API call has a timeout), then hand
+  // the Lease over, then stop watching.
+  std::thread([this] {
+    queue_.shut_down();
+    std::vector<std::thread> workers;
+    {
+      std::lock_guard lock(workers_mutex_);
+      workers.swap(workers_);
+    }
+    for (auto& worker : workers) worker.join();
+    if (elector_) elector_->stop_and_release();
+    client_.cancel();
+    for (auto& informer : informers_) informer->stop();
+    boost::asio::post(io_, [this] {
+      if (health_server_) health_server_->stop();
+      if (metrics_server_) metrics_server_->stop();
+      io_.stop();
+    });
+  }).detach();
+}
+
+int ControllerApp::run() {
+  const auto health =
+      parse_bind_address("--health-probe-bind-address", options_.health_probe_bind_address);
+  const auto metrics = parse_bind_address("--metrics-bind-address", options_.metrics_bind_address);
+  http::HttpServerLimits limits;
+  limits.max_connections = 64;
+  if (!health.disabled) {
+    health_server_ = std::make_unique<http::HttpServer>(io_, health_router_, limits);
+    health_server_->listen(health.host, health.port);
+  }
+  if (!metrics.disabled) {
+    metrics_server_ = std::make_unique<http::HttpServer>(io_, metrics_router_, limits);
+    metrics_server_->listen(metrics.host, metrics.port);
+  }
+  log_.info("started",
+            {{"version", CXP_VERSION},
+             {"identity", identity_},
+             {"api_server", client_.config().server},
+             {"namespace", options_.namespace_name.empty() ? "<all>" : options_.namespace_name},
+             {"leader_elect", options_.leader_elect},
+             {"health_port", health_server_ ? health_server_->port() : 0},
+             {"metrics_port", metrics_server_ ? metrics_server_->port() : 0}});
+  signals_.async_wait([this](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    log_.info("signal_received", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    shutdown(0);
+  });
+  if (options_.leader_elect) {
+    LeaderElectionConfig config;
+    config.namespace_name = options_.leader_election_namespace;
+    config.lease_name = options_.leader_election_id;
+    config.identity = identity_;
+    elector_ = std::make_unique<LeaderElector>(client_, config);
+  }
+  for (auto& informer : informers_) informer->start();
+
+  // Workers start once the caches are synced and (with leader election) we lead.
+  std::thread starter([this] {
+    while (!stopping_ && !caches_synced())
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (stopping_) return;
+    log_.info("caches_synced", {{"codexproxies", proxies_->size()}});
+    if (!options_.leader_elect) {
+      start_workers();
+      return;
+    }
+    elector_->start([this] { start_workers(); },
+                    [this] { boost::asio::post(io_, [this] { shutdown(1); }); });
+  });
+  io_.run();
+  starter.join();
+  return exit_code_;
+}
+
+}  // namespace cxp::controller

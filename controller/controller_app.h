@@ -1,0 +1,72 @@
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/http/http_router.h"
+#include "common/http/http_server.h"
+#include "common/kube/informer.h"
+#include "common/kube/kube_client.h"
+#include "common/telemetry/json_log.h"
+#include "controller/controller_metrics.h"
+#include "controller/controller_options.h"
+#include "controller/event_recorder.h"
+#include "controller/leader_elector.h"
+#include "controller/reconciler.h"
+#include "controller/work_queue.h"
+
+namespace cxp::controller {
+
+// The codexproxy-controller process: informers feed the work queue with CodexProxy keys; worker
+// threads reconcile them (only while leading, when leader election is on); one io_context serves
+// /healthz, /readyz and /metrics and handles SIGTERM/SIGINT.
+class ControllerApp {
+ public:
+  ControllerApp(ControllerOptions options, kube::KubeConfig config);
+  ~ControllerApp();
+  // Runs until SIGTERM/SIGINT (exit code 0) or lost leadership (1).
+  int run();
+
+ private:
+  void enqueue_owner(const nlohmann::json& object);
+  void start_workers();
+  void worker_loop();
+  void shutdown(int exit_code);
+  bool caches_synced() const;
+  bool ready() const;
+  void serve(http::HttpRouter& router);
+
+  ControllerOptions options_;
+  telemetry::JsonLog log_{"controller"};
+  std::string identity_;
+  kube::KubeClient client_;
+  ControllerMetrics metrics_;
+  WorkQueue queue_;
+  EventRecorder events_;
+  std::vector<std::unique_ptr<kube::Informer>> informers_;
+  kube::Informer* proxies_ = nullptr;
+  kube::Informer* pods_ = nullptr;
+  std::unique_ptr<Reconciler> reconciler_;
+  std::unique_ptr<LeaderElector> elector_;
+  std::mutex workers_mutex_;  // guards workers_ (started by the elector, joined by shutdown)
+  std::vector<std::thread> workers_;
+  std::atomic<int> active_workers_{0};
+  std::atomic<bool> workers_started_{false};
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> exit_code_{0};
+
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  http::HttpRouter health_router_;
+  http::HttpRouter metrics_router_;
+  std::unique_ptr<http::HttpServer> health_server_;
+  std::unique_ptr<http::HttpServer> metrics_server_;
+};
+
+}  // namespace cxp::controller

@@ -1,0 +1,160 @@
+#include "controller/reconciler.h"
+
+#include <algorithm>
+#include <set>
+
+#include "controller/codexproxy_spec.h"
+#include "controller/object_diff.h"
+#include "controller/render.h"
+#include "controller/status.h"
+
+namespace cxp::controller {
+
+using nlohmann::json;
+namespace res = kube::resources;
+
+namespace {
+
+// How long to wait before looking again at a CodexProxy whose writes are refused for a reason
+// retrying cannot fix (403, 422): long enough not to spin, short enough to notice fixed RBAC.
+constexpr std::chrono::minutes kNotRetryableRecheck{5};
+
+}  // namespace
+
+Reconciler::Reconciler(kube::KubeClient& client, Caches caches, EventRecorder& events,
+                       ControllerMetrics& metrics)
+    : client_(client), caches_(std::move(caches)), events_(events), metrics_(metrics) {}
+
+std::string Reconciler::apply_object(const json& owner, const kube::Resource& resource,
+                                     const json& desired, bool& forbidden) {
+  const auto ns = desired["metadata"]["namespace"].get<std::string>();
+  const auto name = desired["metadata"]["name"].get<std::string>();
+  const auto* cache = caches_.owned.at(resource.plural);
+  const auto existing = cache->get(ns, name);
+  if (existing && contains_subset(*existing, desired)) return "";
+  const auto result = client_.apply(resource, ns, name, desired, kFieldManager);
+  metrics_.observe_object_write(resource.plural);
+  if (!result.ok()) {
+    forbidden = forbidden || result.error == kube::ErrorKind::kForbidden ||
+                result.error == kube::ErrorKind::kInvalid;
+    const auto message = "applying " + resource.kind + " " + name + " failed: " + result.describe();
+    events_.warning(owner, "ApplyFailed", message);
+    log_.warn("apply_failed",
+              {{"object", ns + "/" + name}, {"kind", resource.kind}, {"error", result.describe()}});
+    return message;
+  }
+  const char* verb = existing ? "Updated" : "Created";
+  events_.normal(owner, std::string(verb) + resource.kind,
+                 std::string(verb) + " " + resource.kind + " " + name);
+  log_.info(existing ? "object_updated" : "object_created",
+            {{"object", ns + "/" + name}, {"kind", resource.kind}});
+  return "";
+}
+
+void Reconciler::remove_orphan_entries(const std::string& ns, const std::string& name,
+                                       const json& status,
+                                       const std::vector<std::string>& orphans) {
+  const auto& pods = status.value("pods", json::array());
+  const std::set<std::string> gone(orphans.begin(), orphans.end());
+  json operations = json::array();
+  // From the highest index down, each guarded by a test of the name: if the list changed since
+  // our cache saw it, the patch fails as a whole and the next reconcile tries again.
+  for (std::size_t i = pods.size(); i-- > 0;) {
+    const auto entry_name = pods[i].value("name", "");
+    if (!gone.count(entry_name)) continue;
+    const auto path = "/status/pods/" + std::to_string(i);
+    operations.push_back({{"op", "test"}, {"path", path + "/name"}, {"value", entry_name}});
+    operations.push_back({{"op", "remove"}, {"path", path}});
+  }
+  if (operations.empty()) return;
+  const auto result = client_.json_patch(res::kCodexProxies, ns, name, operations, "status");
+  metrics_.observe_object_write("codexproxies/status");
+  if (result.ok()) {
+    log_.info("pod_entries_removed", {{"codexproxy", ns + "/" + name}, {"pods", orphans}});
+  } else {
+    log_.warn("pod_entries_remove_failed",
+              {{"codexproxy", ns + "/" + name}, {"error", result.describe()}});
+  }
+}
+
+ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string& name) {
+  ReconcileOutcome outcome;
+  const auto object = caches_.proxies->get(ns, name);
+  if (!object) return outcome;  // deleted: owner references let the garbage collector clean up
+  if (object->contains("metadata") && (*object)["metadata"].contains("deletionTimestamp")) {
+    return outcome;
+  }
+  std::vector<std::string> problems;
+  const auto proxy = parse_codexproxy(*object, problems);
+  if (problems.empty()) problems = validate_spec(proxy.spec);
+
+  std::optional<json> settings_data;
+  if (const auto configmap =
+          caches_.owned.at("configmaps")->get(ns, settings_configmap_name(name))) {
+    settings_data = configmap->value("data", json::object());
+  }
+  std::string apply_error;
+  bool not_retryable = false;
+  std::int64_t generation = settings_generation(settings_data.value_or(json::object()));
+  if (problems.empty()) {
+    for (const auto& desired : render_objects(proxy, settings_data)) {
+      if (desired.resource.plural == "configmaps") {
+        generation = settings_generation(desired.object["data"]);
+      }
+      apply_error = apply_object(*object, desired.resource, desired.object, not_retryable);
+      if (!apply_error.empty()) break;  // later objects depend on earlier ones
+    }
+  } else {
+    std::string message;
+    for (const auto& problem : problems) message += (message.empty() ? "" : "; ") + problem;
+    events_.warning(*object, "InvalidSpec", message);
+  }
+
+  StatusInputs inputs;
+  inputs.proxy = &proxy;
+  inputs.deployment = caches_.owned.at("deployments")->get(ns, name);
+  inputs.settings_generation = generation;
+  inputs.spec_problems = problems;
+  inputs.apply_error = apply_error;
+  inputs.now = std::chrono::system_clock::now();
+  for (const auto& pod : caches_.pods->list(ns)) {
+    const auto& metadata = pod["metadata"];
+    if (metadata.value("labels", json::object()).value(kInstanceLabel, "") != name) continue;
+    if (metadata.contains("deletionTimestamp")) continue;
+    inputs.live_pods.insert(metadata.value("name", ""));
+  }
+  const auto computed = compute_status(inputs);
+  if (!computed.orphan_entries.empty() && caches_.pods->synced()) {
+    remove_orphan_entries(ns, name, proxy.status, computed.orphan_entries);
+  }
+  if (!status_up_to_date(proxy.status, computed.status)) {
+    const json patch = {{"apiVersion", res::kCodexProxies.api_version()},
+                        {"kind", res::kCodexProxies.kind},
+                        {"metadata", {{"name", name}, {"namespace", ns}}},
+                        {"status", computed.status}};
+    const auto result = client_.apply(res::kCodexProxies, ns, name, patch, kFieldManager, "status");
+    metrics_.observe_object_write("codexproxies/status");
+    if (!result.ok() && result.error != kube::ErrorKind::kNotFound) {
+      log_.warn("status_update_failed",
+                {{"codexproxy", ns + "/" + name}, {"error", result.describe()}});
+      if (apply_error.empty()) apply_error = "updating the status failed: " + result.describe();
+      not_retryable = not_retryable || result.error == kube::ErrorKind::kForbidden;
+    }
+  }
+
+  if (!apply_error.empty()) {
+    if (not_retryable) {
+      outcome.result = ReconcileOutcome::Result::kRequeueAfter;
+      outcome.after = kNotRetryableRecheck;
+    } else {
+      outcome.result = ReconcileOutcome::Result::kError;
+    }
+    outcome.error = apply_error;
+  } else if (computed.recheck_after) {
+    outcome.result = ReconcileOutcome::Result::kRequeueAfter;
+    outcome.after = *computed.recheck_after;
+  }
+  return outcome;
+}
+
+}  // namespace cxp::controller

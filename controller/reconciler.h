@@ -1,0 +1,54 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/kube/informer.h"
+#include "common/kube/kube_client.h"
+#include "common/telemetry/json_log.h"
+#include "controller/controller_metrics.h"
+#include "controller/event_recorder.h"
+
+namespace cxp::controller {
+
+// The caches the reconciler reads: CodexProxies and every kind of object they own.
+struct Caches {
+  kube::Informer* proxies = nullptr;
+  std::map<std::string, kube::Informer*> owned;  // by resource plural
+  kube::Informer* pods = nullptr;
+};
+
+struct ReconcileOutcome {
+  enum class Result { kSuccess, kError, kRequeueAfter };
+  Result result = Result::kSuccess;
+  std::chrono::milliseconds after{0};
+  std::string error;
+};
+
+// Reconciles one CodexProxy: reads the caches, renders the desired objects (pure), applies only
+// what differs, then writes the status (only when it differs). All API writes go through here.
+class Reconciler {
+ public:
+  Reconciler(kube::KubeClient& client, Caches caches, EventRecorder& events,
+             ControllerMetrics& metrics);
+
+  ReconcileOutcome reconcile(const std::string& ns, const std::string& name);
+
+ private:
+  // Applies one object when the cache shows it differs; returns the error text or "".
+  std::string apply_object(const nlohmann::json& owner, const kube::Resource& resource,
+                           const nlohmann::json& desired, bool& forbidden);
+  void remove_orphan_entries(const std::string& ns, const std::string& name,
+                             const nlohmann::json& status, const std::vector<std::string>& orphans);
+
+  kube::KubeClient& client_;
+  Caches caches_;
+  EventRecorder& events_;
+  ControllerMetrics& metrics_;
+  telemetry::JsonLog log_{"reconciler"};
+};
+
+}  // namespace cxp::controller

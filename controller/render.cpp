@@ -1,0 +1,239 @@
+#include "controller/render.h"
+
+#include <cstdio>
+
+namespace cxp::controller {
+namespace {
+
+using nlohmann::json;
+namespace res = kube::resources;
+
+json owner_reference(const CodexProxy& proxy) {
+  return json::array({{{"apiVersion", res::kCodexProxies.api_version()},
+                       {"kind", res::kCodexProxies.kind},
+                       {"name", proxy.name},
+                       {"uid", proxy.uid},
+                       {"controller", true},
+                       {"blockOwnerDeletion", true}}});
+}
+
+json metadata(const CodexProxy& proxy, const std::string& name) {
+  return {{"name", name},
+          {"namespace", proxy.namespace_name},
+          {"labels", common_labels(proxy.name)},
+          {"ownerReferences", owner_reference(proxy)}};
+}
+
+json object(const kube::Resource& resource, const CodexProxy& proxy, const std::string& name) {
+  return {{"apiVersion", resource.api_version()},
+          {"kind", resource.kind},
+          {"metadata", metadata(proxy, name)}};
+}
+
+json env_value(const char* name, const std::string& value) {
+  return {{"name", name}, {"value", value}};
+}
+
+json env_field(const char* name, const char* field_path) {
+  return {{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", field_path}}}}}};
+}
+
+json http_probe(const char* path, const ProbeTiming& timing) {
+  return {{"httpGet", {{"path", path}, {"port", "http"}}},
+          {"periodSeconds", timing.period_seconds},
+          {"failureThreshold", timing.failure_threshold},
+          {"timeoutSeconds", 2}};
+}
+
+std::string fnv1a_hex(const std::string& text) {
+  std::uint64_t hash = 1469598103934665603ULL;
+  for (const unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ULL;
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(hash));
+  return out;
+}
+
+json render_deployment(const CodexProxy& proxy) {
+  const auto& spec = proxy.spec;
+  json env = json::array({
+      env_value("PORT", std::to_string(kProxyPort)),
+      env_value("PROXY_HOST", "0.0.0.0"),
+      env_value("CODEX_MODEL", spec.model),
+      env_value("CODEX_HOME", "/var/lib/codex"),
+      env_value("WORKER_MAX_CONCURRENCY", std::to_string(spec.max_concurrency)),
+      env_value("WORKER_REQUEST_TIMEOUT_MS", std::to_string(spec.request_timeout_seconds * 1000LL)),
+      env_value("WORKER_BACKOFF_INITIAL_MS", std::to_string(spec.backoff_initial_ms)),
+      env_value("WORKER_BACKOFF_MAX_MS", std::to_string(spec.backoff_max_ms)),
+      env_value("WORKER_SHUTDOWN_GRACE_MS", std::to_string(spec.drain_seconds * 1000LL)),
+      env_value("PROXY_ENABLE_METRICS", spec.metrics_enabled ? "true" : "false"),
+      env_value("PROXY_TRACE_DIR", "/var/lib/codexproxy/trace"),
+      env_value("CODEXPROXY_NAME", proxy.name),
+      env_field("POD_NAME", "metadata.name"),
+      env_field("POD_NAMESPACE", "metadata.namespace"),
+  });
+  json container = {
+      {"name", "codex-proxy"},
+      {"image", spec.image},
+      {"ports", json::array({{{"name", "http"}, {"containerPort", kProxyPort}}})},
+      {"env", env},
+      {"readinessProbe", http_probe("/readyz", spec.readiness)},
+      {"livenessProbe", http_probe("/livez", spec.liveness)},
+      {"startupProbe", http_probe("/livez", spec.startup)},
+      {"securityContext",
+       {{"allowPrivilegeEscalation", false},
+        {"readOnlyRootFilesystem", true},
+        {"runAsNonRoot", true},
+        {"capabilities", {{"drop", json::array({"ALL"})}}}}},
+      {"volumeMounts", json::array({{{"name", "codex-home"}, {"mountPath", "/var/lib/codex"}},
+                                    {{"name", "trace"}, {"mountPath", "/var/lib/codexproxy"}},
+                                    {{"name", "tmp"}, {"mountPath", "/tmp"}}})},
+  };
+  json pod_spec = {
+      {"serviceAccountName", proxy.name},
+      // drain, then the supervisor's SIGTERM → SIGKILL escalation (3 s), plus slack
+      {"terminationGracePeriodSeconds", spec.drain_seconds + 5},
+      {"securityContext",
+       {{"runAsNonRoot", true},
+        {"runAsUser", 65532},
+        {"runAsGroup", 65532},
+        {"fsGroup", 65532},
+        {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+      {"containers", json::array({container})},
+      {"volumes", json::array({{{"name", "codex-home"}, {"emptyDir", json::object()}},
+                               {{"name", "trace"}, {"emptyDir", json::object()}},
+                               {{"name", "tmp"}, {"emptyDir", json::object()}}})},
+  };
+  auto deployment = object(res::kDeployments, proxy, proxy.name);
+  deployment["spec"] = {
+      {"replicas", spec.replicas},
+      {"selector", {{"matchLabels", pod_selector(proxy.name)}}},
+      {"template",
+       {{"metadata",
+         {{"labels", common_labels(proxy.name)},
+          {"annotations", {{kRestartHashAnnotation, restart_hash(spec)}}}}},
+        {"spec", pod_spec}}},
+  };
+  return deployment;
+}
+
+}  // namespace
+
+std::string settings_configmap_name(const std::string& proxy_name) {
+  return proxy_name + "-settings";
+}
+
+json common_labels(const std::string& proxy_name) {
+  return {{"app.kubernetes.io/name", "codex-proxy"},
+          {"app.kubernetes.io/instance", proxy_name},
+          {"app.kubernetes.io/part-of", "codexproxy"},
+          {kManagedByLabel, kFieldManager},
+          {kInstanceLabel, proxy_name}};
+}
+
+json pod_selector(const std::string& proxy_name) {
+  return {{"app.kubernetes.io/name", "codex-proxy"}, {kInstanceLabel, proxy_name}};
+}
+
+std::string pod_selector_string(const std::string& proxy_name) {
+  return std::string("app.kubernetes.io/name=codex-proxy,") + kInstanceLabel + "=" + proxy_name;
+}
+
+json render_settings_data(const CodexProxy& proxy, const std::optional<json>& existing_data) {
+  const auto& spec = proxy.spec;
+  json data = {
+      {"maintenance.enabled", spec.maintenance_enabled ? "true" : "false"},
+      {"maintenance.retryAfterSeconds", std::to_string(spec.maintenance_retry_after_seconds)},
+      {"traceBuffer.enabled", spec.trace_enabled ? "true" : "false"},
+      {"traceBuffer.ttlSeconds", std::to_string(spec.trace_ttl_seconds)},
+      {"traceBuffer.maxFiles", std::to_string(spec.trace_max_files)},
+  };
+  std::int64_t generation = proxy.generation;
+  if (existing_data && existing_data->is_object()) {
+    json previous = *existing_data;
+    previous.erase(kSettingsGenerationKey);
+    if (previous == data && settings_generation(*existing_data) > 0) {
+      generation = settings_generation(*existing_data);
+    }
+  }
+  data[kSettingsGenerationKey] = std::to_string(generation);
+  return data;
+}
+
+std::int64_t settings_generation(const json& settings_data) {
+  if (!settings_data.is_object()) return 0;
+  const auto found = settings_data.find(kSettingsGenerationKey);
+  if (found == settings_data.end() || !found->is_string()) return 0;
+  try {
+    return std::stoll(found->get<std::string>());
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+std::string restart_hash(const CodexProxySpec& spec) {
+  const json restart_settings = {
+      {"image", spec.image},
+      {"worker",
+       {spec.model, spec.max_concurrency, spec.request_timeout_seconds, spec.backoff_initial_ms,
+        spec.backoff_max_ms, spec.drain_seconds}},
+      {"probes",
+       {spec.readiness.period_seconds, spec.readiness.failure_threshold,
+        spec.liveness.period_seconds, spec.liveness.failure_threshold, spec.startup.period_seconds,
+        spec.startup.failure_threshold}},
+      {"metrics", spec.metrics_enabled},
+  };
+  return fnv1a_hex(restart_settings.dump());
+}
+
+std::vector<DesiredObject> render_objects(const CodexProxy& proxy,
+                                          const std::optional<json>& existing_settings) {
+  std::vector<DesiredObject> out;
+  const auto settings_name = settings_configmap_name(proxy.name);
+
+  auto configmap = object(res::kConfigMaps, proxy, settings_name);
+  configmap["data"] = render_settings_data(proxy, existing_settings);
+  out.push_back({res::kConfigMaps, std::move(configmap)});
+
+  auto account = object(res::kServiceAccounts, proxy, proxy.name);
+  out.push_back({res::kServiceAccounts, std::move(account)});
+
+  // Each pod reads its own settings and writes its own CodexProxy's status; nothing else.
+  auto role = object(res::kRoles, proxy, proxy.name);
+  role["rules"] = json::array({
+      {{"apiGroups", json::array({""})},
+       {"resources", json::array({"configmaps"})},
+       {"resourceNames", json::array({settings_name})},
+       {"verbs", json::array({"get", "list", "watch"})}},
+      {{"apiGroups", json::array({res::kCodexProxies.group})},
+       {"resources", json::array({"codexproxies"})},
+       {"resourceNames", json::array({proxy.name})},
+       {"verbs", json::array({"get"})}},
+      {{"apiGroups", json::array({res::kCodexProxies.group})},
+       {"resources", json::array({"codexproxies/status"})},
+       {"resourceNames", json::array({proxy.name})},
+       {"verbs", json::array({"get", "patch"})}},
+  });
+  out.push_back({res::kRoles, std::move(role)});
+
+  auto binding = object(res::kRoleBindings, proxy, proxy.name);
+  binding["roleRef"] = {{"apiGroup", res::kRoles.group}, {"kind", "Role"}, {"name", proxy.name}};
+  binding["subjects"] = json::array(
+      {{{"kind", "ServiceAccount"}, {"name", proxy.name}, {"namespace", proxy.namespace_name}}});
+  out.push_back({res::kRoleBindings, std::move(binding)});
+
+  auto service = object(res::kServices, proxy, proxy.name);
+  service["spec"] = {
+      {"type", "ClusterIP"},
+      {"selector", pod_selector(proxy.name)},
+      {"ports", json::array({{{"name", "http"}, {"port", kProxyPort}, {"targetPort", "http"}}})},
+  };
+  out.push_back({res::kServices, std::move(service)});
+
+  out.push_back({res::kDeployments, render_deployment(proxy)});
+  return out;
+}
+
+}  // namespace cxp::controller

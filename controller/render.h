@@ -1,0 +1,50 @@
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/kube/resource.h"
+#include "controller/codexproxy_spec.h"
+
+namespace cxp::controller {
+
+inline constexpr const char* kFieldManager = "codexproxy-controller";
+inline constexpr const char* kManagedByLabel = "app.kubernetes.io/managed-by";
+inline constexpr const char* kInstanceLabel = "codexproxy.io/name";
+inline constexpr const char* kRestartHashAnnotation = "codexproxy.io/restart-hash";
+inline constexpr const char* kSettingsGenerationKey = "settingsGeneration";
+inline constexpr int kProxyPort = 11435;
+
+// One object the controller wants to exist, and the resource type it belongs to.
+struct DesiredObject {
+  kube::Resource resource;
+  nlohmann::json object;
+  std::string name() const { return object["metadata"]["name"].get<std::string>(); }
+};
+
+std::string settings_configmap_name(const std::string& proxy_name);
+// The labels of every object of a CodexProxy, and the (smaller) selector of its pods.
+nlohmann::json common_labels(const std::string& proxy_name);
+nlohmann::json pod_selector(const std::string& proxy_name);
+std::string pod_selector_string(const std::string& proxy_name);
+
+// The settings a running pod takes live (maintenance, trace buffer), as ConfigMap data.
+// `settingsGeneration` stays what `existing_data` says while the settings are unchanged, and
+// becomes the CodexProxy's metadata.generation when they change.
+nlohmann::json render_settings_data(const CodexProxy& proxy,
+                                    const std::optional<nlohmann::json>& existing_data);
+std::int64_t settings_generation(const nlohmann::json& settings_data);
+
+// Hash of the settings that need a new process (image, worker, probes, metrics): a pod-template
+// annotation, so that exactly these roll the pods.
+std::string restart_hash(const CodexProxySpec& spec);
+
+// Every object of a CodexProxy: ConfigMap, ServiceAccount, Role, RoleBinding, Service,
+// Deployment — in that order (the Deployment's pods need the others). Pure.
+std::vector<DesiredObject> render_objects(const CodexProxy& proxy,
+                                          const std::optional<nlohmann::json>& existing_settings);
+
+}  // namespace cxp::controller

@@ -1,0 +1,194 @@
+#include "controller/status.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+#include "common/utc_time.h"
+#include "controller/conditions.h"
+#include "controller/object_diff.h"
+#include "controller/render.h"
+
+namespace cxp::controller {
+namespace {
+
+using nlohmann::json;
+using std::chrono::system_clock;
+
+std::string join(const std::vector<std::string>& names, std::size_t limit = 5) {
+  std::string out;
+  for (std::size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > limit) out += " and " + std::to_string(names.size() - limit) + " more";
+  return out;
+}
+
+bool rollout_complete(const json& deployment, std::int32_t desired, std::string& message) {
+  const auto& status = deployment.value("status", json::object());
+  const auto generation = deployment["metadata"].value("generation", std::int64_t{0});
+  if (status.value("observedGeneration", std::int64_t{0}) < generation) {
+    message = "the Deployment controller has not seen the latest Deployment yet";
+    return false;
+  }
+  const auto updated = status.value("updatedReplicas", 0);
+  const auto replicas = status.value("replicas", 0);
+  if (updated < desired) {
+    message = std::to_string(updated) + " of " + std::to_string(desired) + " pods updated";
+    return false;
+  }
+  if (replicas > updated) {
+    message = std::to_string(replicas - updated) + " old pods terminating";
+    return false;
+  }
+  return true;
+}
+
+bool deadline_exceeded(const json& deployment) {
+  const auto conditions =
+      deployment.value("status", json::object()).value("conditions", json::array());
+  const auto* progressing = find_condition(conditions, "Progressing");
+  return progressing != nullptr && progressing->value("reason", "") == "ProgressDeadlineExceeded";
+}
+
+}  // namespace
+
+StatusResult compute_status(const StatusInputs& in) {
+  const CodexProxy& proxy = *in.proxy;
+  const auto desired = proxy.spec.replicas;
+  const auto generation = proxy.generation;
+  const auto now_text = format_utc(in.now, UtcFormat::kSeconds);
+  StatusResult result;
+  json conditions = proxy.status.value("conditions", json::array());
+
+  // The pods' own reports.
+  std::int32_t ready = 0;
+  std::int64_t restarts = 0;
+  std::vector<std::string> backing_off, failed, stale, behind, in_maintenance;
+  std::optional<std::chrono::milliseconds> recheck;
+  const auto note_recheck = [&](std::chrono::milliseconds after) {
+    after = std::max(after, std::chrono::milliseconds(500));
+    if (!recheck || after < *recheck) recheck = after;
+  };
+  for (const auto& entry : proxy.status.value("pods", json::array())) {
+    if (!entry.is_object()) continue;
+    const auto name = entry.value("name", "");
+    const auto heartbeat = parse_utc(entry.value("lastHeartbeatTime", ""));
+    const auto age = heartbeat ? in.now - *heartbeat : system_clock::duration::max();
+    if (!in.live_pods.count(name)) {
+      if (age >= kOrphanEntryGrace) {
+        result.orphan_entries.push_back(name);
+      } else {
+        note_recheck(
+            std::chrono::duration_cast<std::chrono::milliseconds>(kOrphanEntryGrace - age));
+      }
+      continue;
+    }
+    restarts += entry.value("restartsTotal", std::int64_t{0});
+    const auto state = entry.value("workerState", "");
+    const bool fresh = age < kHeartbeatFresh;
+    if (!fresh) {
+      stale.push_back(name);
+    } else {
+      note_recheck(std::chrono::duration_cast<std::chrono::milliseconds>(kHeartbeatFresh - age));
+      if (entry.value("ready", false)) ++ready;
+      if (state == "backoff") backing_off.push_back(name);
+      if (state == "failed") failed.push_back(name);
+    }
+    if (entry.value("settingsGeneration", std::int64_t{0}) < in.settings_generation) {
+      behind.push_back(name);
+    }
+    if (entry.value("maintenance", false)) in_maintenance.push_back(name);
+  }
+  result.recheck_after = recheck;
+
+  // Degraded: the first cause that applies, most fundamental first.
+  if (!in.spec_problems.empty()) {
+    set_condition(conditions, "Degraded", true, "InvalidSpec", join(in.spec_problems, 10),
+                  generation, now_text);
+  } else if (!in.apply_error.empty()) {
+    set_condition(conditions, "Degraded", true, "ApplyFailed", in.apply_error, generation,
+                  now_text);
+  } else if (!failed.empty()) {
+    set_condition(conditions, "Degraded", true, "WorkerFailed",
+                  "worker gave up restarting in pod(s) " + join(failed), generation, now_text);
+  } else if (!backing_off.empty()) {
+    set_condition(conditions, "Degraded", true, "WorkerBackoff",
+                  "worker restarting with backoff in pod(s) " + join(backing_off), generation,
+                  now_text);
+  } else if (in.deployment && deadline_exceeded(*in.deployment)) {
+    set_condition(conditions, "Degraded", true, "ProgressDeadlineExceeded",
+                  "the Deployment's rollout exceeded its progress deadline", generation, now_text);
+  } else {
+    set_condition(conditions, "Degraded", false, "AsExpected", "", generation, now_text);
+  }
+
+  // Progressing: the rollout, then the live settings.
+  std::string rollout_message;
+  if (!in.spec_problems.empty()) {
+    set_condition(conditions, "Progressing", false, "InvalidSpec", "waiting for a valid spec",
+                  generation, now_text);
+  } else if (!in.deployment) {
+    set_condition(conditions, "Progressing", true, "Creating", "creating the Deployment",
+                  generation, now_text);
+  } else if (!rollout_complete(*in.deployment, desired, rollout_message)) {
+    set_condition(conditions, "Progressing", true, "RollingOut", rollout_message, generation,
+                  now_text);
+  } else if (!behind.empty()) {
+    set_condition(conditions, "Progressing", true, "ApplyingSettings",
+                  "settings generation " + std::to_string(in.settings_generation) +
+                      " not yet applied by pod(s) " + join(behind),
+                  generation, now_text);
+  } else {
+    set_condition(conditions, "Progressing", false, "Complete",
+                  "every pod runs the current spec and settings", generation, now_text);
+  }
+
+  // Available.
+  const std::string ready_text = std::to_string(ready) + "/" + std::to_string(desired);
+  if (desired == 0) {
+    set_condition(conditions, "Available", true, "ScaledToZero", "no pods requested", generation,
+                  now_text);
+  } else if (ready >= desired) {
+    set_condition(conditions, "Available", true, "WorkersReady", ready_text + " workers ready",
+                  generation, now_text);
+  } else {
+    std::string message = ready_text + " workers ready";
+    if (!stale.empty()) message += "; no fresh heartbeat from " + join(stale);
+    set_condition(conditions, "Available", false, ready > 0 ? "PartiallyReady" : "WorkersNotReady",
+                  message, generation, now_text);
+  }
+
+  // Maintenance: what the spec asks for, and how many pods have it in force.
+  const auto live = in.live_pods.size();
+  set_condition(conditions, "Maintenance", proxy.spec.maintenance_enabled,
+                proxy.spec.maintenance_enabled ? "Enabled" : "Disabled",
+                "in force on " + std::to_string(in_maintenance.size()) + " of " +
+                    std::to_string(live) + " pods",
+                generation, now_text);
+
+  std::string phase = "Pending";
+  if (condition_is_true(conditions, "Degraded")) {
+    phase = "Degraded";
+  } else if (condition_is_true(conditions, "Progressing")) {
+    phase = "Progressing";
+  } else if (condition_is_true(conditions, "Available")) {
+    phase = "Available";
+  }
+
+  result.status = {
+      {"observedGeneration", generation},
+      {"replicas", static_cast<std::int64_t>(live)},
+      {"readyReplicas", ready},
+      {"ready", ready_text},
+      {"restartsTotal", restarts},
+      {"phase", phase},
+      {"selector", pod_selector_string(proxy.name)},
+      {"conditions", conditions},
+  };
+  return result;
+}
+
+bool status_up_to_date(const json& current, const json& desired) {
+  return contains_subset(current, desired);
+}
+
+}  // namespace cxp::controller
