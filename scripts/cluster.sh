@@ -9,6 +9,8 @@
 #   scripts/cluster.sh env                  prints `export KUBECONFIG=…` (and PATH for helm/kwok)
 #   scripts/cluster.sh sa-kubeconfig NS SA OUT
 #                                           writes a kubeconfig that acts as ServiceAccount NS/SA
+#   scripts/cluster.sh restart-apiserver [DOWN_SECONDS]
+#                                           stops kube-apiserver, waits, starts it on the same port
 #
 # Everything listens on 127.0.0.1 only, on free ports. Logs: build/cluster/logs/<component>.log.
 set -euo pipefail
@@ -143,6 +145,40 @@ stop_all() {
   done
 }
 
+start_apiserver() {  # bin (uses API_PORT, ETCD_PORT)
+  log "starting kube-apiserver on 127.0.0.1:$API_PORT"
+  start_component kube-apiserver "$1/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+    --tls-cert-file "$PKI/serving.crt" --tls-private-key-file "$PKI/serving.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --authorization-mode RBAC --service-cluster-ip-range 10.96.0.0/16 \
+    --cert-dir "$DIR/apiserver-certs" --profiling=false --v=1
+  wait_for kube-apiserver 90 curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://127.0.0.1:$API_PORT/readyz"
+}
+
+# Stops kube-apiserver, waits `down_seconds`, starts it again on the same port (outage drills).
+cmd_restart_apiserver() {
+  [ -f "$DIR/ports.env" ] || die "no cluster under $DIR; run scripts/cluster.sh up"
+  # shellcheck disable=SC1091
+  . "$DIR/ports.env"
+  local pid down="${1:-0}"
+  pid="$(pid_of kube-apiserver)"
+  if [ -n "$pid" ]; then
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  log "kube-apiserver stopped; down for ${down}s"
+  sleep "$down"
+  mv "$LOGS/kube-apiserver.log" "$LOGS/kube-apiserver.previous.log" 2>/dev/null || true
+  start_apiserver "$BIN"
+  log "kube-apiserver is back"
+}
+
 cmd_up() {
   if [ -f "$DIR/ports.env" ] && cmd_status >/dev/null 2>&1; then
     log "already running ($KUBECONFIG_ADMIN)"
@@ -177,18 +213,7 @@ ENV
     --initial-cluster "local=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --quota-backend-bytes 2147483648
   wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
-  log "starting kube-apiserver on 127.0.0.1:$API_PORT"
-  start_component kube-apiserver "$bin/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
-    --tls-cert-file "$PKI/serving.crt" --tls-private-key-file "$PKI/serving.key" \
-    --client-ca-file "$PKI/ca.crt" \
-    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --authorization-mode RBAC --service-cluster-ip-range 10.96.0.0/16 \
-    --cert-dir "$DIR/apiserver-certs" --profiling=false --v=1
-  wait_for kube-apiserver 90 curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
-    "https://127.0.0.1:$API_PORT/readyz"
+  start_apiserver "$bin"
 
   log "starting kube-controller-manager and kube-scheduler"
   start_component kube-controller-manager "$bin/kube-controller-manager" \
@@ -259,5 +284,6 @@ case "${1:-}" in
   status) cmd_status ;;
   env) cmd_env ;;
   sa-kubeconfig) shift; cmd_sa_kubeconfig "$@" ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  restart-apiserver) shift; cmd_restart_apiserver "$@" ;;
+  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac

@@ -1,0 +1,163 @@
+#include <doctest/doctest.h>
+
+#include "controller/codexproxy_spec.h"
+#include "controller/object_diff.h"
+#include "controller/render.h"
+
+using namespace cxp::controller;
+using nlohmann::json;
+
+namespace {
+
+CodexProxy sample(std::int64_t generation = 3) {
+  std::vector<std::string> problems;
+  auto proxy = parse_codexproxy(
+      json::parse(R"({"metadata":{"name":"demo","namespace":"ns","uid":"u-1","generation":)" +
+                  std::to_string(generation) +
+                  R"(},"spec":{"replicas":2,"image":"ghcr.io/example/codex-proxy:1.0",
+                     "worker":{"model":"gpt-5","backoff":{"initialMs":100,"maxMs":2000}},
+                     "maintenance":{"enabled":true,"retryAfterSeconds":30}}})"),
+      problems);
+  REQUIRE(problems.empty());
+  return proxy;
+}
+
+const json& find(const std::vector<DesiredObject>& objects, const std::string& kind) {
+  for (const auto& object : objects) {
+    if (object.resource.kind == kind) return object.object;
+  }
+  FAIL("no " << kind);
+  static json none;
+  return none;
+}
+
+}  // namespace
+
+TEST_CASE("render gives every owned object with the owner reference and labels") {
+  const auto objects = render_objects(sample(), std::nullopt);
+  REQUIRE(objects.size() == 6);
+  CHECK(objects.back().resource.kind == "Deployment");  // last: it needs the others
+  for (const auto& object : objects) {
+    const auto& metadata = object.object["metadata"];
+    CHECK(metadata["namespace"] == "ns");
+    CHECK(metadata["ownerReferences"][0]["uid"] == "u-1");
+    CHECK(metadata["ownerReferences"][0]["controller"] == true);
+    CHECK(metadata["labels"]["codexproxy.io/name"] == "demo");
+    CHECK(metadata["labels"]["app.kubernetes.io/managed-by"] == "codexproxy-controller");
+  }
+  CHECK(find(objects, "ConfigMap")["metadata"]["name"] == "demo-settings");
+}
+
+TEST_CASE("the Deployment carries the spec as env, probes and a locked-down security context") {
+  const auto deployment = find(render_objects(sample(), std::nullopt), "Deployment");
+  CHECK(deployment["spec"]["replicas"] == 2);
+  const auto& pod = deployment["spec"]["template"]["spec"];
+  const auto& container = pod["containers"][0];
+  CHECK(container["image"] == "ghcr.io/example/codex-proxy:1.0");
+  std::map<std::string, json> env;
+  for (const auto& e : container["env"])
+    env[e["name"]] = e.contains("value") ? e["value"] : e["valueFrom"];
+  CHECK(env["CODEX_MODEL"] == "gpt-5");
+  CHECK(env["WORKER_BACKOFF_INITIAL_MS"] == "100");
+  CHECK(env["WORKER_BACKOFF_MAX_MS"] == "2000");
+  CHECK(env["WORKER_REQUEST_TIMEOUT_MS"] == "120000");
+  CHECK(env["CODEXPROXY_NAME"] == "demo");
+  CHECK(env["POD_NAME"]["fieldRef"]["fieldPath"] == "metadata.name");
+  CHECK(env["POD_NAMESPACE"]["fieldRef"]["fieldPath"] == "metadata.namespace");
+  CHECK(env.count("PROXY_MAINTENANCE_MODE") == 0);  // live settings never go into the pod template
+  CHECK(container["readinessProbe"]["httpGet"]["path"] == "/readyz");
+  CHECK(container["livenessProbe"]["httpGet"]["path"] == "/livez");
+  CHECK(container["securityContext"]["readOnlyRootFilesystem"] == true);
+  CHECK(container["securityContext"]["allowPrivilegeEscalation"] == false);
+  CHECK(pod["securityContext"]["runAsNonRoot"] == true);
+  CHECK(pod["serviceAccountName"] == "demo");
+  CHECK(pod["terminationGracePeriodSeconds"] == 15);
+}
+
+TEST_CASE("only restart-requiring settings change the pod template") {
+  auto base = sample();
+  const auto template_of = [](const CodexProxy& proxy) {
+    return find(render_objects(proxy, std::nullopt), "Deployment")["spec"]["template"];
+  };
+  auto live = base;
+  live.spec.maintenance_enabled = !live.spec.maintenance_enabled;
+  live.spec.trace_enabled = true;
+  live.spec.trace_max_files = 7;
+  live.spec.replicas = 5;
+  CHECK(template_of(live) == template_of(base));
+  for (auto change : std::vector<std::function<void(CodexProxySpec&)>>{
+           [](auto& s) { s.model = "other"; }, [](auto& s) { s.image = "x/y:2"; },
+           [](auto& s) { s.backoff_max_ms = 9000; },
+           [](auto& s) { s.readiness.period_seconds = 9; },
+           [](auto& s) { s.metrics_enabled = false; }, [](auto& s) { s.drain_seconds = 1; }}) {
+    auto rolled = base;
+    change(rolled.spec);
+    CHECK(restart_hash(rolled.spec) != restart_hash(base.spec));
+    CHECK(template_of(rolled) != template_of(base));
+  }
+}
+
+TEST_CASE("the settings generation moves only when the live settings change") {
+  const auto first = render_settings_data(sample(3), std::nullopt);
+  CHECK(first["settingsGeneration"] == "3");
+  CHECK(first["maintenance.enabled"] == "true");
+  CHECK(first["maintenance.retryAfterSeconds"] == "30");
+  // a later spec generation (e.g. a model change) with the same live settings keeps generation 3
+  CHECK(render_settings_data(sample(7), first)["settingsGeneration"] == "3");
+  auto changed = sample(8);
+  changed.spec.maintenance_enabled = false;
+  CHECK(render_settings_data(changed, first)["settingsGeneration"] == "8");
+}
+
+TEST_CASE("the pods' Role reaches only their own ConfigMap and CodexProxy status") {
+  const auto role = find(render_objects(sample(), std::nullopt), "Role");
+  for (const auto& rule : role["rules"]) {
+    REQUIRE(rule.contains("resourceNames"));
+    for (const auto& verb : rule["verbs"])
+      CHECK((verb == "get" || verb == "list" || verb == "watch" || verb == "patch"));
+  }
+  CHECK(role["rules"][0]["resourceNames"] == json::array({"demo-settings"}));
+  CHECK(role["rules"][2]["resources"] == json::array({"codexproxies/status"}));
+  CHECK(role["rules"][2]["resourceNames"] == json::array({"demo"}));
+}
+
+TEST_CASE("spec problems only the controller can judge") {
+  auto spec = sample().spec;
+  CHECK(validate_spec(spec).empty());
+  spec.image = "Example.com/Upper/Case:1";
+  const auto problems = validate_spec(spec);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("spec.image") != std::string::npos);
+  for (const char* good : {"nginx", "ghcr.io/a/b:1.0", "localhost:5000/x",
+                           "a/b@sha256:0123456789abcdef0123456789abcdef",
+                           "registry.example.com:443/team/codex-proxy:v1.2.3-rc.1"}) {
+    CHECK_MESSAGE(is_valid_image_reference(good), good);
+  }
+  for (const char* bad : {"", "UPPER", "a//b", "a/b:", "a/b:-tag", ":tag", "a b"}) {
+    CHECK_MESSAGE(!is_valid_image_reference(bad), bad);
+  }
+}
+
+TEST_CASE("fields of the wrong type are problems, not exceptions") {
+  std::vector<std::string> problems;
+  parse_codexproxy(
+      json::parse(
+          R"({"metadata":{"name":"x"},"spec":{"image":5,"worker":{"maxConcurrency":"many"}}})"),
+      problems);
+  REQUIRE(problems.size() == 2);
+  CHECK(problems[0].find("spec.image: expected a string") != std::string::npos);
+  CHECK(problems[1].find("spec.worker.maxConcurrency: expected an integer") != std::string::npos);
+}
+
+TEST_CASE("an object that already holds every desired field needs no write") {
+  const auto desired = json::parse(R"({"spec":{"ports":[{"name":"http","port":1}],"x":{}},"n":1})");
+  CHECK(contains_subset(
+      json::parse(
+          R"({"spec":{"ports":[{"name":"http","port":1,"protocol":"TCP"}],"type":"A"},"n":1.0,"extra":2})"),
+      desired));
+  CHECK_FALSE(contains_subset(json::parse(R"({"spec":{"ports":[{"name":"http","port":2}]},"n":1})"),
+                              desired));
+  CHECK_FALSE(contains_subset(json::parse(R"({"spec":{"ports":[]},"n":1})"), desired));
+  CHECK_FALSE(
+      contains_subset(json::parse(R"({"spec":{"ports":[{"name":"http","port":1}]}})"), desired));
+}

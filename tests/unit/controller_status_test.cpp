@@ -1,0 +1,147 @@
+#include <doctest/doctest.h>
+
+#include "common/utc_time.h"
+#include "controller/conditions.h"
+#include "controller/status.h"
+
+using namespace cxp::controller;
+using nlohmann::json;
+using std::chrono::seconds;
+
+namespace {
+
+const auto kNow = std::chrono::system_clock::from_time_t(1800000000);
+
+json entry(const std::string& name, bool ready, const std::string& state, int restarts,
+           std::chrono::seconds age, std::int64_t generation = 1) {
+  return {{"name", name},
+          {"ready", ready},
+          {"workerState", state},
+          {"restartsTotal", restarts},
+          {"settingsGeneration", generation},
+          {"maintenance", false},
+          {"lastHeartbeatTime", cxp::format_utc(kNow - age, cxp::UtcFormat::kSeconds)}};
+}
+
+json rolled_out(int replicas) {
+  return {{"metadata", {{"generation", 1}}},
+          {"status",
+           {{"observedGeneration", 1}, {"replicas", replicas}, {"updatedReplicas", replicas}}}};
+}
+
+struct Fixture {
+  CodexProxy proxy;
+  StatusInputs inputs;
+  Fixture(json pods, std::set<std::string> live) {
+    proxy.name = "demo";
+    proxy.generation = 4;
+    proxy.spec.replicas = 2;
+    proxy.status = {{"pods", pods}};
+    inputs.proxy = &proxy;
+    inputs.deployment = rolled_out(2);
+    inputs.live_pods = std::move(live);
+    inputs.settings_generation = 1;
+    inputs.now = kNow;
+  }
+  StatusResult run() { return compute_status(inputs); }
+};
+
+std::string reason(const json& status, const char* type) {
+  return find_condition(status["conditions"], type)->value("reason", "");
+}
+
+}  // namespace
+
+TEST_CASE("ready pods with fresh heartbeats make the CodexProxy available") {
+  Fixture f(json::array({entry("a", true, "ready", 1, seconds(5)),
+                         entry("b", true, "ready", 2, seconds(20))}),
+            {"a", "b"});
+  const auto result = f.run();
+  CHECK(result.status["ready"] == "2/2");
+  CHECK(result.status["readyReplicas"] == 2);
+  CHECK(result.status["restartsTotal"] == 3);
+  CHECK(result.status["phase"] == "Available");
+  CHECK(result.status["observedGeneration"] == 4);
+  CHECK(condition_is_true(result.status["conditions"], "Available"));
+  CHECK_FALSE(condition_is_true(result.status["conditions"], "Degraded"));
+  // re-checked when the older heartbeat would go stale
+  REQUIRE(result.recheck_after);
+  CHECK(*result.recheck_after == std::chrono::milliseconds(70000));
+}
+
+TEST_CASE("a stale heartbeat stops counting as ready") {
+  Fixture f(json::array({entry("a", true, "ready", 0, seconds(5)),
+                         entry("b", true, "ready", 0, seconds(200))}),
+            {"a", "b"});
+  const auto result = f.run();
+  CHECK(result.status["ready"] == "1/2");
+  CHECK(reason(result.status, "Available") == "PartiallyReady");
+  CHECK(find_condition(result.status["conditions"], "Available")->value("message", "").find("b") !=
+        std::string::npos);
+}
+
+TEST_CASE("a pod in backoff degrades the CodexProxy, naming the pod") {
+  Fixture f(json::array({entry("a", false, "backoff", 4, seconds(1)),
+                         entry("b", true, "ready", 0, seconds(1))}),
+            {"a", "b"});
+  const auto result = f.run();
+  CHECK(result.status["phase"] == "Degraded");
+  CHECK(reason(result.status, "Degraded") == "WorkerBackoff");
+  CHECK(find_condition(result.status["conditions"], "Degraded")->value("message", "").find("a") !=
+        std::string::npos);
+}
+
+TEST_CASE("entries of pods that are gone are orphans after a short grace") {
+  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1)),
+                         entry("gone", true, "ready", 9, seconds(30)),
+                         entry("new", true, "ready", 0, seconds(1))}),
+            {"a"});
+  const auto result = f.run();
+  CHECK(result.orphan_entries == std::vector<std::string>{"gone"});
+  CHECK(result.status["restartsTotal"] == 0);  // orphans do not count
+  REQUIRE(result.recheck_after);
+  CHECK(*result.recheck_after <=
+        std::chrono::milliseconds(4000));  // "new" is re-judged after its grace
+}
+
+TEST_CASE("pods behind the settings generation keep the CodexProxy progressing") {
+  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1), 5),
+                         entry("b", true, "ready", 0, seconds(1), 4)}),
+            {"a", "b"});
+  f.inputs.settings_generation = 5;
+  auto result = f.run();
+  CHECK(result.status["phase"] == "Progressing");
+  CHECK(reason(result.status, "Progressing") == "ApplyingSettings");
+  f.proxy.status["pods"][1]["settingsGeneration"] = 5;
+  result = f.run();
+  CHECK(reason(result.status, "Progressing") == "Complete");
+  CHECK(result.status["phase"] == "Available");
+}
+
+TEST_CASE("an invalid spec wins over everything and the transition time moves only on change") {
+  Fixture f(json::array(), {});
+  f.inputs.spec_problems = {"spec.image: bad"};
+  auto first = f.run();
+  CHECK(reason(first.status, "Degraded") == "InvalidSpec");
+  CHECK(first.status["phase"] == "Degraded");
+  f.proxy.status = first.status;
+  f.inputs.now = kNow + seconds(60);
+  const auto second = f.run();
+  CHECK(status_up_to_date(f.proxy.status, second.status));  // nothing to write
+  CHECK(find_condition(second.status["conditions"], "Degraded")->at("lastTransitionTime") ==
+        cxp::format_utc(kNow, cxp::UtcFormat::kSeconds));
+  f.inputs.spec_problems.clear();
+  const auto third = f.run();
+  CHECK(find_condition(third.status["conditions"], "Degraded")->at("lastTransitionTime") ==
+        cxp::format_utc(kNow + seconds(60), cxp::UtcFormat::kSeconds));
+}
+
+TEST_CASE("the Maintenance condition follows the spec and says how many pods have it in force") {
+  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1))}), {"a", "b"});
+  f.proxy.spec.maintenance_enabled = true;
+  f.proxy.status["pods"][0]["maintenance"] = true;
+  const auto result = f.run();
+  const auto* condition = find_condition(result.status["conditions"], "Maintenance");
+  CHECK(condition->at("status") == "True");
+  CHECK(condition->at("message") == "in force on 1 of 2 pods");
+}
