@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -14,14 +15,26 @@
 namespace {
 
 int usage(std::ostream& out, int code) {
-  out << "usage: codex-proxy [--config FILE]\n"
+  out << "usage: codex-proxy [--config FILE] [--kubeconfig FILE --pod-name NAME\n"
+         "                   --pod-namespace NS --codexproxy-name NAME]\n"
          "       codex-proxy trace REQUEST_ID [--dir DIR]\n"
          "       codex-proxy --version\n\n"
          "Serves an OpenAI-compatible API in front of a supervised `$CODEX_BIN app-server` "
          "worker.\n"
          "Settings come from FILE (YAML) and are overridden by environment variables;\n"
-         "see docs/configuration.md.\n";
+         "see docs/configuration.md. With a pod name, namespace and CodexProxy name (flags or\n"
+         "POD_NAME/POD_NAMESPACE/CODEXPROXY_NAME) it reports into that CodexProxy's status and\n"
+         "applies its live settings, with --kubeconfig or the in-cluster ServiceAccount.\n";
   return code;
+}
+
+// The flags that say which CodexProxy this pod reports to (they override the settings of the
+// same meaning: PROXY_KUBECONFIG, POD_NAME, POD_NAMESPACE, CODEXPROXY_NAME).
+std::optional<std::string> kubernetes_flag(const std::string& arg) {
+  for (const char* flag : {"--kubeconfig", "--pod-name", "--pod-namespace", "--codexproxy-name"}) {
+    if (arg == flag) return arg;
+  }
+  return std::nullopt;
 }
 
 // `codex-proxy trace <req_id> [--dir D]`: prints the trace file of one request.
@@ -66,6 +79,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   if (argc >= 2 && std::string(argv[1]) == "trace") return print_trace(argc, argv);
   std::optional<std::string> config_path;
+  std::map<std::string, std::string> kubernetes_flags;  // flag → value, applied over the settings
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") return usage(std::cout, 0);
@@ -77,6 +91,11 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
     } else if (arg.rfind("--config=", 0) == 0) {
       config_path = arg.substr(9);
+    } else if (const auto flag = kubernetes_flag(arg); flag && i + 1 < argc) {
+      kubernetes_flags[*flag] = argv[++i];
+    } else if (const auto eq = arg.find('=');
+               eq != std::string::npos && kubernetes_flag(arg.substr(0, eq))) {
+      kubernetes_flags[*kubernetes_flag(arg.substr(0, eq))] = arg.substr(eq + 1);
     } else {
       std::cerr << "codex-proxy: unknown argument '" << arg << "'\n";
       return usage(std::cerr, 2);
@@ -86,6 +105,13 @@ int main(int argc, char** argv) {
   try {
     auto config = cxp::proxy::load_proxy_config(config_path,
                                                 [](const char* name) { return std::getenv(name); });
+    for (const auto& [flag, value] : kubernetes_flags) {
+      if (flag == "--kubeconfig") config.kubeconfig = value;
+      if (flag == "--pod-name") config.pod_name = value;
+      if (flag == "--pod-namespace") config.pod_namespace = value;
+      if (flag == "--codexproxy-name") config.codexproxy_name = value;
+    }
+    cxp::proxy::validate_proxy_config(config);
     cxp::telemetry::configure_json_log(config.log_level,
                                        cxp::telemetry::Redactor(config.secrets()));
     cxp::proxy::ProxyServer server(std::move(config));

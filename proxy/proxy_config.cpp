@@ -146,6 +146,23 @@ std::vector<SettingSpec> build_settings() {
   s.push_back(uint_setting("PROXY_MAINTENANCE_RETRY_AFTER_S", "maintenance.retryAfterSeconds",
                            "Retry-After of the 503 answers during maintenance",
                            &ProxyConfig::maintenance_retry_after_s, 0, 86400));
+  s.push_back(
+      string_setting("POD_NAME", "kubernetes.podName",
+                     "this pod's name (downward API); with POD_NAMESPACE and CODEXPROXY_NAME "
+                     "the proxy reports into the CodexProxy's status and applies its live "
+                     "settings",
+                     &ProxyConfig::pod_name, true));
+  s.push_back(string_setting("POD_NAMESPACE", "kubernetes.podNamespace",
+                             "this pod's namespace (downward API)", &ProxyConfig::pod_namespace,
+                             true));
+  s.push_back(string_setting("CODEXPROXY_NAME", "kubernetes.codexProxyName",
+                             "the CodexProxy this pod belongs to (its ConfigMap is "
+                             "`<name>-settings`)",
+                             &ProxyConfig::codexproxy_name, true));
+  s.push_back(string_setting("PROXY_KUBECONFIG", "kubernetes.kubeconfig",
+                             "kubeconfig for the status reporter and settings watch; empty: the "
+                             "in-cluster ServiceAccount",
+                             &ProxyConfig::kubeconfig, true));
   s.push_back({"PROXY_LOG_LEVEL", "log.level", "debug, info, warn or error",
                [](ProxyConfig& c, std::string_view source, std::string_view text) {
                  c.log_level = telemetry::parse_log_level(source, text);
@@ -187,15 +204,23 @@ void apply_yaml(ProxyConfig& config, const std::string& path) {
   }
 }
 
-void validate(const ProxyConfig& c) {
+}  // namespace
+
+void validate_proxy_config(const ProxyConfig& c) {
+  const bool any = !c.pod_name.empty() || !c.pod_namespace.empty() || !c.codexproxy_name.empty();
+  if (any && (c.pod_name.empty() || c.pod_namespace.empty() || c.codexproxy_name.empty())) {
+    throw ConfigError(
+        "POD_NAME, POD_NAMESPACE and CODEXPROXY_NAME: expected all three or none, found "
+        "POD_NAME='" +
+        c.pod_name + "' POD_NAMESPACE='" + c.pod_namespace + "' CODEXPROXY_NAME='" +
+        c.codexproxy_name + "'");
+  }
   if (c.worker_backoff_max < c.worker_backoff_initial) {
     throw ConfigError("WORKER_BACKOFF_MAX_MS: expected a value >= WORKER_BACKOFF_INITIAL_MS (" +
                       std::to_string(c.worker_backoff_initial.count()) + "), found " +
                       std::to_string(c.worker_backoff_max.count()));
   }
 }
-
-}  // namespace
 
 std::vector<std::string> ProxyConfig::secrets() const {
   std::vector<std::string> out;
@@ -220,7 +245,7 @@ ProxyConfig load_proxy_config(const std::optional<std::string>& config_path,
       spec.apply(config, name, value);
     }
   }
-  validate(config);
+  validate_proxy_config(config);
   return config;
 }
 

@@ -43,6 +43,13 @@ struct ProxyConfig {
   std::chrono::milliseconds queue_timeout{30000};
   int maintenance_retry_after_s = 120;
   telemetry::LogLevel log_level = telemetry::LogLevel::kInfo;
+  // In Kubernetes: report into the CodexProxy's status and watch its settings (all three set) —
+  // the controller's Deployment sets them. Empty kubeconfig: the in-cluster config.
+  std::string pod_name;
+  std::string pod_namespace;
+  std::string codexproxy_name;
+  std::string kubeconfig;
+  bool reports_to_cluster() const { return !codexproxy_name.empty(); }
 
   // Secrets to redact from every log line and trace file.
   std::vector<std::string> secrets() const;
@@ -63,5 +70,7 @@ const std::vector<SettingSpec>& proxy_settings();
 // `getenv`). Throws cxp::ConfigError naming the variable or key on any bad value.
 ProxyConfig load_proxy_config(const std::optional<std::string>& config_path,
                               const std::function<const char*(const char*)>& getenv);
+// Checks settings that depend on each other; throws cxp::ConfigError naming them.
+void validate_proxy_config(const ProxyConfig& config);
 
 }  // namespace cxp::proxy

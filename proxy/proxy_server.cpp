@@ -53,6 +53,42 @@ ProxyServer::ProxyServer(ProxyConfig config)
       server_(io_, router_, http::HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
       signals_(io_, SIGTERM, SIGINT) {
   register_routes();
+  if (config_.reports_to_cluster()) {
+    const PodIdentity pod{config_.pod_name, config_.pod_namespace, config_.codexproxy_name};
+    auto kube_config = config_.kubeconfig.empty() ? kube::in_cluster_config()
+                                                  : kube::load_kubeconfig(config_.kubeconfig);
+    LiveSettings initial;
+    initial.maintenance = config_.maintenance;
+    initial.retry_after_s = config_.maintenance_retry_after_s;
+    initial.trace_enabled = config_.trace_buffer;
+    initial.trace_ttl_s = config_.trace_ttl.count();
+    initial.trace_max_files = config_.trace_max_files;
+    cluster_ = std::make_unique<ClusterLink>(
+        std::move(kube_config), pod, initial, io_,
+        [this](const LiveSettings& settings) { apply_live_settings(settings); });
+    supervisor_.set_state_observer([this](const WorkerSnapshot&) { report_state(); });
+    maintenance_.set_observer([this](const MaintenanceState&) { report_state(); });
+  }
+}
+
+void ProxyServer::report_state() {
+  if (cluster_) {
+    cluster_->report(make_pod_report(supervisor_.snapshot(), maintenance_.state().enabled,
+                                     settings_generation_));
+  }
+}
+
+void ProxyServer::apply_live_settings(const LiveSettings& settings) {
+  maintenance_.set({settings.maintenance, settings.retry_after_s}, "codexproxy_settings");
+  trace_.apply(settings.trace_enabled, std::chrono::seconds(settings.trace_ttl_s),
+               settings.trace_max_files);
+  if (settings.generation != settings_generation_) {
+    settings_generation_ = settings.generation;
+    log_.info("settings_applied", {{"settings_generation", settings.generation},
+                                   {"maintenance_mode", settings.maintenance},
+                                   {"trace_buffer", settings.trace_enabled}});
+  }
+  report_state();
 }
 
 void ProxyServer::register_routes() {
@@ -125,8 +161,16 @@ int ProxyServer::run() {
   }
   trace_.prune();
   schedule_trace_prune();
+  if (cluster_) {
+    cluster_->start();
+    report_state();
+    log_.info("cluster_link_started", {{"pod", config_.pod_name},
+                                       {"namespace", config_.pod_namespace},
+                                       {"codexproxy", config_.codexproxy_name}});
+  }
   supervisor_.start();
   io_.run();
+  if (cluster_) cluster_->stop(std::chrono::seconds(2));  // the final (stopped) state, if it can
   log_.info("exited", {{"worker_state", to_string(supervisor_.snapshot().state)}});
   return 0;
 }

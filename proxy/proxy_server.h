@@ -12,6 +12,7 @@
 #include "proxy/maintenance/maintenance_switch.h"
 #include "proxy/metrics/proxy_metrics.h"
 #include "proxy/proxy_config.h"
+#include "proxy/reporter/cluster_link.h"
 #include "proxy/supervisor/worker_supervisor.h"
 #include "proxy/trace/trace_buffer.h"
 
@@ -32,6 +33,8 @@ class ProxyServer {
   void schedule_trace_prune();
   http::HttpResponse serve_metrics(const http::HttpRequest& request);
   void on_signal(int signal);
+  void report_state();
+  void apply_live_settings(const LiveSettings& settings);
 
   ProxyConfig config_;
   boost::asio::io_context io_;
@@ -46,6 +49,8 @@ class ProxyServer {
   boost::asio::signal_set signals_;
   telemetry::JsonLog log_{"proxy"};
   int signals_seen_ = 0;
+  std::int64_t settings_generation_ = 0;  // of the live settings applied (io thread)
+  std::unique_ptr<ClusterLink> cluster_;  // only inside Kubernetes (POD_NAME etc. set)
 };
 
 // Settings left insecure (for warnings and codex_insecure_config).

@@ -9,6 +9,7 @@ void MaintenanceSwitch::set(MaintenanceState next, const std::string& source) {
     log_.info("maintenance_toggled", {{"maintenance_mode", next.enabled},
                                       {"retry_after_s", next.retry_after_s},
                                       {"source", source}});
+    if (observer_) observer_(state_);
   }
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/telemetry/json_log.h"
@@ -12,7 +13,7 @@ struct MaintenanceState {
 };
 
 // The one maintenance switch. Set at startup from PROXY_MAINTENANCE_MODE, toggled by
-// /internal/maintenance (and later by the operator's settings); every change is logged
+// /internal/maintenance and by the CodexProxy's settings ConfigMap; every change is logged
 // (`maintenance_toggled`) and read by the API gate, the probes and the metrics.
 class MaintenanceSwitch {
  public:
@@ -21,9 +22,14 @@ class MaintenanceSwitch {
   const MaintenanceState& state() const { return state_; }
   // Applies a new state; `source` says who asked ("admin_api", "config", …).
   void set(MaintenanceState next, const std::string& source);
+  // Called after every change (the status reporter's feed).
+  void set_observer(std::function<void(const MaintenanceState&)> observer) {
+    observer_ = std::move(observer);
+  }
 
  private:
   MaintenanceState state_;
+  std::function<void(const MaintenanceState&)> observer_;
   telemetry::JsonLog log_{"maintenance"};
 };
 

@@ -110,6 +110,7 @@ void WorkerSupervisor::on_transition(WorkerState from, WorkerState to, const Wor
                            {"backoff_ms", s.backoff_ms.count()}};
   if (s.pid > 0) fields["pid"] = s.pid;
   log_.info("worker_state_changed", std::move(fields));
+  if (state_observer_) state_observer_(s);
 }
 
 void WorkerSupervisor::start() {

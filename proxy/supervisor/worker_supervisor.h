@@ -58,6 +58,10 @@ class WorkerSupervisor {
   }
   // Work in flight that a drain waits for (turns streaming on the worker), besides RPC requests.
   void set_in_flight_source(std::function<std::size_t()> source) { in_flight_ = std::move(source); }
+  // Called after every state transition with the new snapshot (the status reporter's feed).
+  void set_state_observer(std::function<void(const WorkerSnapshot&)> observer) {
+    state_observer_ = std::move(observer);
+  }
   // The channel to the ready worker; null unless the state is ready.
   std::shared_ptr<JsonRpcChannel> channel() const;
 
@@ -97,6 +101,7 @@ class WorkerSupervisor {
   std::function<void(const RpcNotification&)> notification_sink_;
   std::function<void(const std::string&)> worker_lost_;
   std::function<std::size_t()> in_flight_;
+  std::function<void(const WorkerSnapshot&)> state_observer_;
   std::size_t in_flight() const;
   bool shutting_down_ = false;
 };

@@ -41,7 +41,10 @@ std::string trace_file_id(std::string_view request_id) {
 }
 
 TraceBuffer::TraceBuffer(TraceSettings settings, telemetry::Redactor redactor, Clock clock)
-    : settings_(std::move(settings)), redactor_(std::move(redactor)), clock_(std::move(clock)) {}
+    : settings_(std::move(settings)),
+      redactor_(std::move(redactor)),
+      clock_(std::move(clock)),
+      enabled_(settings_.enabled) {}
 
 std::vector<fs::directory_entry> TraceBuffer::trace_files() const {
   std::vector<fs::directory_entry> out;
@@ -59,7 +62,7 @@ std::vector<fs::directory_entry> TraceBuffer::trace_files() const {
 void TraceBuffer::write(const std::string& request_id, std::string_view route,
                         const TraceRecording& recording) {
   std::unique_lock lock(mutex_);
-  if (!settings_.enabled) return;
+  if (!settings_.enabled) return;  // read under the lock: apply() may have just turned it off
   const auto now = clock_();
   const auto name = compact_timestamp(now) + "-" + trace_file_id(request_id) + std::string(kSuffix);
   nlohmann::json document = {{"request_id", request_id},
@@ -93,6 +96,23 @@ void TraceBuffer::write(const std::string& request_id, std::string_view route,
   }
   lock.unlock();
   prune();
+}
+
+void TraceBuffer::apply(bool enabled, std::chrono::seconds ttl, std::uint32_t max_files) {
+  bool tighter = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (settings_.enabled == enabled && settings_.ttl == ttl && settings_.max_files == max_files)
+      return;
+    tighter = ttl < settings_.ttl || max_files < settings_.max_files;
+    settings_.enabled = enabled;
+    settings_.ttl = ttl;
+    settings_.max_files = max_files;
+    enabled_ = enabled;
+  }
+  log_.info("trace_settings_applied",
+            {{"enabled", enabled}, {"ttl_s", ttl.count()}, {"max_files", max_files}});
+  if (tighter) prune();
 }
 
 std::size_t TraceBuffer::prune() {

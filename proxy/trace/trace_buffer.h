@@ -51,7 +51,10 @@ class TraceBuffer {
       TraceSettings settings, telemetry::Redactor redactor,
       Clock clock = [] { return std::chrono::system_clock::now(); });
 
-  bool enabled() const { return settings_.enabled; }
+  bool enabled() const { return enabled_.load(); }
+  // Live settings (from the CodexProxy's ConfigMap): on/off, TTL and count bound. Logged when
+  // they change; a tighter bound prunes at once.
+  void apply(bool enabled, std::chrono::seconds ttl, std::uint32_t max_files);
 
   void write(const std::string& request_id, std::string_view route,
              const TraceRecording& recording);
@@ -74,6 +77,7 @@ class TraceBuffer {
   Clock clock_;
   telemetry::JsonLog log_{"trace_buffer"};
   std::mutex mutex_;  // serialises writes and prunes (one directory, one writer at a time)
+  std::atomic<bool> enabled_;
   std::atomic<std::size_t> files_{0};
   std::atomic<std::uint64_t> pruned_ttl_{0};
   std::atomic<std::uint64_t> pruned_count_{0};

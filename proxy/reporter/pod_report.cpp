@@ -1,0 +1,81 @@
+#include "proxy/reporter/pod_report.h"
+
+#include "common/config_value.h"
+#include "common/utc_time.h"
+
+namespace cxp::proxy {
+
+using nlohmann::json;
+
+PodReport make_pod_report(const WorkerSnapshot& snapshot, bool maintenance,
+                          std::int64_t settings_generation) {
+  PodReport report;
+  report.ready = snapshot.state == WorkerState::kReady;
+  report.worker_state = std::string(to_string(snapshot.state));
+  report.restarts_total = snapshot.restarts_total;
+  report.restart_streak = snapshot.restart_streak;
+  report.backoff_ms = snapshot.backoff_ms.count();
+  report.last_exit_code = snapshot.last_exit_code;
+  report.maintenance = maintenance;
+  report.settings_generation = settings_generation;
+  return report;
+}
+
+json render_pod_status(const PodIdentity& pod, const PodReport& report,
+                       std::chrono::system_clock::time_point heartbeat) {
+  json entry = {{"name", pod.pod_name},
+                {"ready", report.ready},
+                {"workerState", report.worker_state},
+                {"restartsTotal", report.restarts_total},
+                {"restartStreak", report.restart_streak},
+                {"backoffMs", report.backoff_ms},
+                {"maintenance", report.maintenance},
+                {"settingsGeneration", report.settings_generation},
+                {"lastHeartbeatTime", format_utc(heartbeat, UtcFormat::kSeconds)}};
+  if (report.last_exit_code) entry["lastExitCode"] = *report.last_exit_code;
+  return {{"apiVersion", "codexproxy.io/v1alpha1"},
+          {"kind", "CodexProxy"},
+          {"metadata", {{"name", pod.codexproxy_name}, {"namespace", pod.pod_namespace}}},
+          {"status", {{"pods", json::array({entry})}}}};
+}
+
+LiveSettings parse_live_settings(const json& data, const LiveSettings& previous,
+                                 std::vector<std::string>& problems) {
+  LiveSettings out = previous;
+  if (!data.is_object()) return out;
+  const auto text = [&](const char* key) -> std::optional<std::string> {
+    const auto found = data.find(key);
+    if (found == data.end() || !found->is_string()) return std::nullopt;
+    return found->get<std::string>();
+  };
+  const auto guarded = [&](const char* key, auto apply) {
+    if (const auto value = text(key)) {
+      try {
+        apply(std::string("ConfigMap key ") + key, *value);
+      } catch (const ConfigError& error) {
+        problems.emplace_back(error.what());
+      }
+    }
+  };
+  guarded("maintenance.enabled", [&](const std::string& s, const std::string& v) {
+    out.maintenance = parse_boolean(s, v);
+  });
+  guarded("maintenance.retryAfterSeconds", [&](const std::string& s, const std::string& v) {
+    out.retry_after_s = static_cast<int>(parse_integer(s, v, 0, 86400));
+  });
+  guarded("traceBuffer.enabled", [&](const std::string& s, const std::string& v) {
+    out.trace_enabled = parse_boolean(s, v);
+  });
+  guarded("traceBuffer.ttlSeconds", [&](const std::string& s, const std::string& v) {
+    out.trace_ttl_s = parse_integer(s, v, 1, 2592000);
+  });
+  guarded("traceBuffer.maxFiles", [&](const std::string& s, const std::string& v) {
+    out.trace_max_files = static_cast<std::uint32_t>(parse_integer(s, v, 1, 100000));
+  });
+  guarded("settingsGeneration", [&](const std::string& s, const std::string& v) {
+    out.generation = parse_integer(s, v, 0, INT64_MAX);
+  });
+  return out;
+}
+
+}  // namespace cxp::proxy

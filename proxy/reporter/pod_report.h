@@ -1,0 +1,58 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/supervisor/worker_state.h"
+
+namespace cxp::proxy {
+
+// Who this pod is and which CodexProxy it reports to.
+struct PodIdentity {
+  std::string pod_name;
+  std::string pod_namespace;
+  std::string codexproxy_name;
+  std::string field_manager() const { return "codex-proxy-" + pod_name.substr(0, 100); }
+  std::string settings_configmap() const { return codexproxy_name + "-settings"; }
+};
+
+// What a pod reports about itself: a view of the supervisor snapshot plus the live settings.
+struct PodReport {
+  bool ready = false;
+  std::string worker_state;
+  std::uint64_t restarts_total = 0;
+  std::uint32_t restart_streak = 0;
+  std::int64_t backoff_ms = 0;
+  std::optional<int> last_exit_code;
+  bool maintenance = false;
+  std::int64_t settings_generation = 0;
+  bool operator==(const PodReport&) const = default;
+};
+
+PodReport make_pod_report(const WorkerSnapshot& snapshot, bool maintenance,
+                          std::int64_t settings_generation);
+
+// The server-side-apply body that sets this pod's entry in status.pods.
+nlohmann::json render_pod_status(const PodIdentity& pod, const PodReport& report,
+                                 std::chrono::system_clock::time_point heartbeat);
+
+// The live settings a pod takes from its ConfigMap.
+struct LiveSettings {
+  bool maintenance = false;
+  int retry_after_s = 120;
+  bool trace_enabled = false;
+  std::int64_t trace_ttl_s = 86400;
+  std::uint32_t trace_max_files = 100;
+  std::int64_t generation = 0;
+};
+
+// Reads the ConfigMap's data. A key with a bad value keeps the value from `previous` and becomes
+// a problem naming the key; missing keys keep `previous` too.
+LiveSettings parse_live_settings(const nlohmann::json& data, const LiveSettings& previous,
+                                 std::vector<std::string>& problems);
+
+}  // namespace cxp::proxy

@@ -1,0 +1,93 @@
+#include "proxy/reporter/status_reporter.h"
+
+#include "common/backoff.h"
+
+namespace cxp::proxy {
+
+using Clock = std::chrono::steady_clock;
+
+StatusReporter::StatusReporter(kube::KubeClient& client, PodIdentity pod)
+    : client_(client), pod_(std::move(pod)) {}
+
+StatusReporter::~StatusReporter() {
+  stop(std::chrono::milliseconds(0));
+}
+
+void StatusReporter::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void StatusReporter::update(const PodReport& report) {
+  {
+    std::lock_guard lock(mutex_);
+    if (latest_ && *latest_ == report) return;
+    latest_ = report;
+    dirty_ = true;
+  }
+  wake_.notify_one();
+}
+
+void StatusReporter::stop(std::chrono::milliseconds flush_timeout) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    flush_deadline_ = Clock::now() + flush_timeout;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::uint64_t StatusReporter::writes() const {
+  std::lock_guard lock(mutex_);
+  return writes_;
+}
+
+std::uint64_t StatusReporter::failures() const {
+  std::lock_guard lock(mutex_);
+  return failures_;
+}
+
+void StatusReporter::run() {
+  const JitteredBackoff backoff(std::chrono::milliseconds(250), std::chrono::seconds(30));
+  std::uint32_t failed_in_row = 0;
+  auto next_allowed = Clock::now();
+  auto last_success = Clock::now() - kHeartbeat;  // the first report goes out at once
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    const auto now = Clock::now();
+    if (stopping_ && (!dirty_ || now >= flush_deadline_)) return;
+    const bool due = latest_ && now >= next_allowed && (dirty_ || now >= last_success + kHeartbeat);
+    if (!due) {
+      auto wake_at = dirty_ ? next_allowed : std::max(next_allowed, last_success + kHeartbeat);
+      if (stopping_) wake_at = std::min(wake_at, flush_deadline_);
+      wake_.wait_until(lock, wake_at);
+      continue;
+    }
+    const PodReport report = *latest_;
+    dirty_ = false;
+    lock.unlock();
+    const auto body = render_pod_status(pod_, report, std::chrono::system_clock::now());
+    const auto result = client_.apply(kube::resources::kCodexProxies, pod_.pod_namespace,
+                                      pod_.codexproxy_name, body, pod_.field_manager(), "status");
+    lock.lock();
+    if (result.ok()) {
+      ++writes_;
+      failed_in_row = 0;
+      last_success = Clock::now();
+      next_allowed = last_success + kMinInterval;
+      continue;
+    }
+    ++failures_;
+    dirty_ = true;  // retry with the latest report (which may be newer than the failed one)
+    const auto delay = backoff.delay(++failed_in_row, rng_);
+    next_allowed = Clock::now() + delay;
+    if (failed_in_row == 1 || failed_in_row % 10 == 0) {
+      log_.warn("status_report_failed", {{"error", result.describe()},
+                                         {"attempt", failed_in_row},
+                                         {"retry_in_ms", delay.count()}});
+    }
+  }
+}
+
+}  // namespace cxp::proxy

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "common/kube/kube_client.h"
+#include "common/telemetry/json_log.h"
+#include "proxy/reporter/pod_report.h"
+
+namespace cxp::proxy {
+
+// Writes this pod's entry in its CodexProxy's status.pods (server-side apply, a field manager of
+// its own). update() never blocks serving: it replaces the pending report (the latest state wins;
+// nothing queues). A writer thread coalesces bursts (at most one write per kMinInterval), sends a
+// heartbeat every kHeartbeat, and retries failures with jittered backoff.
+class StatusReporter {
+ public:
+  static constexpr std::chrono::milliseconds kMinInterval{250};
+  static constexpr std::chrono::seconds kHeartbeat{30};
+
+  StatusReporter(kube::KubeClient& client, PodIdentity pod);
+  ~StatusReporter();
+
+  void start();
+  void update(const PodReport& report);
+  // Writes what is pending (waiting at most `flush_timeout`), then stops the thread.
+  void stop(std::chrono::milliseconds flush_timeout);
+
+  std::uint64_t writes() const;
+  std::uint64_t failures() const;
+
+ private:
+  void run();
+
+  kube::KubeClient& client_;
+  PodIdentity pod_;
+  telemetry::JsonLog log_{"status_reporter"};
+  std::mt19937_64 rng_{std::random_device{}()};
+
+  mutable std::mutex mutex_;  // guards everything below
+  std::condition_variable wake_;
+  std::optional<PodReport> latest_;  // the state to report
+  bool dirty_ = false;               // latest_ differs from what was last written
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point flush_deadline_{};
+  std::uint64_t writes_ = 0;
+  std::uint64_t failures_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace cxp::proxy
