@@ -23,6 +23,7 @@ DEB_PACKAGES=(
   libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev doctest-dev
   clang-format curl ca-certificates openssl
   prometheus  # promtool, for the alert-rule tests
+  python3-yaml  # the Helm chart tests read rendered manifests
 )
 # Tools that may already come from elsewhere (e.g. a newer Node.js): install from Debian only when
 # the command is missing.

@@ -12,6 +12,7 @@ from kube import SOURCE_DIR, KubeTestCase, kubectl, wait_until
 BIN_DIR = os.environ.get("CXP_BIN_DIR", os.path.join(SOURCE_DIR, "build/bin"))
 CRD = os.path.join(SOURCE_DIR, "crds/codexproxies.codexproxy.io.yaml")
 CLUSTER_ROLE = os.path.join(SOURCE_DIR, "config/rbac/controller-clusterrole.yaml")
+LEADER_ELECTION_ROLE = os.path.join(SOURCE_DIR, "config/rbac/leader-election-role.yaml")
 CLUSTER_SH = os.path.join(SOURCE_DIR, "scripts/cluster.sh")
 CONTROLLER = os.path.join(BIN_DIR, "codexproxy-controller")
 
@@ -132,6 +133,10 @@ class ControllerTestCase(KubeTestCase):
         kubectl("create", "serviceaccount", "codexproxy-controller", "-n", self.namespace)
         kubectl("create", "rolebinding", "codexproxy-controller", "-n", self.namespace,
                 "--clusterrole", "codexproxy-controller",
+                f"--serviceaccount={self.namespace}:codexproxy-controller")
+        kubectl("apply", "-n", self.namespace, "-f", LEADER_ELECTION_ROLE)
+        kubectl("create", "rolebinding", "codexproxy-controller-leader-election", "-n", self.namespace,
+                "--role", "codexproxy-controller-leader-election",
                 f"--serviceaccount={self.namespace}:codexproxy-controller")
         self.kubeconfig = os.path.join(tempfile.mkdtemp(prefix="cxp-e2e-"), "controller.kubeconfig")
         sa_kubeconfig(self.namespace, "codexproxy-controller", self.kubeconfig)

@@ -1,0 +1,50 @@
+{{/* Name of the chart, overridable. */}}
+{{- define "cxp.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name: release-chart unless the release name already holds the chart name. */}}
+{{- define "cxp.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The standard labels on every object. */}}
+{{- define "cxp.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "cxp.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: codexproxy
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{- define "cxp.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cxp.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "cxp.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "cxp.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Leader election: forced by leaderElection.enabled, else on with more than one replica. */}}
+{{- define "cxp.leaderElect" -}}
+{{- if kindIs "bool" .Values.leaderElection.enabled -}}
+{{- .Values.leaderElection.enabled -}}
+{{- else -}}
+{{- gt (int .Values.replicaCount) 1 -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,177 @@
+"""The Helm chart on the local control plane: lint, one source of truth, install/upgrade/uninstall,
+schema, and a controller running with only the chart's RBAC (issue 8)."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+import uuid
+
+import yaml
+from controller_harness import Controller, install_crd_and_cluster_role, sa_kubeconfig
+from kube import ADMIN_KUBECONFIG, SOURCE_DIR, KubeTestCase, kubectl, kubectl_json, tools_bin, wait_until
+
+CHART = os.path.join(SOURCE_DIR, "charts/codexproxy-operator")
+KUBE_VERSION = "1.33.0"
+
+
+def helm(*args, check=True, timeout=180):
+    env = {**os.environ, "KUBECONFIG": ADMIN_KUBECONFIG, "HELM_CACHE_HOME": tempfile.gettempdir() + "/cxp-helm-cache",
+           "HELM_CONFIG_HOME": tempfile.gettempdir() + "/cxp-helm-config", "HELM_DATA_HOME": tempfile.gettempdir() + "/cxp-helm-data"}
+    result = subprocess.run([os.path.join(tools_bin(), "helm"), *args], capture_output=True, text=True, env=env,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+def render(*args):
+    return helm("template", "cxp", CHART, "--kube-version", KUBE_VERSION, *args).stdout
+
+
+def documents(text):
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+class ChartStaticTest(unittest.TestCase):
+    def test_helm_lint_is_clean(self):
+        result = helm("lint", "--strict", CHART)
+        self.assertIn("0 chart(s) failed", result.stdout)
+        self.assertNotIn("[WARNING]", result.stdout)
+        self.assertNotIn("[ERROR]", result.stdout)
+
+    def test_the_chart_holds_the_same_crd_and_alert_rules_as_the_repository(self):
+        for copy, source in (("crds/codexproxies.codexproxy.io.yaml", "crds/codexproxies.codexproxy.io.yaml"),
+                             ("files/codex-proxy.rules.yaml", "docs/alerts/codex-proxy.rules.yaml")):
+            with open(os.path.join(CHART, copy)) as a, open(os.path.join(SOURCE_DIR, source)) as b:
+                self.assertEqual(a.read(), b.read(), f"charts/codexproxy-operator/{copy} differs from {source}; copy it")
+
+    def test_rendered_rbac_equals_the_shipped_rules(self):
+        rendered = {(d["kind"]): d for d in documents(render()) if d["kind"] in ("ClusterRole", "Role")}
+        for kind, path in (("ClusterRole", "config/rbac/controller-clusterrole.yaml"),
+                           ("Role", "config/rbac/leader-election-role.yaml")):
+            with open(os.path.join(SOURCE_DIR, path)) as f:
+                shipped = documents(f.read())[0]
+            self.assertEqual(rendered[kind]["rules"], shipped["rules"], kind)
+
+    def test_app_version_is_the_project_version(self):
+        with open(os.path.join(SOURCE_DIR, "CMakeLists.txt")) as f:
+            version = next(line.split("VERSION")[1].split()[0] for line in f if line.startswith("project("))
+        with open(os.path.join(CHART, "Chart.yaml")) as f:
+            chart = yaml.safe_load(f.read())
+        self.assertEqual(chart["appVersion"], version)
+
+    def test_leader_election_turns_on_with_more_than_one_replica(self):
+        def args(*values):
+            deployment = next(d for d in documents(render(*values)) if d["kind"] == "Deployment")
+            return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        self.assertNotIn("--leader-elect", args())
+        self.assertIn("--leader-elect", args("--set", "replicaCount=2"))
+        self.assertNotIn("--leader-elect", args("--set", "replicaCount=2", "--set", "leaderElection.enabled=false"))
+
+    def test_monitoring_objects_render_only_when_enabled_and_their_api_exists(self):
+        enabled = ("--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true")
+        kinds = {d["kind"] for d in documents(render(*enabled))}
+        self.assertFalse({"ServiceMonitor", "PrometheusRule"} & kinds)
+        kinds = {d["kind"] for d in documents(render(*enabled, "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor",
+                                                    "--api-versions", "monitoring.coreos.com/v1/PrometheusRule"))}
+        self.assertTrue({"ServiceMonitor", "PrometheusRule"} <= kinds)
+
+    def test_the_rendered_prometheus_rule_passes_promtool(self):
+        text = render("--set", "prometheusRule.enabled=true", "--api-versions", "monitoring.coreos.com/v1/PrometheusRule",
+                      "--show-only", "templates/prometheusrule.yaml")
+        rule = documents(text)[0]
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            json.dump(rule["spec"], f)  # JSON is YAML
+        try:
+            result = subprocess.run(["promtool", "check", "rules", f.name], capture_output=True, text=True)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            self.assertIn("SUCCESS", result.stdout)
+        finally:
+            os.unlink(f.name)
+
+    def test_invalid_values_are_refused_by_the_schema_with_a_clear_message(self):
+        for values, fragment in ((("--set", "replicaCount=-1"), "/replicaCount"),
+                                 (("--set", "image.pullPolicy=Sometimes"), "/image/pullPolicy"),
+                                 (("--set", "logLevel=loud"), "/logLevel"),
+                                 (("--set", "metrics.port=70000"), "/metrics/port"),
+                                 (("--set", "replicaCont=2"), "additional properties 'replicaCont' not allowed")):
+            result = helm("template", "cxp", CHART, "--kube-version", KUBE_VERSION, *values, check=False)
+            self.assertNotEqual(result.returncode, 0, values)
+            self.assertIn(fragment, result.stderr)
+
+    def test_values_are_documented_in_the_install_guide(self):
+        with open(os.path.join(CHART, "values.yaml")) as f:
+            values = yaml.safe_load(f.read())
+        with open(os.path.join(SOURCE_DIR, "docs/install.md")) as f:
+            guide = f.read()
+
+        def keys(prefix, node):
+            for key, value in node.items():
+                path = f"{prefix}{key}"
+                if isinstance(value, dict) and value and key not in ("resources", "podSecurityContext", "securityContext"):
+                    yield from keys(path + ".", value)
+                else:
+                    yield path
+        missing = [k for k in keys("", values) if f"`{k}`" not in guide]
+        self.assertEqual(missing, [], "values missing from docs/install.md")
+
+
+class ChartInstallTest(KubeTestCase):
+    @classmethod
+    def setUpClass(cls):
+        install_crd_and_cluster_role()
+
+    def test_install_reconcile_upgrade_uninstall_with_only_the_charts_rbac(self):
+        release = f"cxp-{uuid.uuid4().hex[:6]}"
+        ns = self.namespace
+        self.addCleanup(helm, "uninstall", release, "-n", ns, "--wait", check=False)
+        # every rendered manifest is accepted by the API server
+        manifest = render("--namespace", ns, "--set", "replicaCount=2")
+        dry = kubectl("apply", "--dry-run=server", "-n", ns, "-f", "-", input=manifest)
+        self.assertIn("(server dry run)", dry.stdout)
+        helm("install", release, CHART, "-n", ns, "--set", f"watchNamespace={ns}", "--wait=false")
+        sa = f"{release}-codexproxy-operator"
+        deployment = kubectl_json("get", "deployment", sa, "-n", ns)
+        self.assertEqual(deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm")
+        self.assertEqual(deployment["spec"]["template"]["spec"]["serviceAccountName"], sa)
+        # The controller, as a local process with the chart's ServiceAccount credentials
+        kubeconfig = sa_kubeconfig(ns, sa, os.path.join(tempfile.mkdtemp(prefix="cxp-helm-"), "kubeconfig"))
+        controller = Controller(kubeconfig, ns, leader_elect=True)
+        self.addCleanup(controller.close)
+        kubectl("apply", "-n", ns, "-f", os.path.join(SOURCE_DIR, "docs/examples/codexproxy.yaml"))
+        for kind, name in (("configmap", "demo-settings"), ("serviceaccount", "demo"), ("role", "demo"),
+                           ("rolebinding", "demo"), ("service", "demo"), ("deployment", "demo")):
+            wait_until(lambda: kubectl("get", kind, name, "-n", ns, check=False).returncode == 0, 30, interval=0.2,
+                       message=f"{kind}/{name}")
+        wait_until(lambda: kubectl_json("get", "cxp", "demo", "-n", ns).get("status", {}).get("observedGeneration") == 1,
+                   30, interval=0.2, message="status written")
+        self.assertEqual(controller.metric("rest_client_requests_total", code="403"), 0, "the chart's RBAC is short")
+        self.assertEqual(controller.metric("leader_election_master_status"), 1)
+        # upgrade with changed values
+        helm("upgrade", release, CHART, "-n", ns, "--set", f"watchNamespace={ns}", "--set", "replicaCount=2",
+             "--set", "logLevel=debug", "--wait=false")
+        upgraded = kubectl_json("get", "deployment", sa, "-n", ns)
+        self.assertEqual(upgraded["spec"]["replicas"], 2)
+        args = upgraded["spec"]["template"]["spec"]["containers"][0]["args"]
+        self.assertIn("--leader-elect", args)
+        self.assertIn("--log-level=debug", args)
+        # uninstall: the CodexProxy (our CRD's object) is the user's; remove it, then the release
+        controller.stop()
+        kubectl("delete", "cxp", "demo", "-n", ns)
+        kubectl("delete", "lease", "codexproxy-controller-leader", "-n", ns, check=False)
+        helm("uninstall", release, "-n", ns, "--wait")
+        wait_until(lambda: self.leftovers(ns) == [], 60, interval=0.5, message="no namespaced object left")
+        self.assertEqual(kubectl("get", "clusterrole", sa, check=False).returncode, 1)
+        self.assertEqual(kubectl("get", "crd", "codexproxies.codexproxy.io").returncode, 0, "the CRD is kept")
+
+    def leftovers(self, ns):
+        kinds = "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,configmaps,secrets,leases"
+        items = kubectl_json("get", kinds, "-n", ns)["items"]
+        defaults = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
+        return [f"{i['kind']}/{i['metadata']['name']}" for i in items
+                if (i["kind"], i["metadata"]["name"]) not in defaults]
+
+
+if __name__ == "__main__":
+    unittest.main()
