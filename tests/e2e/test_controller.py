@@ -202,6 +202,23 @@ class ControllerTest(ControllerTestCase):
         self.assertGreaterEqual(controller.metric("controller_runtime_reconcile_total"), reconciles)
 
 
+class ControllerDocsTest(ControllerTestCase):
+    def test_every_metric_in_docs_controller_md_is_exported_and_every_exported_one_documented(self):
+        import re
+        controller = self.start_controller(leader_elect=True)
+        self.apply_proxy("docs")  # so that reconcile and request series have samples
+        wait_until(lambda: controller.metric("controller_runtime_reconcile_total") > 0, 30, interval=0.2,
+                   message="a reconcile")
+        exported = {m.group(1) for m in re.finditer(r"^# TYPE (\S+) ", controller.metrics(), re.M)}
+        with open(os.path.join(SOURCE_DIR, "docs/controller.md")) as f:
+            table = [line for line in f if line.startswith("| `")]
+        documented = set()
+        for line in table:
+            documented |= set(re.findall(r"`((?:controller_runtime|workqueue|leader_election|rest_client|codexproxy)_[a-z_]+)", line))
+        self.assertEqual(exported - documented, set(), "exported but not in docs/controller.md")
+        self.assertEqual(documented - exported, set(), "in docs/controller.md but not exported")
+
+
 class LeaderElectionTest(ControllerTestCase):
     def test_one_leads_and_the_other_takes_over_within_20s_of_the_leader_dying(self):
         first = self.start_controller(leader_elect=True)
