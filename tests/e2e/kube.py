@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from polling import wait_until  # noqa: F401  (re-exported for the tests)
 
 SOURCE_DIR = os.environ.get("CXP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
-CLUSTER_DIR = os.path.join(SOURCE_DIR, "build/cluster")
+CLUSTER_DIR = os.environ.get("CXP_CLUSTER_DIR", os.path.join(SOURCE_DIR, "build/cluster"))
 ADMIN_KUBECONFIG = os.path.join(CLUSTER_DIR, "kubeconfig")
 
 

@@ -1,0 +1,197 @@
+"""Operator benchmarks on a local control plane of their own (build/bench-cluster). Prints figures;
+not a test. See docs/benchmarks.md."""
+import http.client
+import json
+import os
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("CXP_CLUSTER_DIR", os.path.join(ROOT, "build/bench-cluster"))
+os.environ.setdefault("CXP_SOURCE_DIR", ROOT)
+sys.path[:0] = [os.path.join(ROOT, "tests/e2e"), os.path.join(ROOT, "tests/pylib")]
+
+from controller_harness import (CLUSTER_SH, LEADER_ELECTION_ROLE, Controller,  # noqa: E402
+                                install_crd_and_cluster_role, sa_kubeconfig)
+from kube import CLUSTER_DIR, kubectl, wait_until  # noqa: E402
+from pod_fleet import PodFleet  # noqa: E402
+
+PKI = os.path.join(CLUSTER_DIR, "pki")
+CXP = "/apis/codexproxy.io/v1alpha1/namespaces/{ns}/codexproxies"
+
+
+class Api:
+    """A minimal admin client (client certificate) for precise timing without kubectl's startup."""
+
+    def __init__(self):
+        with open(os.path.join(CLUSTER_DIR, "ports.env")) as f:
+            self.port = int(next(line for line in f if line.startswith("API_PORT=")).split("=")[1])
+        self.context = ssl.create_default_context(cafile=os.path.join(PKI, "ca.crt"))
+        self.context.load_cert_chain(os.path.join(PKI, "admin.crt"), os.path.join(PKI, "admin.key"))
+
+    def request(self, method, path, body=None, content_type="application/json"):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=30)
+        try:
+            conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                         headers={"Content-Type": content_type} if body is not None else {})
+            response = conn.getresponse()
+            data = response.read()
+            return response.status, json.loads(data) if data else None
+        finally:
+            conn.close()
+
+    def watch(self, path, on_event, stop):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=600)
+        conn.request("GET", path + "?watch=true")
+        response = conn.getresponse()
+        while not stop.is_set():
+            line = response.fp.readline()
+            if not line:
+                break
+            on_event(json.loads(line), time.monotonic())
+
+
+def proxy(name, replicas=0, **spec):
+    return {"apiVersion": "codexproxy.io/v1alpha1", "kind": "CodexProxy", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "image": "example.invalid/codex-proxy:1", **spec}}
+
+
+def percentiles(values):
+    values = sorted(values)
+    return (f"p50 {statistics.median(values) * 1000:.0f} ms, "
+            f"p95 {values[min(len(values) - 1, int(len(values) * 0.95))] * 1000:.0f} ms (n={len(values)})")
+
+
+def namespace(name):
+    kubectl("create", "namespace", name)
+    kubectl("create", "serviceaccount", "ctrl", "-n", name)
+    kubectl("create", "rolebinding", "ctrl", "-n", name, "--clusterrole", "codexproxy-controller",
+            f"--serviceaccount={name}:ctrl")
+    kubectl("apply", "-n", name, "-f", LEADER_ELECTION_ROLE)
+    kubectl("create", "rolebinding", "ctrl-le", "-n", name, "--role", "codexproxy-controller-leader-election",
+            f"--serviceaccount={name}:ctrl")
+    wait_until(lambda: kubectl("get", "sa", "ctrl", "-n", name, check=False).returncode == 0, 30)
+    return sa_kubeconfig(name, "ctrl", os.path.join(CLUSTER_DIR, f"{name}.kubeconfig"))
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS")).split()[1]) / 1024
+
+
+def bench_apply_to_deployment(api, count=100):
+    ns = "bench-apply"
+    controller = Controller(namespace(ns), ns)
+    seen = {}
+    stop = threading.Event()
+    threading.Thread(target=api.watch, daemon=True,
+                     args=(f"/apis/apps/v1/namespaces/{ns}/deployments",
+                           lambda e, t: seen.setdefault(e["object"]["metadata"]["name"], t), stop)).start()
+    time.sleep(0.5)
+    latencies = []
+    for i in range(count):
+        start = time.monotonic()
+        status, _ = api.request("POST", CXP.format(ns=ns), proxy(f"p{i}"))
+        assert status == 201, status
+        wait_until(lambda: f"p{i}" in seen, 30, interval=0.001)
+        latencies.append(seen[f"p{i}"] - start)
+    stop.set()
+    print(f"kubectl apply → Deployment exists: {percentiles(latencies)}")
+    controller.close()
+
+
+def bench_cold_start(api, count=1000):
+    ns = "bench-cold"
+    kubeconfig = namespace(ns)
+    for i in range(count):
+        status, _ = api.request("POST", CXP.format(ns=ns), proxy(f"c{i}"))
+        assert status == 201, status
+    start = time.monotonic()
+    controller = Controller(kubeconfig, ns, extra_args=["--max-concurrent-reconciles", "4"])
+
+    def reconciled():
+        _, items = api.request("GET", CXP.format(ns=ns))
+        return sum(1 for item in items["items"] if item.get("status", {}).get("observedGeneration") == 1)
+    wait_until(lambda: reconciled() == count, 1200, interval=1)
+    elapsed = time.monotonic() - start
+    requests = {m: controller.metric("rest_client_requests_total", method=m) for m in ("GET", "PATCH", "POST", "WATCH")}
+    writes = controller.metric("codexproxy_controller_object_writes_total")
+    reconciles = controller.metric("controller_runtime_reconcile_total")
+    print(f"cold start with {count} CodexProxies: all reconciled in {elapsed:.1f} s "
+          f"({count / elapsed:.1f}/s; client limit 50 requests/s)")
+    print(f"  API requests: {json.dumps(requests)}; writes per CodexProxy {writes / count:.2f} "
+          f"(6 objects + status); reconciles {reconciles:.0f}")
+    time.sleep(5)
+    print(f"  controller RSS with {count} CodexProxies and their objects cached: {rss_mib(controller.process.pid):.1f} MiB")
+    controller.close()
+
+
+def bench_pods(api, pods):
+    ns = f"bench-pods-{pods}"
+    controller = Controller(namespace(ns), ns)
+    status, _ = api.request("POST", CXP.format(ns=ns), proxy("fleet", replicas=pods))
+    fleet = PodFleet(ns, "fleet")
+    proxies = fleet.wait_pods(pods, timeout=120)
+    path = CXP.format(ns=ns) + "/fleet"
+    wait_until(lambda: api.request("GET", path)[1].get("status", {}).get("ready") == f"{pods}/{pods}", 60, interval=0.2)
+    if pods == 2:
+        crash = []
+        target, proxy_process = sorted(proxies.items())[0]
+        for _ in range(20):
+            before = next(e["restartsTotal"] for e in api.request("GET", path)[1]["status"]["pods"] if e["name"] == target)
+            worker = proxy_process.readyz()[1]["worker"]["pid"]
+            start = time.monotonic()
+            os.kill(worker, signal.SIGKILL)
+            wait_until(lambda: next(e["restartsTotal"] for e in api.request("GET", path)[1]["status"]["pods"]
+                                    if e["name"] == target) > before, 10, interval=0.005)
+            crash.append(time.monotonic() - start)
+            proxy_process.wait_ready(10)
+        print(f"worker crash → its status entry updated: {percentiles(crash)}")
+    flips = []
+    for i in range(10):
+        enabled = i % 2 == 0
+        start = time.monotonic()
+        api.request("PATCH", path, {"spec": {"maintenance": {"enabled": enabled}}}, "application/merge-patch+json")
+        want = 503 if enabled else 200
+        for p in proxies.values():
+            wait_until(lambda: p.request("GET", "/v1/models")[0] == want, 10, interval=0.002)
+        flips.append(time.monotonic() - start)
+    print(f"maintenance patch → all {pods} pods answer {'503/200'}: {percentiles(flips)}")
+    if pods == 2:
+        events = []
+        stop = threading.Event()
+        time.sleep(3)
+        threading.Thread(target=api.watch, daemon=True,
+                         args=(CXP.format(ns=ns) + "?fieldSelector=metadata.name%3Dfleet&resourceVersion=0",
+                               lambda e, t: events.append(e["type"]), stop)).start()
+        window = 95
+        time.sleep(window)
+        stop.set()
+        modified = events.count("MODIFIED")
+        print(f"steady state: {modified} status writes in {window} s for {pods} pods → "
+              f"{modified / pods / window * 3600:.0f} writes per pod per hour (heartbeat every 30 s)")
+    fleet.close()
+    controller.close()
+
+
+def main():
+    subprocess.run([CLUSTER_SH, "up"], check=True)
+    try:
+        install_crd_and_cluster_role()
+        api = Api()
+        bench_apply_to_deployment(api)
+        bench_pods(api, 2)
+        bench_pods(api, 20)
+        bench_cold_start(api)
+    finally:
+        if os.environ.get("CXP_BENCH_KEEP_CLUSTER") is None:
+            subprocess.run([CLUSTER_SH, "down"], check=False)
+
+
+if __name__ == "__main__":
+    main()
