@@ -75,6 +75,12 @@ CodexProxy parse_codexproxy(const json& object, std::vector<std::string>& proble
   read(trace, "ttlSeconds", out.trace_ttl_seconds, "spec.traceBuffer", problems);
   read(trace, "maxFiles", out.trace_max_files, "spec.traceBuffer", problems);
   read(child(spec, "metrics"), "enabled", out.metrics_enabled, "spec.metrics", problems);
+  read(child(spec, "apiKeySecret"), "name", out.api_key_secret.name, "spec.apiKeySecret", problems);
+  read(child(spec, "apiKeySecret"), "key", out.api_key_secret.key, "spec.apiKeySecret", problems);
+  read(child(spec, "adminTokenSecret"), "name", out.admin_token_secret.name,
+       "spec.adminTokenSecret", problems);
+  read(child(spec, "adminTokenSecret"), "key", out.admin_token_secret.key, "spec.adminTokenSecret",
+       problems);
   return proxy;
 }
 

@@ -7,6 +7,12 @@
 
 namespace cxp::controller {
 
+// A key of a Secret in the CodexProxy's namespace; empty name: not set.
+struct SecretKeyRef {
+  std::string name;
+  std::string key;
+};
+
 struct ProbeTiming {
   std::int32_t period_seconds;
   std::int32_t failure_threshold;
@@ -32,6 +38,8 @@ struct CodexProxySpec {
   std::int32_t trace_ttl_seconds = 86400;
   std::int32_t trace_max_files = 100;
   bool metrics_enabled = true;
+  SecretKeyRef api_key_secret{"", "apiKey"};
+  SecretKeyRef admin_token_secret{"", "adminToken"};
 };
 
 // The parts of a CodexProxy object the controller works from.

@@ -38,6 +38,11 @@ json env_field(const char* name, const char* field_path) {
   return {{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", field_path}}}}}};
 }
 
+json env_secret(const char* name, const SecretKeyRef& ref) {
+  return {{"name", name},
+          {"valueFrom", {{"secretKeyRef", {{"name", ref.name}, {"key", ref.key}}}}}};
+}
+
 json http_probe(const char* path, const ProbeTiming& timing) {
   return {{"httpGet", {{"path", path}, {"port", "http"}}},
           {"periodSeconds", timing.period_seconds},
@@ -74,6 +79,11 @@ json render_deployment(const CodexProxy& proxy) {
       env_field("POD_NAME", "metadata.name"),
       env_field("POD_NAMESPACE", "metadata.namespace"),
   });
+  if (!spec.api_key_secret.name.empty())
+    env.push_back(env_secret("PROXY_API_KEY", spec.api_key_secret));
+  if (!spec.admin_token_secret.name.empty()) {
+    env.push_back(env_secret("PROXY_ADMIN_TOKEN", spec.admin_token_secret));
+  }
   json container = {
       {"name", "codex-proxy"},
       {"image", spec.image},
@@ -184,6 +194,9 @@ std::string restart_hash(const CodexProxySpec& spec) {
         spec.liveness.period_seconds, spec.liveness.failure_threshold, spec.startup.period_seconds,
         spec.startup.failure_threshold}},
       {"metrics", spec.metrics_enabled},
+      {"secrets",
+       {spec.api_key_secret.name, spec.api_key_secret.key, spec.admin_token_secret.name,
+        spec.admin_token_secret.key}},
   };
   return fnv1a_hex(restart_settings.dump());
 }

@@ -40,6 +40,9 @@ class CrdTest(KubeTestCase):
         self.assertEqual(spec["traceBuffer"], {"enabled": False, "ttlSeconds": 86400, "maxFiles": 100})
         self.assertEqual(spec["probes"]["readiness"], {"periodSeconds": 5, "failureThreshold": 2})
         self.assertTrue(spec["metrics"]["enabled"])
+        self.apply(proxy_manifest("secret", apiKeySecret={"name": "keys"}))
+        self.assertEqual(kubectl_json("get", "cxp", "secret", "-n", self.namespace)["spec"]["apiKeySecret"],
+                         {"name": "keys", "key": "apiKey"})
 
     def test_invalid_specs_are_refused_with_a_message_naming_the_problem(self):
         self.assert_rejected(proxy_manifest(worker={"backoff": {"initialMs": 9000, "maxMs": 100}}),
@@ -50,6 +53,7 @@ class CrdTest(KubeTestCase):
         self.assert_rejected(proxy_manifest(worker={"model": "bad model!"}), "spec.worker.model")
         self.assert_rejected(proxy_manifest(maintenance={"enabled": "yes"}), "spec.maintenance.enabled")
         self.assert_rejected(proxy_manifest(bogus=1), 'unknown field "spec.bogus"')
+        self.assert_rejected(proxy_manifest(apiKeySecret={"key": "k"}), "spec.apiKeySecret.name", "Required value")
         no_image = json.dumps({"apiVersion": "codexproxy.io/v1alpha1", "kind": "CodexProxy",
                                "metadata": {"name": "noimage"}, "spec": {}})
         self.assert_rejected(no_image, "spec.image", "Required value")

@@ -89,7 +89,8 @@ TEST_CASE("only restart-requiring settings change the pod template") {
            [](auto& s) { s.model = "other"; }, [](auto& s) { s.image = "x/y:2"; },
            [](auto& s) { s.backoff_max_ms = 9000; },
            [](auto& s) { s.readiness.period_seconds = 9; },
-           [](auto& s) { s.metrics_enabled = false; }, [](auto& s) { s.drain_seconds = 1; }}) {
+           [](auto& s) { s.metrics_enabled = false; }, [](auto& s) { s.drain_seconds = 1; },
+           [](auto& s) { s.api_key_secret.name = "keys"; }}) {
     auto rolled = base;
     change(rolled.spec);
     CHECK(restart_hash(rolled.spec) != restart_hash(base.spec));
@@ -107,6 +108,24 @@ TEST_CASE("the settings generation moves only when the live settings change") {
   auto changed = sample(8);
   changed.spec.maintenance_enabled = false;
   CHECK(render_settings_data(changed, first)["settingsGeneration"] == "8");
+}
+
+TEST_CASE("API key and admin token come from Secrets, never as plain values") {
+  auto proxy = sample();
+  proxy.spec.api_key_secret = {"proxy-keys", "apiKey"};
+  proxy.spec.admin_token_secret = {"proxy-keys", "admin"};
+  const auto container = find(render_objects(proxy, std::nullopt),
+                              "Deployment")["spec"]["template"]["spec"]["containers"][0];
+  std::map<std::string, json> env;
+  for (const auto& e : container["env"]) env[e["name"]] = e;
+  CHECK(env["PROXY_API_KEY"]["valueFrom"]["secretKeyRef"] ==
+        json{{"name", "proxy-keys"}, {"key", "apiKey"}});
+  CHECK(env["PROXY_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] ==
+        json{{"name", "proxy-keys"}, {"key", "admin"}});
+  CHECK_FALSE(env["PROXY_API_KEY"].contains("value"));
+  // without them, no env at all (the proxy warns that /v1/* are open)
+  const auto plain = find(render_objects(sample(), std::nullopt), "Deployment").dump();
+  CHECK(plain.find("PROXY_API_KEY") == std::string::npos);
 }
 
 TEST_CASE("the pods' Role reaches only their own ConfigMap and CodexProxy status") {

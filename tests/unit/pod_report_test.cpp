@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include "proxy/reporter/pod_report.h"
+
+#include <doctest/doctest.h>
 
 using namespace cxp::proxy;
 using nlohmann::json;
@@ -32,7 +32,8 @@ TEST_CASE("the apply body sets only this pod's entry of status.pods") {
   PodReport report;
   report.ready = true;
   report.worker_state = "ready";
-  const auto body = render_pod_status(pod, report, std::chrono::system_clock::from_time_t(1800000000));
+  const auto body =
+      render_pod_status(pod, report, std::chrono::system_clock::from_time_t(1800000000));
   CHECK(body["metadata"] == json{{"name", "demo"}, {"namespace", "team"}});
   CHECK(body.size() == 4);  // apiVersion, kind, metadata, status
   CHECK(body["status"].size() == 1);
@@ -48,10 +49,12 @@ TEST_CASE("live settings: bad values keep the previous value and are named") {
   previous.maintenance = true;
   previous.trace_max_files = 9;
   std::vector<std::string> problems;
-  const auto settings = parse_live_settings(
-      json{{"maintenance.enabled", "maybe"}, {"maintenance.retryAfterSeconds", "30"},
-           {"traceBuffer.enabled", "true"}, {"traceBuffer.maxFiles", "0"}, {"settingsGeneration", "12"}},
-      previous, problems);
+  const auto settings = parse_live_settings(json{{"maintenance.enabled", "maybe"},
+                                                 {"maintenance.retryAfterSeconds", "30"},
+                                                 {"traceBuffer.enabled", "true"},
+                                                 {"traceBuffer.maxFiles", "0"},
+                                                 {"settingsGeneration", "12"}},
+                                            previous, problems);
   CHECK(settings.maintenance);  // kept
   CHECK(settings.retry_after_s == 30);
   CHECK(settings.trace_enabled);
