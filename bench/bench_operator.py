@@ -50,7 +50,7 @@ class Api:
         conn.request("GET", path + "?watch=true")
         response = conn.getresponse()
         while not stop.is_set():
-            line = response.fp.readline()
+            line = response.readline()
             if not line:
                 break
             on_event(json.loads(line), time.monotonic())
@@ -135,7 +135,8 @@ def bench_pods(api, pods):
     ns = f"bench-pods-{pods}"
     controller = Controller(namespace(ns), ns)
     status, _ = api.request("POST", CXP.format(ns=ns), proxy("fleet", replicas=pods))
-    fleet = PodFleet(ns, "fleet")
+    # A worker ready for 100 ms counts as stable, so 20 crashes in a row stay below WORKER_RESTART_MAX.
+    fleet = PodFleet(ns, "fleet", worker_env={"WORKER_STABLE_MS": "100"})
     proxies = fleet.wait_pods(pods, timeout=120)
     path = CXP.format(ns=ns) + "/fleet"
     wait_until(lambda: api.request("GET", path)[1].get("status", {}).get("ready") == f"{pods}/{pods}", 60, interval=0.2)
@@ -151,6 +152,7 @@ def bench_pods(api, pods):
                                     if e["name"] == target) > before, 10, interval=0.005)
             crash.append(time.monotonic() - start)
             proxy_process.wait_ready(10)
+            time.sleep(0.2)  # stable again: the next crash starts a new streak
         print(f"worker crash → its status entry updated: {percentiles(crash)}")
     flips = []
     for i in range(10):

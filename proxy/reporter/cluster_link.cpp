@@ -36,9 +36,11 @@ void ClusterLink::start() {
 void ClusterLink::stop(std::chrono::milliseconds flush) {
   if (stopped_) return;
   stopped_ = true;
-  reporter_.stop(flush);
-  client_.cancel();
+  const bool flushed = reporter_.stop(flush);
+  client_.cancel();  // ends a write still in flight and the settings watch at once
+  reporter_.join();
   watch_.stop();
+  if (!flushed) log_.warn("final_status_not_written", {{"waited_ms", flush.count()}});
 }
 
 }  // namespace cxp::proxy

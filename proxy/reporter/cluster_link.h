@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "common/kube/kube_client.h"
+#include "common/telemetry/json_log.h"
 #include "proxy/reporter/pod_report.h"
 #include "proxy/reporter/settings_watch.h"
 #include "proxy/reporter/status_reporter.h"
@@ -32,6 +33,7 @@ class ClusterLink {
   StatusReporter reporter_;
   SettingsWatch watch_;
   bool stopped_ = false;
+  telemetry::JsonLog log_{"cluster_link"};
 };
 
 }  // namespace cxp::proxy

@@ -24,17 +24,23 @@ void StatusReporter::update(const PodReport& report) {
     latest_ = report;
     dirty_ = true;
   }
-  wake_.notify_one();
+  wake_.notify_all();  // stop() may wait on the same condition variable
 }
 
-void StatusReporter::stop(std::chrono::milliseconds flush_timeout) {
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return;
+bool StatusReporter::stop(std::chrono::milliseconds flush_timeout) {
+  std::unique_lock lock(mutex_);
+  if (!thread_.joinable()) return true;
+  if (!stopping_) {
     stopping_ = true;
     flush_deadline_ = Clock::now() + flush_timeout;
   }
-  wake_.notify_one();
+  wake_.notify_all();
+  // A little past the deadline: a write that started just before it may finish.
+  return wake_.wait_until(lock, flush_deadline_ + std::chrono::milliseconds(200),
+                          [this] { return finished_; });
+}
+
+void StatusReporter::join() {
   if (thread_.joinable()) thread_.join();
 }
 

@@ -27,8 +27,11 @@ class StatusReporter {
 
   void start();
   void update(const PodReport& report);
-  // Writes what is pending (waiting at most `flush_timeout`), then stops the thread.
-  void stop(std::chrono::milliseconds flush_timeout);
+  // Writes what is pending (waiting at most `flush_timeout`), then stops the thread. Returns
+  // false when the thread did not end in time (a write still in flight: the owner cancels the
+  // client, then calls join()).
+  bool stop(std::chrono::milliseconds flush_timeout);
+  void join();
 
   std::uint64_t writes() const;
   std::uint64_t failures() const;
@@ -46,6 +49,7 @@ class StatusReporter {
   std::optional<PodReport> latest_;  // the state to report
   bool dirty_ = false;               // latest_ differs from what was last written
   bool stopping_ = false;
+  bool finished_ = false;  // the thread has left run()
   std::chrono::steady_clock::time_point flush_deadline_{};
   std::uint64_t writes_ = 0;
   std::uint64_t failures_ = 0;
