@@ -1,5 +1,5 @@
 """Operator benchmarks on a local control plane of their own (build/bench-cluster). Prints figures;
-not a test. See docs/benchmarks.md."""
+not a test. See docs/benchmarks.md. Arguments pick parts: apply pods2 pods20 cold (default: all)."""
 import http.client
 import json
 import os
@@ -47,13 +47,16 @@ class Api:
 
     def watch(self, path, on_event, stop):
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=600)
-        conn.request("GET", path + "?watch=true")
+        conn.request("GET", path + ("&" if "?" in path else "?") + "watch=true")
         response = conn.getresponse()
         while not stop.is_set():
             line = response.readline()
             if not line:
                 break
-            on_event(json.loads(line), time.monotonic())
+            event = json.loads(line)
+            if "type" not in event:
+                raise RuntimeError(f"watch {path} failed: {event}")
+            on_event(event, time.monotonic())
 
 
 def proxy(name, replicas=0, **spec):
@@ -186,10 +189,15 @@ def main():
     try:
         install_crd_and_cluster_role()
         api = Api()
-        bench_apply_to_deployment(api)
-        bench_pods(api, 2)
-        bench_pods(api, 20)
-        bench_cold_start(api)
+        wanted = set(sys.argv[1:]) or {"apply", "pods2", "pods20", "cold"}
+        if "apply" in wanted:
+            bench_apply_to_deployment(api)
+        if "pods2" in wanted:
+            bench_pods(api, 2)
+        if "pods20" in wanted:
+            bench_pods(api, 20)
+        if "cold" in wanted:
+            bench_cold_start(api)
     finally:
         if os.environ.get("CXP_BENCH_KEEP_CLUSTER") is None:
             subprocess.run([CLUSTER_SH, "down"], check=False)

@@ -57,8 +57,19 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
     return informers_.back().get();
   };
   proxies_ = add(res::kCodexProxies, "");
-  proxies_->set_handler(
-      [this](kube::Informer::Change, const json& object) { queue_.add(kube::object_key(object)); });
+  proxies_->set_handler([this](kube::Informer::Change change, const json& object) {
+    // A change the pods made (their status reports: spec generation already observed) waits a
+    // little, so that the reports of many pods are aggregated by one reconcile and one status
+    // write; spec changes go at once.
+    const auto generation = object["metadata"].value("generation", std::int64_t{0});
+    const auto observed =
+        object.value("status", json::object()).value("observedGeneration", std::int64_t{-1});
+    if (change == kube::Informer::Change::kUpdated && generation == observed) {
+      queue_.add_after(kube::object_key(object), kStatusReportCoalescing);
+    } else {
+      queue_.add(kube::object_key(object));
+    }
+  });
   Caches caches;
   caches.proxies = proxies_;
   for (const auto* resource : {&res::kConfigMaps, &res::kServiceAccounts, &res::kRoles,
@@ -131,7 +142,13 @@ void ControllerApp::start_workers() {
   if (stopping_ || workers_started_.exchange(true)) return;
   log_.info("workers_started", {{"workers", options_.max_concurrent_reconciles}});
   for (int i = 0; i < options_.max_concurrent_reconciles; ++i) {
-    workers_.emplace_back([this] { worker_loop(); });
+    ++running_workers_;
+    workers_.emplace_back([this] {
+      worker_loop();
+      std::lock_guard lock(workers_mutex_);
+      --running_workers_;
+      workers_done_.notify_all();
+    });
   }
 }
 
@@ -185,7 +202,13 @@ void ControllerApp::shutdown(int exit_code) {
     queue_.shut_down();
     std::vector<std::thread> workers;
     {
-      std::lock_guard lock(workers_mutex_);
+      std::unique_lock lock(workers_mutex_);
+      // Reconciles in flight may finish; past kShutdownGrace, cancelling the client fails their
+      // API calls at once (the work is redone by whoever leads next).
+      if (!workers_done_.wait_for(lock, kShutdownGrace, [this] { return running_workers_ == 0; })) {
+        log_.warn("shutdown_cancelling_reconciles", {{"grace_s", kShutdownGrace.count()}});
+        client_.cancel();
+      }
       workers.swap(workers_);
     }
     for (auto& worker : workers) worker.join();

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -54,8 +56,12 @@ class ControllerApp {
   kube::Informer* pods_ = nullptr;
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<LeaderElector> elector_;
-  std::mutex workers_mutex_;  // guards workers_ (started by the elector, joined by shutdown)
+  static constexpr std::chrono::seconds kShutdownGrace{10};
+  static constexpr std::chrono::milliseconds kStatusReportCoalescing{500};
+  std::mutex workers_mutex_;  // guards workers_ and running_workers_
+  std::condition_variable workers_done_;
   std::vector<std::thread> workers_;
+  int running_workers_ = 0;
   std::atomic<int> active_workers_{0};
   std::atomic<bool> workers_started_{false};
   std::atomic<bool> stopping_{false};

@@ -131,8 +131,13 @@ void LeaderElector::stop_and_release() {
   lease["spec"]["holderIdentity"] = "";
   lease["spec"]["leaseDurationSeconds"] = 1;
   lease["spec"]["renewTime"] = format_utc(std::chrono::system_clock::now(), UtcFormat::kMicros);
+  // A client of its own: the shared one may have been cancelled to end stuck calls at shutdown.
+  kube::ClientOptions options;
+  options.user_agent = "codexproxy-controller/" CXP_VERSION;
+  options.request_timeout = std::chrono::seconds(5);
+  kube::KubeClient client(client_.config(), options);
   const auto result =
-      client_.replace(kube::resources::kLeases, config_.namespace_name, config_.lease_name, lease);
+      client.replace(kube::resources::kLeases, config_.namespace_name, config_.lease_name, lease);
   if (result.ok()) {
     log_.info("lease_released", {{"lease", config_.lease_name}});
   } else {

@@ -1,6 +1,7 @@
 #include "controller/reconciler.h"
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "controller/codexproxy_spec.h"
@@ -26,7 +27,8 @@ Reconciler::Reconciler(kube::KubeClient& client, Caches caches, EventRecorder& e
     : client_(client), caches_(std::move(caches)), events_(events), metrics_(metrics) {}
 
 std::string Reconciler::apply_object(const json& owner, const kube::Resource& resource,
-                                     const json& desired, bool& forbidden) {
+                                     const json& desired, bool& forbidden,
+                                     std::vector<std::string>& changes) {
   const auto ns = desired["metadata"]["namespace"].get<std::string>();
   const auto name = desired["metadata"]["name"].get<std::string>();
   const auto* cache = caches_.owned.at(resource.plural);
@@ -43,9 +45,7 @@ std::string Reconciler::apply_object(const json& owner, const kube::Resource& re
               {{"object", ns + "/" + name}, {"kind", resource.kind}, {"error", result.describe()}});
     return message;
   }
-  const char* verb = existing ? "Updated" : "Created";
-  events_.normal(owner, std::string(verb) + resource.kind,
-                 std::string(verb) + " " + resource.kind + " " + name);
+  changes.push_back(std::string(existing ? "updated " : "created ") + resource.kind + " " + name);
   log_.info(existing ? "object_updated" : "object_created",
             {{"object", ns + "/" + name}, {"kind", resource.kind}});
   return "";
@@ -97,12 +97,21 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   bool not_retryable = false;
   std::int64_t generation = settings_generation(settings_data.value_or(json::object()));
   if (problems.empty()) {
+    std::vector<std::string> changes;
     for (const auto& desired : render_objects(proxy, settings_data)) {
       if (desired.resource.plural == "configmaps") {
         generation = settings_generation(desired.object["data"]);
       }
-      apply_error = apply_object(*object, desired.resource, desired.object, not_retryable);
+      apply_error = apply_object(*object, desired.resource, desired.object, not_retryable, changes);
       if (!apply_error.empty()) break;  // later objects depend on earlier ones
+    }
+    // One Event per reconcile that changed something (not one per object: fewer API calls).
+    if (!changes.empty()) {
+      std::string message;
+      for (const auto& change : changes) message += (message.empty() ? "" : ", ") + change;
+      message[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(message[0])));
+      const bool created = changes.front().rfind("created", 0) == 0;
+      events_.normal(*object, created ? "Created" : "Updated", message);
     }
   } else {
     std::string message;

@@ -39,8 +39,10 @@ class Reconciler {
 
  private:
   // Applies one object when the cache shows it differs; returns the error text or "".
+  // `changes` collects "Created ConfigMap x" lines for one Event per reconcile.
   std::string apply_object(const nlohmann::json& owner, const kube::Resource& resource,
-                           const nlohmann::json& desired, bool& forbidden);
+                           const nlohmann::json& desired, bool& forbidden,
+                           std::vector<std::string>& changes);
   void remove_orphan_entries(const std::string& ns, const std::string& name,
                              const nlohmann::json& status, const std::vector<std::string>& orphans);
 

@@ -64,9 +64,12 @@ class ControllerTest(ControllerTestCase):
         table = kubectl("get", "cxp", "-n", self.namespace).stdout
         self.assertRegex(table, r"NAME\s+READY\s+MAINTENANCE\s+RESTARTS\s+STATUS\s+AGE")
         self.assertRegex(table, r"demo\s+\d+/2\s+False\s+0\s+\w+")
-        reasons = {e["reason"] for e in kubectl_json("get", "events", "-n", self.namespace)["items"]
-                   if e["involvedObject"]["kind"] == "CodexProxy"}
-        self.assertTrue({"CreatedConfigMap", "CreatedDeployment", "CreatedService"} <= reasons, reasons)
+        created = [e for e in kubectl_json("get", "events", "-n", self.namespace)["items"]
+                   if e["involvedObject"]["kind"] == "CodexProxy" and e["reason"] == "Created"]
+        self.assertEqual(len(created), 1, created)
+        for fragment in ("ConfigMap demo-settings", "ServiceAccount demo", "Role demo", "RoleBinding demo",
+                         "Service demo", "Deployment demo"):
+            self.assertIn(fragment, created[0]["message"])
 
     def test_kubectl_scale_changes_the_deployment_and_the_pods(self):
         self.start_controller()
