@@ -164,8 +164,13 @@ def bench_pods(api, pods):
         api.request("PATCH", path, {"spec": {"maintenance": {"enabled": enabled}}}, "application/merge-patch+json")
         want = 503 if enabled else 200
         for p in proxies.values():
-            wait_until(lambda: p.request("GET", "/v1/models")[0] == want, 10, interval=0.002)
+            wait_until(lambda: p.request("GET", "/v1/models")[0] == want, 30, interval=0.002)
         flips.append(time.monotonic() - start)
+        # Let the pods' reports and the controller's aggregation settle before the next flip:
+        # back-to-back flips measure the API server's queue of status writes, not the path.
+        in_force = f"in force on {pods if enabled else 0} of {pods} pods"
+        wait_until(lambda: any(c.get("message") == in_force for c in
+                               api.request("GET", path)[1]["status"].get("conditions", [])), 60, interval=0.1)
     print(f"maintenance patch → all {pods} pods answer {'503/200'}: {percentiles(flips)}")
     if pods == 2:
         events = []

@@ -31,7 +31,7 @@ std::string Reconciler::apply_object(const json& owner, const kube::Resource& re
                                      std::vector<std::string>& changes) {
   const auto ns = desired["metadata"]["namespace"].get<std::string>();
   const auto name = desired["metadata"]["name"].get<std::string>();
-  const auto* cache = caches_.owned.at(resource.plural);
+  auto* cache = caches_.owned.at(resource.plural);
   const auto existing = cache->get(ns, name);
   if (existing && contains_subset(*existing, desired)) return "";
   const auto result = client_.apply(resource, ns, name, desired, kFieldManager);
@@ -45,6 +45,7 @@ std::string Reconciler::apply_object(const json& owner, const kube::Resource& re
               {{"object", ns + "/" + name}, {"kind", resource.kind}, {"error", result.describe()}});
     return message;
   }
+  cache->remember(result.object);
   changes.push_back(std::string(existing ? "updated " : "created ") + resource.kind + " " + name);
   log_.info(existing ? "object_updated" : "object_created",
             {{"object", ns + "/" + name}, {"kind", resource.kind}});
@@ -143,6 +144,7 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
                         {"status", computed.status}};
     const auto result = client_.apply(res::kCodexProxies, ns, name, patch, kFieldManager, "status");
     metrics_.observe_object_write("codexproxies/status");
+    if (result.ok()) caches_.proxies->remember(result.object);
     if (!result.ok() && result.error != kube::ErrorKind::kNotFound) {
       log_.warn("status_update_failed",
                 {{"codexproxy", ns + "/" + name}, {"error", result.describe()}});

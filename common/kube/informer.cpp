@@ -51,6 +51,24 @@ void Informer::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Informer::remember(json object) {
+  if (!object.is_object() || !object.contains("metadata")) return;
+  strip(object);
+  const auto key = object_key(object);
+  const auto version = resource_version_of(object);
+  std::lock_guard lock(mutex_);
+  const auto found = cache_.find(key);
+  if (found != cache_.end()) {
+    // resourceVersions are opaque, but etcd's are integers: keep whichever is newer.
+    try {
+      if (std::stoull(resource_version_of(found->second)) >= std::stoull(version)) return;
+    } catch (const std::exception&) {
+      return;
+    }
+  }
+  cache_[key] = std::move(object);
+}
+
 std::optional<json> Informer::get(const std::string& ns, const std::string& name) const {
   std::lock_guard lock(mutex_);
   const auto found = cache_.find(ns + "/" + name);

@@ -38,6 +38,9 @@ class Informer {
   void stop();
 
   bool synced() const { return synced_.load(); }
+  // Stores an object the caller just wrote (the API's answer), unless the cache already holds a
+  // newer version: a reconcile right after a write then sees it without waiting for the watch.
+  void remember(nlohmann::json object);
   std::optional<nlohmann::json> get(const std::string& ns, const std::string& name) const;
   std::vector<nlohmann::json> list(const std::string& ns = "") const;
   std::size_t size() const;
