@@ -82,6 +82,14 @@ def namespace(name):
     return sa_kubeconfig(name, "ctrl", os.path.join(CLUSTER_DIR, f"{name}.kubeconfig"))
 
 
+OPEN = []  # controllers and fleets to close however a part ends
+
+
+def track(thing):
+    OPEN.append(thing)
+    return thing
+
+
 def rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(next(line for line in f if line.startswith("VmRSS")).split()[1]) / 1024
@@ -89,7 +97,7 @@ def rss_mib(pid):
 
 def bench_apply_to_deployment(api, count=100):
     ns = "bench-apply"
-    controller = Controller(namespace(ns), ns)
+    controller = track(Controller(namespace(ns), ns))
     seen = {}
     stop = threading.Event()
     threading.Thread(target=api.watch, daemon=True,
@@ -115,7 +123,7 @@ def bench_cold_start(api, count=1000):
         status, _ = api.request("POST", CXP.format(ns=ns), proxy(f"c{i}"))
         assert status == 201, status
     start = time.monotonic()
-    controller = Controller(kubeconfig, ns, extra_args=["--max-concurrent-reconciles", "4"])
+    controller = track(Controller(kubeconfig, ns, extra_args=["--max-concurrent-reconciles", "4"]))
 
     def reconciled():
         _, items = api.request("GET", CXP.format(ns=ns))
@@ -136,10 +144,10 @@ def bench_cold_start(api, count=1000):
 
 def bench_pods(api, pods):
     ns = f"bench-pods-{pods}"
-    controller = Controller(namespace(ns), ns)
+    controller = track(Controller(namespace(ns), ns))
     status, _ = api.request("POST", CXP.format(ns=ns), proxy("fleet", replicas=pods))
     # A worker ready for 100 ms counts as stable, so 20 crashes in a row stay below WORKER_RESTART_MAX.
-    fleet = PodFleet(ns, "fleet", worker_env={"WORKER_STABLE_MS": "100"})
+    fleet = track(PodFleet(ns, "fleet", worker_env={"WORKER_STABLE_MS": "100"}))
     proxies = fleet.wait_pods(pods, timeout=120)
     path = CXP.format(ns=ns) + "/fleet"
     wait_until(lambda: api.request("GET", path)[1].get("status", {}).get("ready") == f"{pods}/{pods}", 60, interval=0.2)
@@ -204,6 +212,8 @@ def main():
         if "cold" in wanted:
             bench_cold_start(api)
     finally:
+        for thing in reversed(OPEN):
+            thing.close()
         if os.environ.get("CXP_BENCH_KEEP_CLUSTER") is None:
             subprocess.run([CLUSTER_SH, "down"], check=False)
 

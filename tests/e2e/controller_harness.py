@@ -116,7 +116,7 @@ class Controller:
     def close(self):
         self.stop(signal.SIGKILL)
         self.log_file.close()
-        if os.environ.get("CXP_KEEP_LOGS") is None:
+        if os.environ.get("CXP_KEEP_LOGS") is None and os.path.exists(self.log_file.name):
             os.unlink(self.log_file.name)
 
 
