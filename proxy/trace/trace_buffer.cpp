@@ -41,10 +41,12 @@ std::string trace_file_id(std::string_view request_id) {
 }
 
 TraceBuffer::TraceBuffer(TraceSettings settings, telemetry::Redactor redactor, Clock clock)
-    : settings_(std::move(settings)),
-      redactor_(std::move(redactor)),
-      clock_(std::move(clock)),
-      enabled_(settings_.enabled) {}
+    : settings_(std::move(settings)), redactor_(std::move(redactor)), clock_(std::move(clock)) {}
+
+bool TraceBuffer::enabled() const {
+  std::lock_guard lock(mutex_);
+  return settings_.enabled;
+}
 
 std::vector<fs::directory_entry> TraceBuffer::trace_files() const {
   std::vector<fs::directory_entry> out;
@@ -108,7 +110,6 @@ void TraceBuffer::apply(bool enabled, std::chrono::seconds ttl, std::uint32_t ma
     settings_.enabled = enabled;
     settings_.ttl = ttl;
     settings_.max_files = max_files;
-    enabled_ = enabled;
   }
   log_.info("trace_settings_applied",
             {{"enabled", enabled}, {"ttl_s", ttl.count()}, {"max_files", max_files}});

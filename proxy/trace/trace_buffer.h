@@ -51,7 +51,7 @@ class TraceBuffer {
       TraceSettings settings, telemetry::Redactor redactor,
       Clock clock = [] { return std::chrono::system_clock::now(); });
 
-  bool enabled() const { return enabled_.load(); }
+  bool enabled() const;
   // Live settings (from the CodexProxy's ConfigMap): on/off, TTL and count bound. Logged when
   // they change; a tighter bound prunes at once.
   void apply(bool enabled, std::chrono::seconds ttl, std::uint32_t max_files);
@@ -76,8 +76,8 @@ class TraceBuffer {
   telemetry::Redactor redactor_;
   Clock clock_;
   telemetry::JsonLog log_{"trace_buffer"};
-  std::mutex mutex_;  // serialises writes and prunes (one directory, one writer at a time)
-  std::atomic<bool> enabled_;
+  mutable std::mutex mutex_;  // guards settings_ (live settings); serialises writes and prunes (one
+                              // directory, one writer at a time)
   std::atomic<std::size_t> files_{0};
   std::atomic<std::uint64_t> pruned_ttl_{0};
   std::atomic<std::uint64_t> pruned_count_{0};
