@@ -1,8 +1,6 @@
 #include "controller/status.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <ctime>
 
 #include "common/utc_time.h"
 #include "controller/conditions.h"

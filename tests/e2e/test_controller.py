@@ -223,12 +223,16 @@ class ControllerDocsTest(ControllerTestCase):
 
 
 class LeaderElectionTest(ControllerTestCase):
-    def test_one_leads_and_the_other_takes_over_within_20s_of_the_leader_dying(self):
+    def leader_and_standby(self):
         first = self.start_controller(leader_elect=True)
         wait_until(lambda: first.metric("leader_election_master_status") == 1, 30, interval=0.2,
                    message="the first controller to lead")
         second = self.start_controller(leader_elect=True)
         wait_until(lambda: second.find_event("caches_synced"), 30, interval=0.2, message="second synced")
+        return first, second
+
+    def test_one_leads_and_the_other_takes_over_within_20s_of_the_leader_dying(self):
+        first, second = self.leader_and_standby()
         self.assertEqual(second.metric("leader_election_master_status"), 0)
         self.assertEqual(second.readyz()[0], 503)
         self.assertEqual(first.readyz()[0], 200)
@@ -245,11 +249,7 @@ class LeaderElectionTest(ControllerTestCase):
                    message="the new leader reconciles")
 
     def test_sigterm_releases_the_lease_so_a_successor_takes_over_at_once(self):
-        first = self.start_controller(leader_elect=True)
-        wait_until(lambda: first.metric("leader_election_master_status") == 1, 30, interval=0.2,
-                   message="leading")
-        second = self.start_controller(leader_elect=True)
-        wait_until(lambda: second.find_event("caches_synced"), 30, interval=0.2, message="second synced")
+        first, second = self.leader_and_standby()
         self.assertEqual(first.stop(signal.SIGTERM), 0)
         self.assertTrue(first.find_event("lease_released"))
         lease = kubectl_json("get", "lease", "codexproxy-controller-leader", "-n", self.namespace)
