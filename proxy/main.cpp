@@ -11,6 +11,7 @@
 #include "proxy/proxy_config.h"
 #include "proxy/proxy_server.h"
 #include "proxy/trace/trace_buffer.h"
+#include "proxy/worker/codex_home.h"
 
 namespace {
 
@@ -112,6 +113,7 @@ int main(int argc, char** argv) {
       if (flag == "--codexproxy-name") config.codexproxy_name = value;
     }
     cxp::proxy::validate_proxy_config(config);
+    cxp::proxy::prepare_codex_home(config.codex.codex_home, config.worker_auth_json);
     cxp::telemetry::configure_json_log(config.log_level,
                                        cxp::telemetry::Redactor(config.secrets()));
     cxp::proxy::ProxyServer server(std::move(config));

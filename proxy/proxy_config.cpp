@@ -2,6 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <array>
+#include <cctype>
 #include <limits>
 
 #include "common/config_value.h"
@@ -50,6 +53,42 @@ SettingSpec string_setting(std::string_view env, std::string_view key, std::stri
           }};
 }
 
+// A text setting stored where `field` points.
+SettingSpec text_setting(std::string_view env, std::string_view key, std::string_view description,
+                         std::string& (*field)(ProxyConfig&), bool allow_empty) {
+  return {env, key, description,
+          [field, allow_empty](ProxyConfig& c, std::string_view source, std::string_view text) {
+            if (!allow_empty && text.empty()) {
+              throw ConfigError(std::string(source) + ": expected a non-empty value");
+            }
+            field(c) = std::string(text);
+          }};
+}
+
+// The proxy's own secrets must never be handed to the model provider.
+constexpr std::array<std::string_view, 3> kProxySecretVariables = {
+    "PROXY_API_KEY", "PROXY_ADMIN_TOKEN", "PROXY_METRICS_TOKEN"};
+
+std::string parse_env_key(std::string_view source, std::string_view text) {
+  const bool shaped = !text.empty() && text.size() <= 128 &&
+                      (std::isalpha(static_cast<unsigned char>(text.front())) != 0 ||
+                       text.front() == '_') &&
+                      std::all_of(text.begin(), text.end(), [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+                      });
+  if (!shaped) {
+    throw ConfigError(std::string(source) +
+                      ": expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*), found '" +
+                      std::string(text.substr(0, 64)) + "'");
+  }
+  if (std::find(kProxySecretVariables.begin(), kProxySecretVariables.end(), text) !=
+      kProxySecretVariables.end()) {
+    throw ConfigError(std::string(source) + ": '" + std::string(text) +
+                      "' holds a secret of the proxy itself; name the variable of the model key");
+  }
+  return std::string(text);
+}
+
 std::vector<SettingSpec> build_settings() {
   std::vector<SettingSpec> s;
   s.push_back(uint_setting("PORT", "port", "TCP port of the HTTP server (0 = any free port)",
@@ -58,9 +97,52 @@ std::vector<SettingSpec> build_settings() {
                              &ProxyConfig::host, false));
   s.push_back(string_setting("PROXY_API_KEY", "apiKey", "bearer token required on /v1/*",
                              &ProxyConfig::api_key, true));
-  s.push_back(string_setting("CODEX_BIN", "worker.bin",
-                             "worker executable; the proxy runs `$CODEX_BIN app-server`",
-                             &ProxyConfig::codex_bin, false));
+  s.push_back(text_setting("CODEX_BIN", "worker.bin",
+                           "worker executable; the proxy runs `$CODEX_BIN app-server`",
+                           [](ProxyConfig& c) -> std::string& { return c.codex.bin; }, false));
+  s.push_back(text_setting(
+      "CODEX_HOME", "worker.codexHome",
+      "the worker's writable state directory (created if missing; its config.toml is honoured)",
+      [](ProxyConfig& c) -> std::string& { return c.codex.codex_home; }, true));
+  s.push_back({"WORKER_CONFIG_OVERRIDES", "worker.configOverrides",
+               "codex config overrides, one `key=value` per line, passed as `-c key=value`",
+               [](ProxyConfig& c, std::string_view source, std::string_view text) {
+                 c.codex.overrides = parse_config_overrides(source, text);
+               }});
+  s.push_back(text_setting("WORKER_PROVIDER_NAME", "worker.provider.name",
+                           "display name of the model provider",
+                           [](ProxyConfig& c) -> std::string& { return c.codex.provider.name; },
+                           false));
+  s.push_back({"WORKER_PROVIDER_BASE_URL", "worker.provider.baseURL",
+               "base URL of the model provider's Responses API; set: the worker uses this "
+               "provider, empty: codex's own configuration",
+               [](ProxyConfig& c, std::string_view source, std::string_view text) {
+                 if (!text.empty() && !is_http_url(text)) {
+                   throw ConfigError(std::string(source) +
+                                     ": expected an http:// or https:// URL with a host, found '" +
+                                     std::string(text.substr(0, 200)) + "'");
+                 }
+                 c.codex.provider.base_url = std::string(text);
+               }});
+  s.push_back({"WORKER_PROVIDER_WIRE_API", "worker.provider.wireAPI",
+               "wire API of the model provider (codex supports `responses` only)",
+               [](ProxyConfig& c, std::string_view source, std::string_view text) {
+                 if (text != "responses") {
+                   throw ConfigError(std::string(source) + ": expected 'responses' (the only wire "
+                                     "API codex supports), found '" +
+                                     std::string(text.substr(0, 64)) + "'");
+                 }
+                 c.codex.provider.wire_api = std::string(text);
+               }});
+  s.push_back({"WORKER_PROVIDER_ENV_KEY", "worker.provider.envKey",
+               "environment variable holding the model provider's API key",
+               [](ProxyConfig& c, std::string_view source, std::string_view text) {
+                 c.codex.provider.env_key = parse_env_key(source, text);
+               }});
+  s.push_back(text_setting("WORKER_AUTH_JSON", "worker.authJson",
+                           "a ChatGPT login's auth.json, copied into CODEX_HOME at start",
+                           [](ProxyConfig& c) -> std::string& { return c.worker_auth_json; },
+                           true));
   s.push_back(string_setting("CODEX_MODEL", "worker.model", "model the worker uses",
                              &ProxyConfig::codex_model, false));
   s.push_back({"PROXY_MODEL_ALIASES", "worker.modelAliases",
@@ -215,6 +297,10 @@ void validate_proxy_config(const ProxyConfig& c) {
         c.pod_name + "' POD_NAMESPACE='" + c.pod_namespace + "' CODEXPROXY_NAME='" +
         c.codexproxy_name + "'");
   }
+  if (!c.worker_auth_json.empty() && c.codex.codex_home.empty()) {
+    throw ConfigError("WORKER_AUTH_JSON: requires CODEX_HOME (the writable directory the auth.json "
+                      "is copied into)");
+  }
   if (c.worker_backoff_max < c.worker_backoff_initial) {
     throw ConfigError("WORKER_BACKOFF_MAX_MS: expected a value >= WORKER_BACKOFF_INITIAL_MS (" +
                       std::to_string(c.worker_backoff_initial.count()) + "), found " +
@@ -224,7 +310,7 @@ void validate_proxy_config(const ProxyConfig& c) {
 
 std::vector<std::string> ProxyConfig::secrets() const {
   std::vector<std::string> out;
-  for (const auto* secret : {&api_key, &metrics_token, &admin_token}) {
+  for (const auto* secret : {&api_key, &metrics_token, &admin_token, &model_credential}) {
     if (!secret->empty()) out.push_back(*secret);
   }
   return out;
@@ -244,6 +330,9 @@ ProxyConfig load_proxy_config(const std::optional<std::string>& config_path,
     if (const char* value = getenv(name.c_str()); value != nullptr) {
       spec.apply(config, name, value);
     }
+  }
+  if (const char* key = getenv(config.codex.provider.env_key.c_str()); key != nullptr) {
+    config.model_credential = key;
   }
   validate_proxy_config(config);
   return config;

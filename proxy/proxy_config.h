@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/telemetry/json_log.h"
+#include "proxy/worker/codex_options.h"
 
 namespace cxp::proxy {
 
@@ -17,7 +18,11 @@ struct ProxyConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 11435;
   std::string api_key;
-  std::string codex_bin = "codex";
+  CodexOptions codex;  // the worker: executable, CODEX_HOME, model provider, config overrides
+  std::string worker_auth_json;  // a ChatGPT login's auth.json, copied into CODEX_HOME at start
+  // The model key: the value of the provider's env_key variable at startup. Not a setting: kept
+  // only so that it is redacted from every log line, trace file and error message.
+  std::string model_credential;
   std::string codex_model = "gpt-5";
   std::vector<std::string> model_aliases;  // other names clients may use for codex_model
   bool maintenance = false;

@@ -1,6 +1,7 @@
 #include "proxy/proxy_server.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <boost/asio/ip/address.hpp>
 #include <random>
@@ -27,7 +28,12 @@ std::vector<std::string> insecure_settings(const ProxyConfig& config) {
 
 SupervisorSettings supervisor_settings(const ProxyConfig& config) {
   SupervisorSettings s;
-  s.command = {config.codex_bin, "app-server"};
+  s.command = worker_command(config.codex);
+  std::vector<std::string> inherited;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    inherited.emplace_back(*entry);
+  }
+  s.environment = worker_environment(config.codex, inherited);
   s.restart.backoff_initial = config.worker_backoff_initial;
   s.restart.backoff_max = config.worker_backoff_max;
   s.restart.restart_max = config.worker_restart_max;
@@ -146,7 +152,7 @@ int ProxyServer::run() {
   log_.info("listening", {{"host", config_.host},
                           {"port", server_.port()},
                           {"version", CXP_VERSION},
-                          {"worker_command", config_.codex_bin + " app-server"}});
+                          {"worker_command", config_.codex.bin + " app-server"}});
   signals_.async_wait([this](boost::system::error_code ec, int signal) {
     if (!ec) on_signal(signal);
   });

@@ -3,6 +3,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/http/field.hpp>
 
+#include "proxy/api/model_failure.h"
+
 namespace cxp::proxy {
 
 namespace beast_http = boost::beast::http;
@@ -77,7 +79,8 @@ void ChatCompletion::start() {
     json turn = {{"threadId", self->thread_id_},
                  {"input", json::array({{{"type", "text"}, {"text", text}}})}};
     self->rpc("turn/start", turn, [self](RpcOutcome started) {
-      if (!self->finished_) self->on_turn_started(std::move(started));
+      if (self->finished_) return self->interrupt_late_turn(started);
+      self->on_turn_started(std::move(started));
     });
   });
 }
@@ -111,6 +114,15 @@ void ChatCompletion::on_turn_started(RpcOutcome outcome) {
   emit(sse_role_chunk(meta_));
 }
 
+void ChatCompletion::interrupt_late_turn(const RpcOutcome& outcome) {
+  if (!outcome.ok) return;
+  const auto& turn = outcome.result.value("turn", json::object());
+  turn_id_ = turn.is_object() ? turn.value("id", "") : "";
+  log_.info("late_turn_interrupted",
+            {{"request_id", exchange_->request_id()}, {"route", "/v1/chat/completions"}});
+  interrupt_turn();
+}
+
 void ChatCompletion::on_worker_notification(const RpcNotification& note) {
   if (finished_) return;
   trace("from_worker", {{"method", note.method}, {"params", note.params}});
@@ -125,8 +137,9 @@ void ChatCompletion::on_worker_notification(const RpcNotification& note) {
   } else if (note.method == "thread/tokenUsage/updated") {
     usage_ = usage_from_notification(p);
   } else if (note.method == "error") {
+    // willRetry: codex retries the model by itself; only a final error decides the answer.
     if (!p.value("willRetry", false) && p.contains("error") && p["error"].is_object()) {
-      worker_error_ = p["error"].value("message", "worker error");
+      model_error_ = p["error"];
     }
   } else if (note.method == "turn/completed") {
     on_turn_completed(p);
@@ -140,12 +153,14 @@ void ChatCompletion::on_turn_completed(const json& params) {
     if (extractor_) take(extractor_->finish());
     return complete(calls_.empty() ? "stop" : "tool_calls");
   }
-  std::string message = worker_error_;
-  if (message.empty() && turn.is_object() && turn.contains("error") && turn["error"].is_object()) {
-    message = turn["error"].value("message", "");
+  if (status == "failed") {
+    // The final `error` notification and the failed turn's `error` carry the same reason.
+    const bool turn_error = turn.is_object() && turn.contains("error") && turn["error"].is_object();
+    return fail(model_failure(model_error_.is_object() ? model_error_
+                              : turn_error             ? turn["error"]
+                                                       : json()));
   }
-  if (message.empty()) message = "the worker ended the turn with status '" + status + "'";
-  fail(worker_unavailable(message));
+  fail(worker_unavailable("the worker ended the turn with status '" + status.substr(0, 64) + "'"));
 }
 
 void ChatCompletion::on_worker_lost(const std::string& reason) {
@@ -260,8 +275,10 @@ void ChatCompletion::complete(const std::string& finish_reason) {
   finish();
 }
 
-void ChatCompletion::fail(const ApiError& error) {
+void ChatCompletion::fail(const ApiError& unredacted) {
   if (finished_) return;
+  ApiError error = unredacted;
+  error.message = settings_.redactor->redact(error.message);
   if (extractor_) extractor_->finish();  // a call cut off by the failure counts as aborted
   write_trace();
   log_.warn("request_failed", {{"request_id", exchange_->request_id()},

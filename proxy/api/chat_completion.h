@@ -9,6 +9,7 @@
 
 #include "common/http/http_exchange.h"
 #include "common/telemetry/json_log.h"
+#include "common/telemetry/redaction.h"
 #include "proxy/api/admission_gate.h"
 #include "proxy/api/api_error.h"
 #include "proxy/api/chat_request.h"
@@ -33,6 +34,8 @@ struct ChatSettings {
   std::string worker_model;   // CODEX_MODEL: what the worker runs, whichever alias the client named
   ApiStats* stats = nullptr;  // shared by all requests; required
   TraceBuffer* trace = nullptr;  // optional: records the request's JSON-RPC frames when enabled
+  // Removes the proxy's secrets (and the model key) from error messages sent to clients; required.
+  const telemetry::Redactor* redactor = nullptr;
 };
 
 // One chat completion: an ephemeral thread and one turn on the worker, its notifications mapped
@@ -53,6 +56,8 @@ class ChatCompletion : public TurnListener, public std::enable_shared_from_this<
  private:
   void on_thread_started(RpcOutcome outcome);
   void on_turn_started(RpcOutcome outcome);
+  // turn/start answered after the request ended (client gone, deadline): the turn runs for nobody.
+  void interrupt_late_turn(const RpcOutcome& outcome);
   void on_turn_completed(const nlohmann::json& params);
   void emit(std::string bytes);
   void take(ExtractedOutput output);  // model text after tool-call extraction
@@ -85,7 +90,7 @@ class ChatCompletion : public TurnListener, public std::enable_shared_from_this<
   void rpc(std::string_view method, nlohmann::json params,
            std::function<void(RpcOutcome)> done);  // only when the request has active tools
   std::vector<ToolCallOut> calls_;
-  std::string worker_error_;
+  nlohmann::json model_error_;  // the latest final `error` notification of the turn
   std::optional<TokenUsage> usage_;
   std::shared_ptr<ChatCompletion> self_;  // keeps the completion alive until it ends
   bool streaming_ = false;

@@ -44,12 +44,14 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
       maintenance_(maintenance),
       models_(served_models(config)),
       gate_(std::make_shared<AdmissionGate>(io, config.worker_max_concurrency, config.queue_max,
-                                            config.queue_timeout)) {
+                                            config.queue_timeout)),
+      redactor_(config.secrets()) {
   chat_settings_.request_timeout = config.worker_request_timeout;
   chat_settings_.keepalive = config.sse_keepalive;
   chat_settings_.worker_model = config.codex_model;
   chat_settings_.stats = &stats_;
   chat_settings_.trace = trace;
+  chat_settings_.redactor = &redactor_;
   std::error_code ec;
   chat_settings_.cwd = std::filesystem::current_path(ec).string();
   if (ec) chat_settings_.cwd = "/";

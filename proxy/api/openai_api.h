@@ -43,6 +43,7 @@ class OpenAiApi {
   std::shared_ptr<AdmissionGate> gate_;
   TurnRouter turns_;
   ApiStats stats_;
+  telemetry::Redactor redactor_;  // the proxy's secrets and the model key, out of error messages
   ChatSettings chat_settings_;
   telemetry::JsonLog log_{"api"};
 };

@@ -18,7 +18,8 @@ void close_fd(int& fd) {
 
 }  // namespace
 
-bool spawn_worker(const std::vector<std::string>& argv, SpawnedWorker& out, std::string& error) {
+bool spawn_worker(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                  SpawnedWorker& out, std::string& error) {
   int in[2] = {-1, -1};
   int out_pipe[2] = {-1, -1};
   int err[2] = {-1, -1};
@@ -37,6 +38,10 @@ bool spawn_worker(const std::vector<std::string>& argv, SpawnedWorker& out, std:
   args.reserve(argv.size() + 1);
   for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
+  std::vector<char*> environment;
+  environment.reserve(env.size() + 1);
+  for (const auto& entry : env) environment.push_back(const_cast<char*>(entry.c_str()));
+  environment.push_back(nullptr);
   const pid_t parent = ::getpid();
 
   const pid_t pid = ::fork();
@@ -59,7 +64,7 @@ bool spawn_worker(const std::vector<std::string>& argv, SpawnedWorker& out, std:
     ::dup2(in[0], STDIN_FILENO);
     ::dup2(out_pipe[1], STDOUT_FILENO);
     ::dup2(err[1], STDERR_FILENO);
-    ::execvp(args[0], args.data());
+    ::execvpe(args[0], args.data(), environment.data());
     const int code = errno;
     [[maybe_unused]] auto written = ::write(status[1], &code, sizeof code);
     ::_exit(127);

@@ -17,9 +17,11 @@ struct SpawnedWorker {
   int exec_status_fd = -1;
 };
 
-// Forks and execs `argv` (argv[0] looked up on PATH). Returns false and fills `error` only when the
-// fork itself fails; exec failures are reported through exec_status_fd and the child's exit (127).
-bool spawn_worker(const std::vector<std::string>& argv, SpawnedWorker& out, std::string& error);
+// Forks and execs `argv` (argv[0] looked up on PATH) with exactly the environment `env`
+// ("NAME=value" entries). Returns false and fills `error` only when the fork itself fails; exec
+// failures are reported through exec_status_fd and the child's exit (127).
+bool spawn_worker(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                  SpawnedWorker& out, std::string& error);
 
 // Signals the worker's whole process group. Ignores groups that are already gone.
 void signal_worker_group(int pid, int signal);

@@ -126,7 +126,7 @@ void WorkerSupervisor::spawn() {
   machine_.spawn_started(Clock::now());
   SpawnedWorker spawned;
   std::string error;
-  if (!spawn_worker(settings_.command, spawned, error)) {
+  if (!spawn_worker(settings_.command, settings_.environment, spawned, error)) {
     // Fork itself failed (no process exists): treat it as an immediate failure of this worker.
     log_.error("worker_spawn_failed", {{"error_code", "spawn_failed"}, {"message", error}});
     const auto decision = machine_.worker_exited({std::nullopt, std::nullopt, error}, Clock::now());

@@ -19,7 +19,8 @@
 namespace cxp::proxy {
 
 struct SupervisorSettings {
-  std::vector<std::string> command;  // e.g. {"codex", "app-server"}
+  std::vector<std::string> command;      // e.g. {"codex", "app-server", "-c", …}
+  std::vector<std::string> environment;  // the worker's whole environment, "NAME=value"
   RestartPolicy restart;
   std::chrono::milliseconds startup_timeout{10000};    // spawn → exec confirmed
   std::chrono::milliseconds handshake_timeout{15000};  // `initialize` sent → result

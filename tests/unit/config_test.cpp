@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -39,7 +40,7 @@ std::string error_of(const FakeEnv& env, std::optional<std::string> path = std::
 TEST_CASE("defaults match the documented contract") {
   const auto config = load_proxy_config(std::nullopt, FakeEnv{}.getter());
   CHECK(config.port == 11435);
-  CHECK(config.codex_bin == "codex");
+  CHECK(config.codex.bin == "codex");
   CHECK(config.worker_backoff_initial.count() == 250);
   CHECK(config.worker_backoff_max.count() == 5000);
   CHECK(config.worker_shutdown_grace.count() == 10000);
@@ -62,7 +63,7 @@ TEST_CASE("environment values override defaults") {
   CHECK(config.worker_backoff_initial.count() == 10);
   CHECK(config.worker_backoff_max.count() == 20);
   CHECK(config.maintenance);
-  CHECK(config.codex_bin == "/opt/codex");
+  CHECK(config.codex.bin == "/opt/codex");
   CHECK(config.worker_restart_max == 0);
 }
 
@@ -111,7 +112,7 @@ TEST_CASE("YAML file values apply and the environment overrides them") {
   FakeEnv env{{{"WORKER_BACKOFF_MAX_MS", "800"}}};
   const auto config = load_proxy_config(path, env.getter());
   CHECK(config.port == 12000);
-  CHECK(config.codex_bin == "/from/file");
+  CHECK(config.codex.bin == "/from/file");
   CHECK(config.worker_backoff_initial.count() == 100);
   CHECK(config.worker_backoff_max.count() == 800);
   CHECK(config.maintenance);
@@ -164,4 +165,31 @@ TEST_CASE("model aliases are a trimmed, bounded, comma-separated list") {
   CHECK(config.model_aliases == std::vector<std::string>{"a", "b", "c"});
   CHECK(error_of(FakeEnv{{{"PROXY_MODEL_ALIASES", std::string(200, 'm')}}})
             .find("PROXY_MODEL_ALIASES") != std::string::npos);
+}
+
+TEST_CASE("worker provider settings are validated naming the variable") {
+  CHECK(error_of(FakeEnv{{{"WORKER_PROVIDER_BASE_URL", "not a url"}}})
+            .find("WORKER_PROVIDER_BASE_URL") != std::string::npos);
+  CHECK(error_of(FakeEnv{{{"WORKER_PROVIDER_WIRE_API", "chat"}}})
+            .find("WORKER_PROVIDER_WIRE_API: expected 'responses'") != std::string::npos);
+  CHECK(error_of(FakeEnv{{{"WORKER_PROVIDER_ENV_KEY", "1BAD"}}}).find("WORKER_PROVIDER_ENV_KEY") !=
+        std::string::npos);
+  CHECK(error_of(FakeEnv{{{"WORKER_PROVIDER_ENV_KEY", "PROXY_API_KEY"}}})
+            .find("secret of the proxy") != std::string::npos);
+  CHECK(error_of(FakeEnv{{{"WORKER_AUTH_JSON", "/run/auth.json"}}}).find("requires CODEX_HOME") !=
+        std::string::npos);
+  CHECK(error_of(FakeEnv{{{"WORKER_CONFIG_OVERRIDES", "oops"}}}).find("WORKER_CONFIG_OVERRIDES") !=
+        std::string::npos);
+}
+
+TEST_CASE("the model key named by the provider is read from the environment and redacted") {
+  FakeEnv env{{{"WORKER_PROVIDER_BASE_URL", "http://127.0.0.1:1/v1"},
+               {"WORKER_PROVIDER_ENV_KEY", "GATEWAY_KEY"},
+               {"GATEWAY_KEY", "gw-secret-0123456789"},
+               {"OPENAI_API_KEY", "sk-unused-0123456789"}}};
+  const auto config = load_proxy_config(std::nullopt, env.getter());
+  CHECK(config.codex.provider.base_url == "http://127.0.0.1:1/v1");
+  CHECK(config.model_credential == "gw-secret-0123456789");
+  const auto secrets = config.secrets();
+  CHECK(std::find(secrets.begin(), secrets.end(), "gw-secret-0123456789") != secrets.end());
 }
