@@ -24,6 +24,8 @@ DEB_PACKAGES=(
   clang-format curl ca-certificates openssl
   prometheus  # promtool, for the alert-rule tests
   python3-yaml  # the Helm chart tests read rendered manifests
+  python3-jsonschema  # protocol conformance: frames validated against codex's own JSON Schema
+  strace  # the real worker's network calls are traced in a test (it must reach only its model)
 )
 # Tools that may already come from elsewhere (e.g. a newer Node.js): install from Debian only when
 # the command is missing.

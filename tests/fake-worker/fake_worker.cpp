@@ -30,6 +30,7 @@ struct Script {
   int exit_code = 1;
   std::string reply = "Hello from codex-fake-worker.";
   long token_delay_ms = 0;
+  long turn_start_delay_ms = 0;  // turn/start is answered this late (a client may leave meanwhile)
   long hang_turns = 0;  // the first N turns never finish on their own; -1 = all of them
   std::string log_path;
   long shutdown_delay_ms = 0;  // on SIGTERM or stdin EOF, linger this long before exiting
@@ -73,6 +74,7 @@ Script load_script() {
   s.exit_code = static_cast<int>(env_long("FAKE_CODEX_EXIT_CODE", 1));
   s.reply = env_string("FAKE_CODEX_REPLY", s.reply);
   s.token_delay_ms = env_long("FAKE_CODEX_TOKEN_DELAY_MS", 0);
+  s.turn_start_delay_ms = env_long("FAKE_CODEX_TURN_START_DELAY_MS", 0);
   const std::string hang = env_string("FAKE_CODEX_HANG_TURNS", "0");
   s.hang_turns = (hang == "all" || hang == "true") ? -1 : env_long("FAKE_CODEX_HANG_TURNS", 0);
   s.log_path = env_string("FAKE_CODEX_LOG", "");
@@ -229,6 +231,9 @@ class FakeWorker {
                       {"status", "inProgress"},
                       {"items", json::array()},
                       {"error", nullptr}};
+    if (script_.turn_start_delay_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(script_.turn_start_delay_ms));
+    }
     reply(id, {{"turn", turn_json}});
     notify("turn/started", {{"threadId", thread_id}, {"turn", turn_json}});
     const bool crash = script_.crash_after_turns >= 0 && index >= script_.crash_after_turns;

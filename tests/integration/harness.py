@@ -1,4 +1,5 @@
-"""Test harness: real codex-proxy and codex-fake-worker processes on loopback.
+"""Test harness: real codex-proxy processes on loopback, with the real `codex app-server` against the
+scripted model (tests/model-stub) or, for faults the real worker cannot show, codex-fake-worker.
 
 Every process a test starts is registered for cleanup and killed (with its process group) even when
 the test fails. Ports are chosen by the kernel (PORT=0) and read back from the proxy's
@@ -9,13 +10,34 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from polling import wait_until  # noqa: F401  (re-exported for the tests)
+from polling import wait_until  # noqa: F401,E402  (re-exported for the tests)
 
-from proxy_process import BIN_DIR, FAKE_WORKER, PROXY, REAL_CODEX, SOURCE_DIR, Proxy, pid_alive  # noqa: F401
+from proxy_process import BIN_DIR, FAKE_WORKER, PROXY, REAL_CODEX, SOURCE_DIR, Proxy, pid_alive  # noqa: F401,E402
+from real_worker import MODEL_KEY, RealWorker  # noqa: F401,E402
+from model_stub import last_user_text, messages_of  # noqa: F401,E402
+
+# The real worker's first start (unpacking its helpers, the handshake) takes about a second.
+REAL_READY_TIMEOUT = 60
 
 
 class ProxyTestCase(unittest.TestCase):
     def start_proxy(self, **kwargs):
         proxy = Proxy(**kwargs)
         self.addCleanup(proxy.close)
+        return proxy
+
+    @property
+    def model(self):
+        """The scripted model of this test (started on first use): `self.model.requests()`."""
+        if not hasattr(self, "_real_worker"):
+            self._real_worker = RealWorker()
+            self.addCleanup(self._real_worker.close)
+        return self._real_worker.stub
+
+    def start_real_proxy(self, env=None, wait_ready=True, **kwargs):
+        """codex-proxy running the real codex app-server against this test's scripted model."""
+        self.model  # noqa: B018  (starts the stub)
+        proxy = self.start_proxy(env=self._real_worker.env(**(env or {})), codex_bin=None, **kwargs)
+        if wait_ready:
+            proxy.wait_ready(timeout=REAL_READY_TIMEOUT)
         return proxy

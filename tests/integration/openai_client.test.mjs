@@ -1,8 +1,11 @@
-// The official `openai` npm client against a real codex-proxy + codex-fake-worker.
+// The official `openai` npm client against codex-proxy running the real `codex app-server`, whose
+// model is the scripted stub (markers like [[reply:…]] in the prompt say what it answers).
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
 const require = createRequire(import.meta.url);
@@ -13,31 +16,62 @@ const OpenAI = require(path.join(sourceDir, "tests/node/node_modules/openai")).d
 const processes = [];
 after(() => processes.forEach((p) => p.kill("SIGKILL")));
 
-async function startProxy(env) {
-  const proxy = spawn(path.join(binDir, "codex-proxy"), [], {
-    env: { PATH: process.env.PATH, PORT: "0", CODEX_BIN: path.join(binDir, "codex-fake-worker"), ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  processes.push(proxy);
-  const port = await new Promise((resolve, reject) => {
+// Resolves with the first JSON line of `child`'s stdout that satisfies `match`.
+function awaitLine(child, what, match) {
+  return new Promise((resolve, reject) => {
     let buffered = "";
-    const timer = setTimeout(() => reject(new Error("codex-proxy did not log `listening`")), 10000);
-    proxy.stdout.on("data", (data) => {
+    const timer = setTimeout(() => reject(new Error(`no ${what} line`)), 15000);
+    child.stdout.on("data", (data) => {
       buffered += data;
       for (const line of buffered.split("\n")) {
         try {
           const event = JSON.parse(line);
-          if (event.event === "listening") {
+          if (match(event)) {
             clearTimeout(timer);
-            resolve(event.port);
+            resolve(event);
           }
         } catch {}
       }
     });
-    proxy.on("exit", (code) => reject(new Error(`codex-proxy exited with ${code}`)));
+    child.on("exit", (code) => reject(new Error(`${what}: process exited with ${code}`)));
   });
+}
+
+// The scripted model (tests/model-stub) in place of the OpenAI API; it checks the model key.
+const MODEL_KEY = "sk-stub-model-key-for-node-0123456789";
+async function startModelStub() {
+  const stub = spawn("python3", [path.join(sourceDir, "tests/model-stub/model_stub.py"), "--api-key", MODEL_KEY], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  processes.push(stub);
+  return (await awaitLine(stub, "model stub listening", (e) => e.event === "listening")).base_url;
+}
+
+// codex-proxy with the real `codex app-server` as its worker, pointed at the stub.
+async function startProxy(env) {
+  const codexHome = fs.mkdtempSync(path.join(os.tmpdir(), "cxp-node-codex-home-"));
+  after(() => fs.rmSync(codexHome, { recursive: true, force: true }));
+  const proxy = spawn(path.join(binDir, "codex-proxy"), [], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PORT: "0",
+      CODEX_BIN: path.join(sourceDir, "tests/node/node_modules/.bin/codex"),
+      CODEX_HOME: codexHome,
+      WORKER_PROVIDER_BASE_URL: modelBaseUrl,
+      WORKER_PROVIDER_ENV_KEY: "STUB_MODEL_API_KEY",
+      STUB_MODEL_API_KEY: MODEL_KEY,
+      WORKER_CONFIG_OVERRIDES: "model_providers.codexproxy.request_max_retries=0\nmodel_providers.codexproxy.stream_max_retries=0",
+      WORKER_HANDSHAKE_TIMEOUT_MS: "30000",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+    detached: true,
+  });
+  processes.push({ kill: (signal) => { try { process.kill(-proxy.pid, signal); } catch {} } });
+  const port = (await awaitLine(proxy, "codex-proxy listening", (e) => e.event === "listening")).port;
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 1200; i++) {
     const res = await fetch(`${base}/readyz`).catch(() => null);
     if (res?.status === 200) break;
     await new Promise((r) => setTimeout(r, 25));
@@ -45,14 +79,16 @@ async function startProxy(env) {
   return base;
 }
 
+const modelBaseUrl = await startModelStub();
 const KEY = "sk-proxy-test-0123456789";
-const base = await startProxy({ PROXY_API_KEY: KEY, FAKE_CODEX_REPLY: "Hello there from the worker" });
+const base = await startProxy({ PROXY_API_KEY: KEY });
+const REPLY = "[[reply:Hello there from the worker]]";
 const client = new OpenAI({ apiKey: KEY, baseURL: `${base}/v1`, maxRetries: 0 });
 
 test("non-streaming chat completion through the SDK", async () => {
   const completion = await client.chat.completions.create({
     model: "gpt-5",
-    messages: [{ role: "system", content: "be brief" }, { role: "user", content: "hi" }],
+    messages: [{ role: "system", content: "be brief" }, { role: "user", content: `hi ${REPLY}` }],
   });
   assert.equal(completion.object, "chat.completion");
   assert.equal(completion.choices[0].message.role, "assistant");
@@ -64,7 +100,7 @@ test("non-streaming chat completion through the SDK", async () => {
 test("streaming chat completion with usage through the SDK", async () => {
   const stream = await client.chat.completions.create({
     model: "gpt-5",
-    messages: [{ role: "user", content: "hi" }],
+    messages: [{ role: "user", content: `hi ${REPLY}` }],
     stream: true,
     stream_options: { include_usage: true },
   });
@@ -111,20 +147,30 @@ test("errors surface as the SDK's typed errors", async () => {
 });
 
 test("tool calls through the SDK, streamed and not", async () => {
-  const toolBase = await startProxy({
-    FAKE_CODEX_REPLY: 'Let me look. <tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>',
-  });
-  const tc = new OpenAI({ apiKey: "unused", baseURL: `${toolBase}/v1`, maxRetries: 0 });
+  const toolBase = base;
+  const ask = 'weather? [[reply:Let me look. <tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>]]';
+  const tc = new OpenAI({ apiKey: KEY, baseURL: `${toolBase}/v1`, maxRetries: 0 });
   const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
-  const completion = await tc.chat.completions.create({ model: "gpt-5", messages: [{ role: "user", content: "weather?" }], tools });
+  const completion = await tc.chat.completions.create({ model: "gpt-5", messages: [{ role: "user", content: ask }], tools });
   assert.equal(completion.choices[0].finish_reason, "tool_calls");
   const call = completion.choices[0].message.tool_calls[0];
   assert.equal(call.function.name, "get_weather");
   assert.deepEqual(JSON.parse(call.function.arguments), { city: "Oslo" });
 
-  const runner = tc.chat.completions.stream({ model: "gpt-5", messages: [{ role: "user", content: "weather?" }], tools });
+  const runner = tc.chat.completions.stream({ model: "gpt-5", messages: [{ role: "user", content: ask }], tools });
   const final = await runner.finalChatCompletion();
   assert.equal(final.choices[0].finish_reason, "tool_calls");
   assert.deepEqual(JSON.parse(final.choices[0].message.tool_calls[0].function.arguments), { city: "Oslo" });
   assert.ok(!(final.choices[0].message.content ?? "").includes("<tool_call"));
+});
+
+test("a model failure surfaces as the SDK's typed 502 error with the provider's reason", async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: "gpt-5", messages: [{ role: "user", content: "[[fail:server_error:model on fire]]" }] }),
+    (err) => err instanceof OpenAI.InternalServerError && err.status === 502 && /model on fire/.test(err.message),
+  );
+  const stream = await client.chat.completions.create({
+    model: "gpt-5", stream: true, messages: [{ role: "user", content: "[[disconnect]][[slow:20]][[reply:a b c d e f]]" }],
+  });
+  await assert.rejects(async () => { for await (const _ of stream) {} }, (err) => /stream|model/i.test(err.message));
 });

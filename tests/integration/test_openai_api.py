@@ -1,20 +1,25 @@
-"""The OpenAI-compatible API over the supervised worker, over raw HTTP (the SDK tests are in node)."""
+"""The OpenAI-compatible API over raw HTTP (the SDK tests are in node), with the real
+`codex app-server` as the worker and the scripted model (tests/model-stub) in place of the OpenAI
+API: markers such as [[reply:…]] in the prompt script what the model answers, and the stub's request
+log shows what reached the model. codex-fake-worker plays only worker faults the real one cannot
+show (a slow start, a crash mid-turn, a turn/start answered late)."""
 import http.client
 import json
 import os
+import signal
 import socket
 import tempfile
 import time
 import unittest
 
-from harness import ProxyTestCase, wait_until
+from harness import MODEL_KEY, ProxyTestCase, last_user_text, messages_of, wait_until
 
 
-def chat_body(**extra):
-    return json.dumps({"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}], **extra})
+def chat_body(content="hi", **extra):
+    return json.dumps({"model": "gpt-5", "messages": [{"role": "user", "content": content}], **extra})
 
 
-def post(proxy, body, headers=None, timeout=10):
+def post(proxy, body, headers=None, timeout=30):
     return proxy.request("POST", "/v1/chat/completions", body=body,
                          headers={"Content-Type": "application/json", **(headers or {})}, timeout=timeout)
 
@@ -28,11 +33,16 @@ def sse_events(raw):
     return events
 
 
+def streamed_text(body):
+    return "".join(json.loads(e)["choices"][0]["delta"].get("content") or ""
+                   for e in sse_events(body)[:-1] if json.loads(e).get("choices"))
+
+
 class ChatCompletionTest(ProxyTestCase):
     def test_non_streaming_completion_with_usage_and_request_id(self):
-        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": "four words of reply"})
-        proxy.wait_ready()
-        status, headers, body = post(proxy, chat_body(), headers={"X-Request-Id": "client-id-1"})
+        proxy = self.start_real_proxy()
+        status, headers, body = post(proxy, chat_body("say it [[reply:four words of reply]]"),
+                                     headers={"X-Request-Id": "client-id-1"})
         self.assertEqual(status, 200, body)
         self.assertEqual(headers["X-Request-Id"], "client-id-1")
         completion = json.loads(body)
@@ -40,58 +50,69 @@ class ChatCompletionTest(ProxyTestCase):
         self.assertEqual(completion["id"], "chatcmpl-client-id-1")
         self.assertEqual(completion["choices"][0]["message"], {"role": "assistant", "content": "four words of reply"})
         self.assertEqual(completion["choices"][0]["finish_reason"], "stop")
-        self.assertEqual(completion["usage"]["completion_tokens"], 4)
+        self.assertEqual(completion["usage"]["completion_tokens"], 4)  # the model's output_tokens
+        self.assertGreater(completion["usage"]["prompt_tokens"], 0)
+        # The worker asked the configured provider with the model key and the served model.
+        [request] = self.model.requests()
+        self.assertEqual(request["headers"]["authorization"], f"Bearer {MODEL_KEY}")
+        self.assertEqual(request["body"]["model"], "gpt-5")
+        self.assertTrue(request["body"]["stream"])
         logged = proxy.find_event("request_completed")
         self.assertEqual(logged["request_id"], "client-id-1")
         self.assertEqual(logged["finish_reason"], "stop")
         self.assertNotIn("four words of reply", proxy.raw_log())  # never bodies
+        self.assertNotIn(MODEL_KEY, proxy.raw_log())
 
     def test_streaming_sends_role_deltas_finish_usage_and_done(self):
-        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": "a b c"})
-        proxy.wait_ready()
-        status, headers, body = post(proxy, chat_body(stream=True, stream_options={"include_usage": True}))
+        proxy = self.start_real_proxy()
+        status, headers, body = post(proxy, chat_body("[[reply:a b c]]", stream=True,
+                                                      stream_options={"include_usage": True}))
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/event-stream"))
         events = sse_events(body)
         self.assertEqual(events[-1], "[DONE]")
         chunks = [json.loads(e) for e in events[:-1]]
         self.assertEqual(chunks[0]["choices"][0]["delta"]["role"], "assistant")
-        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
-        self.assertEqual(text, "a b c")
+        self.assertEqual(streamed_text(body), "a b c")
+        self.assertGreaterEqual(len([c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")]), 1)
         finish = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
         self.assertEqual(finish[-1]["choices"][0]["finish_reason"], "stop")
         self.assertEqual(chunks[-1]["choices"], [])
         self.assertEqual(chunks[-1]["usage"]["completion_tokens"], 3)
 
     def test_silent_streams_get_keepalive_comments(self):
-        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": "slow reply", "FAKE_CODEX_TOKEN_DELAY_MS": "700",
-                                      "PROXY_SSE_KEEPALIVE_MS": "200"})
-        proxy.wait_ready()
-        status, _, body = post(proxy, chat_body(stream=True))
+        proxy = self.start_real_proxy(env={"PROXY_SSE_KEEPALIVE_MS": "200"})
+        status, _, body = post(proxy, chat_body("[[slow:700]][[reply:slow reply]]", stream=True))
         self.assertEqual(status, 200)
         self.assertIn(b": keepalive\n\n", body)
         self.assertTrue(body.endswith(b"data: [DONE]\n\n"))
+        self.assertEqual(streamed_text(body), "slow reply")
 
-    def test_the_conversation_and_instructions_reach_the_worker(self):
-        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": "{echo}"})
-        proxy.wait_ready()
-        messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one"},
-                    {"role": "assistant", "content": "two"}, {"role": "user", "content": [{"type": "text", "text": "three"}]}]
+    def test_the_conversation_and_instructions_reach_the_model_as_documented(self):
+        proxy = self.start_real_proxy()
+        messages = [{"role": "system", "content": "be brief"}, {"role": "developer", "content": "answer in English"},
+                    {"role": "user", "content": "one"}, {"role": "assistant", "content": "two"},
+                    {"role": "tool", "tool_call_id": "call_7", "content": "sunny"},
+                    {"role": "user", "content": [{"type": "text", "text": "three"}]}]
         status, _, body = post(proxy, json.dumps({"messages": messages}))
         self.assertEqual(status, 200, body)
-        self.assertEqual(json.loads(body)["choices"][0]["message"]["content"],
-                         "[user]\none\n\n[assistant]\ntwo\n\n[user]\nthree")
+        [request] = self.model.requests()
+        # system + developer → the thread's base instructions: codex's first developer message.
+        self.assertEqual(messages_of(request["body"], "developer")[0], "be brief\n\nanswer in English")
+        self.assertEqual(last_user_text(request["body"]),
+                         "[user]\none\n\n[assistant]\ntwo\n\n[tool result call_7]\nsunny\n\n[user]\nthree")
+        self.assertEqual(json.loads(body)["choices"][0]["message"]["content"], "Hello from the model stub.")
 
     def test_models_lists_the_configured_model_and_aliases_which_requests_may_use(self):
-        proxy = self.start_proxy(env={"CODEX_MODEL": "gpt-5-codex", "PROXY_MODEL_ALIASES": "gpt-4o, codex ,"})
+        proxy = self.start_real_proxy(env={"CODEX_MODEL": "gpt-5-codex", "PROXY_MODEL_ALIASES": "gpt-4o, codex ,"})
         status, body = proxy.get_json("/v1/models")
         self.assertEqual(status, 200)
         self.assertEqual(body["object"], "list")
         self.assertEqual([m["id"] for m in body["data"]], ["gpt-5-codex", "gpt-4o", "codex"])
-        proxy.wait_ready()
         status, _, raw = post(proxy, chat_body(model="gpt-4o"))
         self.assertEqual(status, 200, raw)
         self.assertEqual(json.loads(raw)["model"], "gpt-4o")
+        self.assertEqual(self.model.requests()[-1]["body"]["model"], "gpt-5-codex")  # what the worker runs
         status, _, _ = post(proxy, chat_body(model="gpt-5"))
         self.assertEqual(status, 404)
 
@@ -104,9 +125,8 @@ TOOL_REPLY = 'Checking. <tool_call>{"name": "get_weather", "arguments": {"city":
 
 class ToolCallTest(ProxyTestCase):
     def test_a_tool_call_in_the_reply_becomes_tool_calls_with_finish_reason_tool_calls(self):
-        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": TOOL_REPLY})
-        proxy.wait_ready()
-        status, _, raw = post(proxy, chat_body(tools=TOOLS))
+        proxy = self.start_real_proxy()
+        status, _, raw = post(proxy, chat_body(f"weather? [[reply:{TOOL_REPLY}]]", tools=TOOLS))
         self.assertEqual(status, 200, raw)
         choice = json.loads(raw)["choices"][0]
         self.assertEqual(choice["finish_reason"], "tool_calls")
@@ -115,11 +135,14 @@ class ToolCallTest(ProxyTestCase):
         self.assertEqual(call["type"], "function")
         self.assertEqual(call["function"]["name"], "get_weather")
         self.assertEqual(json.loads(call["function"]["arguments"]), {"city": "Paris"})
+        # The tools and the calling convention reached the model in the instructions.
+        instructions = messages_of(self.model.requests()[-1]["body"], "developer")[0]
+        self.assertIn("get_weather", instructions)
+        self.assertIn("<tool_call>", instructions)
 
     def test_streamed_tool_calls_are_buffered_never_leaked_half_way(self):
-        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": TOOL_REPLY, "FAKE_CODEX_TOKEN_DELAY_MS": "5"})
-        proxy.wait_ready()
-        status, _, body = post(proxy, chat_body(tools=TOOLS, stream=True))
+        proxy = self.start_real_proxy()
+        status, _, body = post(proxy, chat_body(f"[[slow:5]][[reply:{TOOL_REPLY}]]", tools=TOOLS, stream=True))
         self.assertEqual(status, 200)
         chunks = [json.loads(e) for e in sse_events(body)[:-1]]
         content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
@@ -132,25 +155,75 @@ class ToolCallTest(ProxyTestCase):
         self.assertEqual(chunks[-1]["choices"][0]["finish_reason"], "tool_calls")
 
     def test_a_reply_that_ends_inside_a_call_is_given_back_as_text(self):
-        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": 'Sure <tool_call>{"name": "get_weather"'})
-        proxy.wait_ready()
-        status, _, raw = post(proxy, chat_body(tools=TOOLS))
+        proxy = self.start_real_proxy()
+        status, _, raw = post(proxy, chat_body('[[reply:Sure <tool_call>{"name": "get_weather"]]', tools=TOOLS))
         self.assertEqual(status, 200)
         choice = json.loads(raw)["choices"][0]
         self.assertEqual(choice["finish_reason"], "stop")
         self.assertEqual(choice["message"]["content"], 'Sure <tool_call>{"name": "get_weather"')
 
     def test_without_tools_the_text_passes_through_untouched(self):
-        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": TOOL_REPLY})
-        proxy.wait_ready()
-        status, _, raw = post(proxy, chat_body())
+        proxy = self.start_real_proxy()
+        status, _, raw = post(proxy, chat_body(f"[[reply:{TOOL_REPLY}]]"))
         self.assertEqual(json.loads(raw)["choices"][0]["message"]["content"], TOOL_REPLY)
+
+
+class ModelFailureTest(ProxyTestCase):
+    """What the model provider does wrong reaches the client as a 502 with the provider's reason
+    (secrets redacted), or as an SSE error event + [DONE]; the worker stays up."""
+
+    def assert_model_error(self, proxy, prompt, retryable=True, contains=None):
+        status, _, raw = post(proxy, chat_body(prompt))
+        self.assertEqual(status, 502, raw)
+        error = json.loads(raw)["error"]
+        self.assertEqual(error["code"], "model_error")
+        self.assertEqual(error.get("retryable", False), retryable, error)
+        if contains:
+            self.assertIn(contains, error["message"])
+        return error
+
+    def test_failures_401_500_garbage_and_early_close_are_502_and_the_worker_stays_up(self):
+        proxy = self.start_real_proxy()
+        error = self.assert_model_error(proxy, f"[[fail:server_error:overloaded, key {MODEL_KEY}]]",
+                                        contains="overloaded")
+        self.assertNotIn(MODEL_KEY, error["message"])
+        self.assertIn("[REDACTED]", error["message"])
+        self.assert_model_error(proxy, "[[status:401]]", retryable=False, contains="401")
+        self.assert_model_error(proxy, "[[status:500]]")
+        self.assert_model_error(proxy, "[[garbage]]", contains="stream")
+        self.assert_model_error(proxy, "[[disconnect]][[reply:a b c d e f]]", contains="stream")
+        status, _, _ = post(proxy, chat_body("[[reply:still here]]"))
+        self.assertEqual(status, 200)
+        self.assertEqual(proxy.readyz()[1]["worker"]["restarts_total"], 0)
+        self.assertNotIn(MODEL_KEY, proxy.raw_log())
+
+    def test_a_model_failure_mid_stream_is_an_error_event_then_done(self):
+        proxy = self.start_real_proxy()
+        status, _, body = post(proxy, chat_body("[[disconnect]][[slow:20]][[reply:one two three four]]", stream=True))
+        self.assertEqual(status, 200)
+        events = sse_events(body)
+        self.assertEqual(events[-1], "[DONE]")
+        error = json.loads(events[-2])["error"]
+        self.assertEqual(error["code"], "model_error")
+        self.assertTrue(error["retryable"])
+
+    def test_a_model_that_never_answers_gives_504_and_the_turn_is_interrupted(self):
+        proxy = self.start_real_proxy(env={"WORKER_REQUEST_TIMEOUT_MS": "1500"})
+        started = time.monotonic()
+        status, _, raw = post(proxy, chat_body("[[hang]]"))
+        self.assertEqual(status, 504, raw)
+        self.assertGreater(time.monotonic() - started, 1.4)
+        self.assertEqual(json.loads(raw)["error"]["code"], "timeout")
+        # turn/interrupt made the worker drop its request to the model.
+        wait_until(lambda: self.model.events("client_disconnected"), 10, message="the model request to be dropped")
+        status, _, _ = post(proxy, chat_body())
+        self.assertEqual(status, 200)
+        self.assertEqual(proxy.readyz()[1]["worker"]["restarts_total"], 0)
 
 
 class BadRequestTest(ProxyTestCase):
     def setUp(self):
-        self.proxy = self.start_proxy()
-        self.proxy.wait_ready()
+        self.proxy = self.start_real_proxy()
 
     def assert_error(self, status, body, param=None, contains=None, headers=None):
         got, _, raw = post(self.proxy, body, headers=headers)
@@ -181,6 +254,7 @@ class BadRequestTest(ProxyTestCase):
                           param="tools[0].function.name")
         ok, _, _ = post(self.proxy, chat_body(temperature=0.2, user="x", unknown_field={"a": 1}))
         self.assertEqual(ok, 200)
+        self.assertEqual(len(self.model.requests()), 1)  # refused requests never reach the model
         # Ingress and early egress are logged with the request id; bodies never are.
         received = self.proxy.events("request_received")
         refused = self.proxy.events("request_refused")
@@ -203,8 +277,7 @@ class BadRequestTest(ProxyTestCase):
 
 class AuthAndMaintenanceTest(ProxyTestCase):
     def test_api_key_is_required_on_v1_but_not_on_probes(self):
-        proxy = self.start_proxy(env={"PROXY_API_KEY": "sk-test-key-123456"})
-        proxy.wait_ready()
+        proxy = self.start_real_proxy(env={"PROXY_API_KEY": "sk-test-key-123456"})
         status, _, raw = post(proxy, chat_body())
         self.assertEqual(status, 401)
         self.assertEqual(json.loads(raw)["error"]["code"], "invalid_api_key")
@@ -215,17 +288,19 @@ class AuthAndMaintenanceTest(ProxyTestCase):
         self.assertEqual(proxy.request("GET", "/v1/models")[0], 401)
         self.assertEqual(proxy.request("GET", "/readyz")[0], 200)
         self.assertNotIn("sk-test-key-123456", proxy.raw_log())
+        # The proxy's key is the proxy's: the model gets its own key, never the clients'.
+        self.assertEqual([r["headers"]["authorization"] for r in self.model.requests()], [f"Bearer {MODEL_KEY}"])
 
     def test_maintenance_answers_503_with_retry_after_while_probes_stay_200(self):
-        proxy = self.start_proxy(env={"PROXY_MAINTENANCE_MODE": "true", "PROXY_MAINTENANCE_RETRY_AFTER_S": "30"})
-        ready = proxy.wait_ready()
-        self.assertTrue(ready["maintenance"])
+        proxy = self.start_real_proxy(env={"PROXY_MAINTENANCE_MODE": "true", "PROXY_MAINTENANCE_RETRY_AFTER_S": "30"})
+        self.assertTrue(proxy.readyz()[1]["maintenance"])
         status, headers, raw = post(proxy, chat_body())
         self.assertEqual(status, 503)
         self.assertEqual(headers["Retry-After"], "30")
         error = json.loads(raw)["error"]
         self.assertTrue(error["retryable"])
         self.assertEqual(error["code"], "maintenance")
+        self.assertEqual(self.model.requests(), [])
 
 
 class MaintenanceEndpointTest(ProxyTestCase):
@@ -236,8 +311,7 @@ class MaintenanceEndpointTest(ProxyTestCase):
         return proxy.request(method, "/internal/maintenance", body=body and json.dumps(body), headers=headers)
 
     def test_toggling_maintenance_answers_503_then_restores_service_and_probes_stay_200(self):
-        proxy = self.start_proxy(env={"PROXY_ADMIN_TOKEN": "admin-secret-1234"})
-        proxy.wait_ready()
+        proxy = self.start_real_proxy(env={"PROXY_ADMIN_TOKEN": "admin-secret-1234"})
         self.assertEqual(self.admin(proxy, "GET")[0], 200)
         status, _, raw = self.admin(proxy, "POST", {"enabled": True, "retry_after_s": 45})
         self.assertEqual(status, 200, raw)
@@ -274,7 +348,7 @@ class MaintenanceEndpointTest(ProxyTestCase):
 
 class WorkerTroubleTest(ProxyTestCase):
     def test_worker_not_ready_gives_503_retryable(self):
-        proxy = self.start_proxy(env={"FAKE_CODEX_STARTUP_DELAY_MS": "3000"})
+        proxy = self.start_proxy(env={"FAKE_CODEX_STARTUP_DELAY_MS": "3000"})  # a slow start: the fake
         status, headers, raw = post(proxy, chat_body())
         self.assertEqual(status, 503)
         self.assertIn("Retry-After", headers)
@@ -282,56 +356,49 @@ class WorkerTroubleTest(ProxyTestCase):
         self.assertTrue(error["retryable"])
         self.assertEqual(error["code"], "worker_not_ready")
 
-    def test_timeout_gives_504_interrupts_the_turn_and_the_worker_stays_usable(self):
-        with tempfile.NamedTemporaryFile(delete=False) as log:
-            pass
-        self.addCleanup(os.remove, log.name)
-        proxy = self.start_proxy(env={"FAKE_CODEX_HANG_TURNS": "1", "FAKE_CODEX_LOG": log.name,
-                                      "WORKER_REQUEST_TIMEOUT_MS": "500"})
-        proxy.wait_ready()
-        started = time.monotonic()
-        status, _, raw = post(proxy, chat_body())
-        self.assertEqual(status, 504, raw)
-        self.assertGreater(time.monotonic() - started, 0.4)
-        self.assertEqual(json.loads(raw)["error"]["code"], "timeout")
-        wait_until(lambda: "turn/interrupt" in _read(log.name).split(), 5, message="turn/interrupt")
-        status, _, _ = post(proxy, chat_body())
-        self.assertEqual(status, 200)
-        self.assertEqual(proxy.readyz()[1]["worker"]["restarts_total"], 0)
-
     def test_full_queue_gives_429_with_retry_after(self):
-        with tempfile.NamedTemporaryFile(delete=False) as log:
-            pass
-        self.addCleanup(os.remove, log.name)
-        proxy = self.start_proxy(env={"FAKE_CODEX_HANG_TURNS": "all", "WORKER_MAX_CONCURRENCY": "1",
-                                      "PROXY_QUEUE_MAX": "0", "WORKER_REQUEST_TIMEOUT_MS": "3000",
-                                      "FAKE_CODEX_LOG": log.name})
-        proxy.wait_ready()
+        proxy = self.start_real_proxy(env={"WORKER_MAX_CONCURRENCY": "1", "PROXY_QUEUE_MAX": "0",
+                                           "WORKER_REQUEST_TIMEOUT_MS": "5000"})
         hung = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
         self.addCleanup(hung.close)
-        hung.request("POST", "/v1/chat/completions", body=chat_body(), headers={"Content-Type": "application/json"})
-        wait_until(lambda: "turn/start" in _read(log.name).split(), 5, message="the first turn to hold the slot")
+        hung.request("POST", "/v1/chat/completions", body=chat_body("[[hang]]"),
+                     headers={"Content-Type": "application/json"})
+        wait_until(lambda: self.model.requests(), 10, message="the first turn to reach the model")
         status, headers, raw = post(proxy, chat_body())
         self.assertEqual(status, 429)
         self.assertEqual(headers["Retry-After"], "1")
         self.assertEqual(json.loads(raw)["error"]["code"], "queue_full")
 
-    def test_client_disconnect_interrupts_the_turn(self):
+    def test_client_disconnect_interrupts_the_turn_and_frees_the_slot(self):
+        proxy = self.start_real_proxy(env={"WORKER_MAX_CONCURRENCY": "1", "PROXY_QUEUE_MAX": "0"})
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+            body = chat_body("[[hang]]", stream=True).encode()
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            self.assertIn(b"200 OK", s.recv(4096))
+            wait_until(lambda: self.model.requests(), 10, message="the turn to reach the model")
+        # The worker was told to interrupt: it dropped its request to the model.
+        wait_until(lambda: self.model.events("client_disconnected"), 10, message="the model request to be dropped")
+        self.assertTrue(proxy.find_event("client_disconnected"))
+        status, _, _ = post(proxy, chat_body("[[reply:next]]"))  # the slot was freed
+        self.assertEqual(status, 200)
+
+    def test_a_client_gone_before_turn_start_is_answered_still_interrupts_the_turn(self):
+        # The window between turn/start and its answer is milliseconds on the real worker: the fake
+        # widens it.
         with tempfile.NamedTemporaryFile(delete=False) as log:
             pass
         self.addCleanup(os.remove, log.name)
-        proxy = self.start_proxy(env={"FAKE_CODEX_HANG_TURNS": "all", "FAKE_CODEX_LOG": log.name,
-                                      "WORKER_MAX_CONCURRENCY": "1", "PROXY_QUEUE_MAX": "0"})
+        proxy = self.start_proxy(env={"FAKE_CODEX_TURN_START_DELAY_MS": "800", "FAKE_CODEX_HANG_TURNS": "all",
+                                      "FAKE_CODEX_LOG": log.name})
         proxy.wait_ready()
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
             body = chat_body(stream=True).encode()
             s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-            self.assertIn(b"200 OK", s.recv(4096))
+            wait_until(lambda: "turn/start" in _read(log.name).split(), 5, message="turn/start")
         wait_until(lambda: "turn/interrupt" in _read(log.name).split(), 5, message="turn/interrupt")
-        self.assertTrue(proxy.find_event("client_disconnected"))
-        # The slot was freed at once: the next request is admitted (and hangs until its own timeout).
-        wait_until(lambda: _admitted(proxy), 5, message="the freed slot")
+        self.assertTrue(proxy.find_event("late_turn_interrupted"))
 
     def test_worker_crash_mid_stream_sends_an_error_event_then_done(self):
         proxy = self.start_proxy(env={"FAKE_CODEX_CRASH_AFTER_TURNS": "0", "FAKE_CODEX_REPLY": "a b c d e f",
@@ -349,37 +416,36 @@ class WorkerTroubleTest(ProxyTestCase):
         self.assertEqual(status, 502, raw)  # crashes again mid-turn (every turn does), JSON this time
         self.assertEqual(json.loads(raw)["error"]["code"], "worker_unavailable")
 
+    def test_after_the_real_worker_is_killed_it_restarts_and_the_next_request_works(self):
+        proxy = self.start_real_proxy(env={"WORKER_BACKOFF_INITIAL_MS": "50"})
+        pid = proxy.readyz()[1]["worker"]["pid"]
+        os.killpg(pid, signal.SIGKILL)
+        wait_until(lambda: proxy.readyz()[1]["worker"]["restarts_total"] == 1 and proxy.readyz()[0] == 200,
+                   60, interval=0.05, message="the worker back after its restart")
+        self.assertNotEqual(proxy.readyz()[1]["worker"]["pid"], pid)
+        status, _, raw = post(proxy, chat_body("[[reply:back again]]"))
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(json.loads(raw)["choices"][0]["message"]["content"], "back again")
+
     def test_sigterm_lets_an_in_flight_stream_finish(self):
-        import signal
-        proxy = self.start_proxy(env={"FAKE_CODEX_REPLY": "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10",
-                                      "FAKE_CODEX_TOKEN_DELAY_MS": "100", "WORKER_SHUTDOWN_GRACE_MS": "5000"})
-        proxy.wait_ready()
-        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        proxy = self.start_real_proxy(env={"WORKER_SHUTDOWN_GRACE_MS": "10000"})
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=20)
         self.addCleanup(conn.close)
-        conn.request("POST", "/v1/chat/completions", body=chat_body(stream=True),
+        conn.request("POST", "/v1/chat/completions",
+                     body=chat_body("[[slow:100]][[reply:w1 w2 w3 w4 w5 w6 w7 w8 w9 w10]]", stream=True),
                      headers={"Content-Type": "application/json"})
         response = conn.getresponse()
-        time.sleep(0.2)
+        wait_until(lambda: self.model.requests(), 10, message="the turn to reach the model")
         proxy.signal(signal.SIGTERM)
         body = response.read()
         self.assertTrue(body.endswith(b"data: [DONE]\n\n"))
-        text = "".join(json.loads(e)["choices"][0]["delta"].get("content", "")
-                       for e in sse_events(body)[:-1] if json.loads(e).get("choices"))
-        self.assertEqual(text, "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10")
-        self.assertEqual(proxy.wait_exit(timeout=10), 0)
+        self.assertEqual(streamed_text(body), "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10")
+        self.assertEqual(proxy.wait_exit(timeout=20), 0)
 
 
 def _read(path):
     with open(path) as f:
         return f.read()
-
-
-def _admitted(proxy):
-    try:
-        post(proxy, chat_body(), timeout=0.5)
-    except (TimeoutError, socket.timeout):
-        return True  # admitted: it waits on the hung worker
-    return False
 
 
 if __name__ == "__main__":

@@ -39,6 +39,13 @@ def message_text(item):
     return ""
 
 
+def messages_of(body, role):
+    """The texts of a request's input messages of one role, in order (for tests)."""
+    items = body.get("input") if isinstance(body, dict) else None
+    return [message_text(i) for i in (items if isinstance(items, list) else [])
+            if isinstance(i, dict) and i.get("role") == role and i.get("type", "message") == "message"]
+
+
 def last_user_text(body):
     """The text of the last user message of a Responses request (codex sends `input` items)."""
     items = body.get("input")

@@ -37,7 +37,9 @@ class Proxy:
         self.log_path = os.path.join(self.workdir.name, "proxy.log")
         self.stderr_path = os.path.join(self.workdir.name, "proxy.stderr")
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("FAKE_CODEX_", "WORKER_", "PROXY_"))}
-        full_env.update({"PORT": "0", "CODEX_BIN": codex_bin, "PROXY_HOST": "127.0.0.1"})
+        full_env.update({"PORT": "0", "PROXY_HOST": "127.0.0.1"})
+        if codex_bin:  # None: the env says which worker
+            full_env["CODEX_BIN"] = codex_bin
         full_env.update(env or {})
         self.seen_worker_pids = set()
         with open(self.log_path, "wb") as out, open(self.stderr_path, "wb") as err:
