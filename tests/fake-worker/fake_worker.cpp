@@ -31,6 +31,8 @@ struct Script {
   std::string reply = "Hello from codex-fake-worker.";
   long token_delay_ms = 0;
   long turn_start_delay_ms = 0;  // turn/start is answered this late (a client may leave meanwhile)
+  long retry_errors = 0;         // `error` notifications with willRetry:true before each reply
+  std::string turn_fail;         // each turn fails with this message (an `error`, status failed)
   long hang_turns = 0;  // the first N turns never finish on their own; -1 = all of them
   std::string log_path;
   long shutdown_delay_ms = 0;  // on SIGTERM or stdin EOF, linger this long before exiting
@@ -38,6 +40,14 @@ struct Script {
 };
 
 long g_shutdown_delay_ms = 0;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t now_s() { return now_ms() / 1000; }
 
 void linger_then_exit(int) {
   timespec delay{g_shutdown_delay_ms / 1000, (g_shutdown_delay_ms % 1000) * 1000000L};
@@ -75,6 +85,8 @@ Script load_script() {
   s.reply = env_string("FAKE_CODEX_REPLY", s.reply);
   s.token_delay_ms = env_long("FAKE_CODEX_TOKEN_DELAY_MS", 0);
   s.turn_start_delay_ms = env_long("FAKE_CODEX_TURN_START_DELAY_MS", 0);
+  s.retry_errors = env_long("FAKE_CODEX_RETRY_ERRORS", 0);
+  s.turn_fail = env_string("FAKE_CODEX_TURN_FAIL", "");
   const std::string hang = env_string("FAKE_CODEX_HANG_TURNS", "0");
   s.hang_turns = (hang == "all" || hang == "true") ? -1 : env_long("FAKE_CODEX_HANG_TURNS", 0);
   s.log_path = env_string("FAKE_CODEX_LOG", "");
@@ -198,23 +210,49 @@ class FakeWorker {
     if (script_.handshake_fail == "hang") return;
     if (script_.handshake_fail == "error") return fail(id, -32603, "scripted handshake failure");
     initialize_answered_ = true;
+    const char* home = std::getenv("CODEX_HOME");
     reply(id, {{"userAgent", "codex-fake-worker/0.1.0"},
+               {"codexHome", home != nullptr ? home : "/nonexistent/.codex"},
                {"platformFamily", "unix"},
                {"platformOs", "linux"}});
   }
 
+  // A thread object as the real app server renders it (the fields its schema requires).
+  json thread_object(const std::string& thread_id, const json& params) const {
+    return {{"id", thread_id},
+            {"sessionId", thread_id},
+            {"preview", ""},
+            {"ephemeral", params.value("ephemeral", false)},
+            {"projectId", nullptr},
+            {"modelProvider", "fake"},
+            {"model", params.value("model", "gpt-5")},
+            {"createdAt", now_s()},
+            {"updatedAt", now_s()},
+            {"status", {{"type", "idle"}}},
+            {"path", nullptr},
+            {"cwd", params.value("cwd", "/")},
+            {"cliVersion", "0.1.0"},
+            {"source", "appServer"},
+            {"turns", json::array()}};
+  }
+
   void on_thread_start(const json& id, const json& params) {
     const std::string thread_id = "thr_fake_" + std::to_string(++thread_count_);
-    json thread = {{"id", thread_id},
-                   {"ephemeral", params.value("ephemeral", false)},
-                   {"cwd", params.value("cwd", "/")},
-                   {"status", {{"type", "idle"}}},
-                   {"turns", json::array()}};
+    const json thread = thread_object(thread_id, params);
     threads_[thread_id] = true;
-    reply(
-        id,
-        {{"thread", thread}, {"model", params.value("model", "gpt-5")}, {"modelProvider", "fake"}});
+    reply(id, {{"thread", thread},
+               {"model", params.value("model", "gpt-5")},
+               {"modelProvider", "fake"},
+               {"cwd", params.value("cwd", "/")},
+               {"approvalPolicy", params.value("approvalPolicy", "never")},
+               {"approvalsReviewer", "user"},
+               {"sandbox", {{"type", "readOnly"}, {"networkAccess", false}}},
+               {"reasoningEffort", nullptr}});
     notify("thread/started", {{"thread", thread}});
+    // The real server warns when it has no metadata for the model; the proxy must ignore it.
+    notify("warning", {{"threadId", thread_id},
+                       {"message", "Model metadata for `" + params.value("model", "gpt-5") +
+                                       "` not found (codex-fake-worker)."}});
   }
 
   void on_turn_start(const json& id, const json& params) {
@@ -235,6 +273,8 @@ class FakeWorker {
       std::this_thread::sleep_for(std::chrono::milliseconds(script_.turn_start_delay_ms));
     }
     reply(id, {{"turn", turn_json}});
+    notify("thread/status/changed",
+           {{"threadId", thread_id}, {"status", {{"type", "active"}, {"activeFlags", json::array()}}}});
     notify("turn/started", {{"threadId", thread_id}, {"turn", turn_json}});
     const bool crash = script_.crash_after_turns >= 0 && index >= script_.crash_after_turns;
     const bool hang = script_.hang_turns < 0 || index < script_.hang_turns;
@@ -257,6 +297,22 @@ class FakeWorker {
     const std::string item_id = "msg_" + turn.turn_id;
     const std::string text = script_.reply == "{echo}" ? prompt : script_.reply;
     const auto tokens = tokens_of(text);
+    const auto started_ms = now_ms();
+    for (long i = 0; i < script_.retry_errors && !turn.interrupted; ++i) {
+      notify("error", {{"threadId", turn.thread_id},
+                       {"turnId", turn.turn_id},
+                       {"willRetry", true},
+                       {"error",
+                        {{"message", "Reconnecting... " + std::to_string(i + 1) + "/5"},
+                         {"codexErrorInfo", {{"responseStreamDisconnected", {{"httpStatusCode", nullptr}}}}},
+                         {"additionalDetails", "codex-fake-worker: a scripted retry"}}}});
+    }
+    if (!script_.turn_fail.empty()) return finish_turn(turn, "failed", json::array(), started_ms);
+    json item = {{"type", "agentMessage"}, {"id", item_id}, {"text", ""}};
+    notify("item/started", {{"threadId", turn.thread_id},
+                            {"turnId", turn.turn_id},
+                            {"startedAtMs", started_ms},
+                            {"item", item}});
     std::string said;
     std::size_t sent = 0;
     for (const auto& token : tokens) {
@@ -274,30 +330,49 @@ class FakeWorker {
     }
     if (crash) std::_Exit(script_.exit_code);
     while (hang && !turn.interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    const bool interrupted = turn.interrupted;
-    if (!interrupted) {
-      notify("item/completed",
-             {{"threadId", turn.thread_id},
-              {"turnId", turn.turn_id},
-              {"item", {{"type", "agentMessage"}, {"id", item_id}, {"text", said}}}});
-      const long input_tokens = static_cast<long>(prompt.size() / 4 + 1);
-      const long output_tokens = static_cast<long>(sent);
-      json usage = {{"inputTokens", input_tokens},
-                    {"cachedInputTokens", 0},
-                    {"outputTokens", output_tokens},
-                    {"reasoningOutputTokens", 0},
-                    {"totalTokens", input_tokens + output_tokens}};
-      notify("thread/tokenUsage/updated",
-             {{"threadId", turn.thread_id},
-              {"turnId", turn.turn_id},
-              {"tokenUsage", {{"total", usage}, {"last", usage}, {"modelContextWindow", 200000}}}});
+    item["text"] = said;
+    notify("item/completed", {{"threadId", turn.thread_id},
+                              {"turnId", turn.turn_id},
+                              {"completedAtMs", now_ms()},
+                              {"item", item}});
+    if (turn.interrupted) return finish_turn(turn, "interrupted", json::array({item}), started_ms);
+    const long input_tokens = static_cast<long>(prompt.size() / 4 + 1);
+    const long output_tokens = static_cast<long>(sent);
+    json usage = {{"inputTokens", input_tokens},
+                  {"cachedInputTokens", 0},
+                  {"outputTokens", output_tokens},
+                  {"reasoningOutputTokens", 0},
+                  {"totalTokens", input_tokens + output_tokens}};
+    notify("thread/tokenUsage/updated",
+           {{"threadId", turn.thread_id},
+            {"turnId", turn.turn_id},
+            {"tokenUsage", {{"total", usage}, {"last", usage}, {"modelContextWindow", 200000}}}});
+    finish_turn(turn, "completed", json::array({item}), started_ms);
+  }
+
+  // turn/completed, as the real server sends it (a failed turn is announced by an `error` first).
+  void finish_turn(const Turn& turn, const std::string& status, json items,
+                   std::int64_t started_ms) {
+    json error = nullptr;
+    if (status == "failed") {
+      error = {{"message", script_.turn_fail},
+               {"codexErrorInfo", "internalServerError"},
+               {"additionalDetails", nullptr}};
+      notify("error", {{"threadId", turn.thread_id},
+                       {"turnId", turn.turn_id},
+                       {"willRetry", false},
+                       {"error", error}});
     }
+    notify("thread/status/changed", {{"threadId", turn.thread_id}, {"status", {{"type", "idle"}}}});
     notify("turn/completed", {{"threadId", turn.thread_id},
                               {"turn",
                                {{"id", turn.turn_id},
-                                {"status", interrupted ? "interrupted" : "completed"},
-                                {"items", json::array()},
-                                {"error", nullptr}}}});
+                                {"status", status},
+                                {"items", std::move(items)},
+                                {"error", error},
+                                {"startedAt", started_ms / 1000},
+                                {"completedAt", now_s()},
+                                {"durationMs", now_ms() - started_ms}}}});
   }
 
   Script script_;
