@@ -1,6 +1,9 @@
 #include "controller/codexproxy_spec.h"
 
+#include <algorithm>
 #include <regex>
+
+#include "common/codex_config.h"
 
 namespace cxp::controller {
 namespace {
@@ -40,7 +43,48 @@ void read_probe(const json& probes, const char* key, ProbeTiming& timing,
   read(probe, "failureThreshold", timing.failure_threshold, path, problems);
 }
 
+void read_secret_ref(const json& parent, const char* key, SecretKeyRef& ref, const std::string& path,
+                     std::vector<std::string>& problems) {
+  const auto& object = child(parent, key);
+  read(object, "name", ref.name, path + "." + key, problems);
+  read(object, "key", ref.key, path + "." + key, problems);
+}
+
+void read_worker_model(const json& worker, CodexProxySpec& out, std::vector<std::string>& problems) {
+  read_secret_ref(child(worker, "credentials"), "apiKeySecret", out.credentials.api_key,
+                  "spec.worker.credentials", problems);
+  read_secret_ref(child(worker, "credentials"), "authJsonSecret", out.credentials.auth_json,
+                  "spec.worker.credentials", problems);
+  const auto& provider = child(worker, "provider");
+  read(provider, "name", out.provider.name, "spec.worker.provider", problems);
+  read(provider, "baseURL", out.provider.base_url, "spec.worker.provider", problems);
+  read(provider, "wireAPI", out.provider.wire_api, "spec.worker.provider", problems);
+  read(provider, "envKey", out.provider.env_key, "spec.worker.provider", problems);
+  for (const auto& [key, value] : child(worker, "configOverrides").items()) {
+    if (!value.is_string()) {
+      problems.push_back("spec.worker.configOverrides." + key +
+                         ": expected a string (TOML text; quote numbers and booleans), found " +
+                         value.dump());
+      continue;
+    }
+    out.config_overrides[key] = value.get<std::string>();
+  }
+}
+
 }  // namespace
+
+std::vector<SecretUse> referenced_secrets(const CodexProxySpec& spec) {
+  std::vector<SecretUse> out;
+  const std::pair<const char*, const SecretKeyRef*> all[] = {
+      {"spec.apiKeySecret", &spec.api_key_secret},
+      {"spec.adminTokenSecret", &spec.admin_token_secret},
+      {"spec.worker.credentials.apiKeySecret", &spec.credentials.api_key},
+      {"spec.worker.credentials.authJsonSecret", &spec.credentials.auth_json}};
+  for (const auto& [field, ref] : all) {
+    if (!ref->name.empty()) out.push_back({field, *ref});
+  }
+  return out;
+}
 
 CodexProxy parse_codexproxy(const json& object, std::vector<std::string>& problems) {
   CodexProxy proxy;
@@ -59,6 +103,7 @@ CodexProxy parse_codexproxy(const json& object, std::vector<std::string>& proble
   read(worker, "maxConcurrency", out.max_concurrency, "spec.worker", problems);
   read(worker, "requestTimeoutSeconds", out.request_timeout_seconds, "spec.worker", problems);
   read(worker, "drainSeconds", out.drain_seconds, "spec.worker", problems);
+  read_worker_model(worker, out, problems);
   const auto& backoff = child(worker, "backoff");
   read(backoff, "initialMs", out.backoff_initial_ms, "spec.worker.backoff", problems);
   read(backoff, "maxMs", out.backoff_max_ms, "spec.worker.backoff", problems);
@@ -100,6 +145,38 @@ std::vector<std::string> validate_spec(const CodexProxySpec& spec) {
     problems.push_back("spec.image: '" + spec.image.substr(0, 128) +
                        "' is not a valid image reference (expected [registry/]repository[:tag]"
                        "[@digest], repository in lower case)");
+  }
+  const auto& provider = spec.provider;
+  if (!provider.base_url.empty() && !is_http_url(provider.base_url)) {
+    problems.push_back("spec.worker.provider.baseURL: '" + provider.base_url.substr(0, 128) +
+                       "' is not an http(s) URL with a host");
+  }
+  if (provider.wire_api != "responses") {
+    problems.push_back("spec.worker.provider.wireAPI: '" + provider.wire_api.substr(0, 64) +
+                       "' is not supported (codex speaks only 'responses')");
+  }
+  if (!provider.env_key.empty() &&
+      (!is_env_var_name(provider.env_key) || is_reserved_env_var(provider.env_key))) {
+    problems.push_back("spec.worker.provider.envKey: '" + provider.env_key.substr(0, 128) +
+                       "' is not usable (expected [A-Za-z_][A-Za-z0-9_]*, not a variable of "
+                       "codex-proxy such as PROXY_*, WORKER_*, CODEX_*, POD_*)");
+  }
+  if (!spec.credentials.api_key.name.empty() && !spec.credentials.auth_json.name.empty()) {
+    problems.push_back("spec.worker.credentials: set apiKeySecret or authJsonSecret, not both");
+  }
+  if (spec.config_overrides.size() > 64) {
+    problems.push_back("spec.worker.configOverrides: " +
+                       std::to_string(spec.config_overrides.size()) + " keys; at most 64");
+  }
+  for (const auto& [key, value] : spec.config_overrides) {
+    const bool control = std::any_of(value.begin(), value.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20 && c != '\t';
+    });
+    if (!is_codex_config_key(key) || value.empty() || value.size() > 4096 || control) {
+      problems.push_back("spec.worker.configOverrides." + key.substr(0, 128) +
+                         ": expected a dotted key of [A-Za-z0-9_-] and a one-line value of 1-4096 "
+                         "characters");
+    }
   }
   if (spec.backoff_initial_ms > spec.backoff_max_ms) {
     problems.push_back("spec.worker.backoff: initialMs " + std::to_string(spec.backoff_initial_ms) +

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -11,6 +12,21 @@ namespace cxp::controller {
 struct SecretKeyRef {
   std::string name;
   std::string key;
+};
+
+// Where the worker's model is (a codex custom provider); empty base URL: not set.
+struct ProviderSpec {
+  std::string name;
+  std::string base_url;
+  std::string wire_api = "responses";
+  std::string env_key;  // empty: OPENAI_API_KEY
+};
+
+// The worker's model credential: an API key (into the provider's env_key variable) or a ChatGPT
+// login's auth.json (mounted read-only, copied into CODEX_HOME by the proxy).
+struct WorkerCredentials {
+  SecretKeyRef api_key{"", "apiKey"};
+  SecretKeyRef auth_json{"", "auth.json"};
 };
 
 struct ProbeTiming {
@@ -29,6 +45,9 @@ struct CodexProxySpec {
   std::int32_t backoff_initial_ms = 250;
   std::int32_t backoff_max_ms = 5000;
   std::int32_t drain_seconds = 10;
+  WorkerCredentials credentials;
+  ProviderSpec provider;
+  std::map<std::string, std::string> config_overrides;  // codex `-c key=value`, sorted by key
   ProbeTiming readiness{5, 2};
   ProbeTiming liveness{10, 3};
   ProbeTiming startup{5, 30};
@@ -58,6 +77,13 @@ CodexProxy parse_codexproxy(const nlohmann::json& object, std::vector<std::strin
 // What only the controller can judge (the CRD schema and CEL rules refuse the rest): each problem
 // names the field, what was found and what was expected. Empty when the spec is usable.
 std::vector<std::string> validate_spec(const CodexProxySpec& spec);
+
+// Every Secret key the pods need, with the spec field that names it (for CredentialsMissing).
+struct SecretUse {
+  std::string field;  // e.g. "spec.worker.credentials.apiKeySecret"
+  SecretKeyRef ref;
+};
+std::vector<SecretUse> referenced_secrets(const CodexProxySpec& spec);
 
 // True when `reference` is a well-formed container image reference:
 // [host[:port]/]path[:tag][@algorithm:hex] with the distribution grammar's character rules.

@@ -19,12 +19,19 @@ namespace {
 // How long to wait before looking again at a CodexProxy whose writes are refused for a reason
 // retrying cannot fix (403, 422): long enough not to spin, short enough to notice fixed RBAC.
 constexpr std::chrono::minutes kNotRetryableRecheck{5};
+// How often a CodexProxy waiting for a missing Secret looks again (Secrets are not watched: the
+// controller reads only the few it is pointed at).
+constexpr std::chrono::seconds kCredentialsRecheck{10};
 
 }  // namespace
 
 Reconciler::Reconciler(kube::KubeClient& client, Caches caches, EventRecorder& events,
                        ControllerMetrics& metrics)
-    : client_(client), caches_(std::move(caches)), events_(events), metrics_(metrics) {}
+    : client_(client),
+      caches_(std::move(caches)),
+      events_(events),
+      metrics_(metrics),
+      secrets_(client) {}
 
 std::string Reconciler::apply_object(const json& owner, const kube::Resource& resource,
                                      const json& desired, bool& forbidden,
@@ -97,12 +104,32 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   std::string apply_error;
   bool not_retryable = false;
   std::int64_t generation = settings_generation(settings_data.value_or(json::object()));
+  std::vector<std::string> credential_problems;
+  std::vector<DesiredObject> desired_objects;
+  if (problems.empty()) {
+    desired_objects = render_objects(proxy, settings_data);
+    // Before the pods roll, the Secrets are read afresh; for the status alone a recent look will do.
+    const auto deployment =
+        std::find_if(desired_objects.begin(), desired_objects.end(),
+                     [](const DesiredObject& d) { return d.resource.plural == "deployments"; });
+    const auto existing = caches_.owned.at("deployments")->get(ns, name);
+    const bool rollout = !existing || !contains_subset(*existing, deployment->object);
+    credential_problems = secrets_.check(ns, referenced_secrets(proxy.spec), rollout);
+  }
+  if (!credential_problems.empty()) {
+    std::string message;
+    for (const auto& problem : credential_problems)
+      message += (message.empty() ? "" : "; ") + problem;
+    events_.warning(*object, "CredentialsMissing",
+                    message + "; the pods are not rolled until it exists");
+  }
   if (problems.empty()) {
     std::vector<std::string> changes;
-    for (const auto& desired : render_objects(proxy, settings_data)) {
+    for (const auto& desired : desired_objects) {
       if (desired.resource.plural == "configmaps") {
         generation = settings_generation(desired.object["data"]);
       }
+      if (desired.resource.plural == "deployments" && !credential_problems.empty()) continue;
       apply_error = apply_object(*object, desired.resource, desired.object, not_retryable, changes);
       if (!apply_error.empty()) break;  // later objects depend on earlier ones
     }
@@ -125,6 +152,7 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   inputs.deployment = caches_.owned.at("deployments")->get(ns, name);
   inputs.settings_generation = generation;
   inputs.spec_problems = problems;
+  inputs.credential_problems = credential_problems;
   inputs.apply_error = apply_error;
   inputs.now = std::chrono::system_clock::now();
   for (const auto& pod : caches_.pods->list(ns)) {
@@ -161,9 +189,16 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
       outcome.result = ReconcileOutcome::Result::kError;
     }
     outcome.error = apply_error;
-  } else if (computed.recheck_after) {
-    outcome.result = ReconcileOutcome::Result::kRequeueAfter;
-    outcome.after = *computed.recheck_after;
+  } else {
+    auto after = computed.recheck_after;
+    if (!credential_problems.empty()) {
+      after = std::min<std::chrono::milliseconds>(after.value_or(kCredentialsRecheck),
+                                                  kCredentialsRecheck);
+    }
+    if (after) {
+      outcome.result = ReconcileOutcome::Result::kRequeueAfter;
+      outcome.after = *after;
+    }
   }
   return outcome;
 }

@@ -11,6 +11,7 @@
 #include "common/telemetry/json_log.h"
 #include "controller/controller_metrics.h"
 #include "controller/event_recorder.h"
+#include "controller/secret_check.h"
 
 namespace cxp::controller {
 
@@ -30,6 +31,9 @@ struct ReconcileOutcome {
 
 // Reconciles one CodexProxy: reads the caches, renders the desired objects (pure), applies only
 // what differs, then writes the status (only when it differs). All API writes go through here.
+// While a Secret the pods need is missing, the Deployment is left as it is (running pods keep
+// serving; no pod is rolled onto a Secret it cannot start with) and the CodexProxy is Degraded
+// (CredentialsMissing) until the Secret appears.
 class Reconciler {
  public:
   Reconciler(kube::KubeClient& client, Caches caches, EventRecorder& events,
@@ -50,6 +54,7 @@ class Reconciler {
   Caches caches_;
   EventRecorder& events_;
   ControllerMetrics& metrics_;
+  SecretKeyCheck secrets_;
   telemetry::JsonLog log_{"reconciler"};
 };
 

@@ -61,6 +61,53 @@ std::string fnv1a_hex(const std::string& text) {
   return out;
 }
 
+// The pod's part of the worker's model: provider settings, the credential (an env var from a
+// Secret key, or a read-only auth.json mount) and codex config overrides.
+struct WorkerModelPod {
+  json env = json::array();
+  json volumes = json::array();
+  json mounts = json::array();
+};
+
+WorkerModelPod render_worker_model(const CodexProxySpec& spec) {
+  WorkerModelPod out;
+  const auto& provider = spec.provider;
+  const auto& credentials = spec.credentials;
+  const std::string key_variable =
+      provider.env_key.empty() ? kDefaultModelKeyVariable : provider.env_key;
+  // An API key without a provider means OpenAI's own API; a ChatGPT login without a provider
+  // means codex's built-in provider (no provider flags at all).
+  const std::string base_url = !provider.base_url.empty()        ? provider.base_url
+                               : !credentials.api_key.name.empty() ? kOpenAiBaseUrl
+                                                                   : "";
+  if (!base_url.empty()) {
+    out.env.push_back(env_value("WORKER_PROVIDER_BASE_URL", base_url));
+    out.env.push_back(env_value("WORKER_PROVIDER_WIRE_API", provider.wire_api));
+    out.env.push_back(env_value("WORKER_PROVIDER_ENV_KEY", key_variable));
+    if (!provider.name.empty()) out.env.push_back(env_value("WORKER_PROVIDER_NAME", provider.name));
+  }
+  if (!credentials.api_key.name.empty()) {
+    out.env.push_back(env_secret(key_variable.c_str(), credentials.api_key));
+  }
+  if (!credentials.auth_json.name.empty()) {
+    out.env.push_back(env_value("WORKER_AUTH_JSON", std::string(kCodexAuthMountPath) + "/auth.json"));
+    out.volumes.push_back(
+        {{"name", "codex-auth"},
+         {"secret",
+          {{"secretName", credentials.auth_json.name},
+           {"items", json::array({{{"key", credentials.auth_json.key}, {"path", "auth.json"}}})},
+           {"defaultMode", 0440}}}});
+    out.mounts.push_back(
+        {{"name", "codex-auth"}, {"mountPath", kCodexAuthMountPath}, {"readOnly", true}});
+  }
+  if (!spec.config_overrides.empty()) {
+    std::string lines;
+    for (const auto& [key, value] : spec.config_overrides) lines += key + "=" + value + "\n";
+    out.env.push_back(env_value("WORKER_CONFIG_OVERRIDES", lines));
+  }
+  return out;
+}
+
 json render_deployment(const CodexProxy& proxy) {
   const auto& spec = proxy.spec;
   json env = json::array({
@@ -84,6 +131,16 @@ json render_deployment(const CodexProxy& proxy) {
   if (!spec.admin_token_secret.name.empty()) {
     env.push_back(env_secret("PROXY_ADMIN_TOKEN", spec.admin_token_secret));
   }
+  const auto model = render_worker_model(spec);
+  for (const auto& entry : model.env) env.push_back(entry);
+  json mounts = json::array({{{"name", "codex-home"}, {"mountPath", "/var/lib/codex"}},
+                             {{"name", "trace"}, {"mountPath", "/var/lib/codexproxy"}},
+                             {{"name", "tmp"}, {"mountPath", "/tmp"}}});
+  for (const auto& mount : model.mounts) mounts.push_back(mount);
+  json volumes = json::array({{{"name", "codex-home"}, {"emptyDir", json::object()}},
+                              {{"name", "trace"}, {"emptyDir", json::object()}},
+                              {{"name", "tmp"}, {"emptyDir", json::object()}}});
+  for (const auto& volume : model.volumes) volumes.push_back(volume);
   json container = {
       {"name", "codex-proxy"},
       {"image", spec.image},
@@ -97,9 +154,7 @@ json render_deployment(const CodexProxy& proxy) {
         {"readOnlyRootFilesystem", true},
         {"runAsNonRoot", true},
         {"capabilities", {{"drop", json::array({"ALL"})}}}}},
-      {"volumeMounts", json::array({{{"name", "codex-home"}, {"mountPath", "/var/lib/codex"}},
-                                    {{"name", "trace"}, {"mountPath", "/var/lib/codexproxy"}},
-                                    {{"name", "tmp"}, {"mountPath", "/tmp"}}})},
+      {"volumeMounts", mounts},
   };
   json pod_spec = {
       {"serviceAccountName", proxy.name},
@@ -112,9 +167,7 @@ json render_deployment(const CodexProxy& proxy) {
         {"fsGroup", 65532},
         {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
       {"containers", json::array({container})},
-      {"volumes", json::array({{{"name", "codex-home"}, {"emptyDir", json::object()}},
-                               {{"name", "trace"}, {"emptyDir", json::object()}},
-                               {{"name", "tmp"}, {"emptyDir", json::object()}}})},
+      {"volumes", volumes},
   };
   auto deployment = object(res::kDeployments, proxy, proxy.name);
   deployment["spec"] = {
@@ -183,8 +236,20 @@ std::int64_t settings_generation(const json& settings_data) {
   }
 }
 
+namespace {
+
+// The settings of the worker's model that roll the pods.
+json model_settings(const CodexProxySpec& spec) {
+  return {spec.credentials.api_key.name, spec.credentials.api_key.key,
+          spec.credentials.auth_json.name, spec.credentials.auth_json.key,
+          spec.provider.name, spec.provider.base_url, spec.provider.wire_api,
+          spec.provider.env_key, spec.config_overrides};
+}
+
+}  // namespace
+
 std::string restart_hash(const CodexProxySpec& spec) {
-  const json restart_settings = {
+  json restart_settings = {
       {"image", spec.image},
       {"worker",
        {spec.model, spec.max_concurrency, spec.request_timeout_seconds, spec.backoff_initial_ms,
@@ -198,6 +263,10 @@ std::string restart_hash(const CodexProxySpec& spec) {
        {spec.api_key_secret.name, spec.api_key_secret.key, spec.admin_token_secret.name,
         spec.admin_token_secret.key}},
   };
+  // Only when set, so that CodexProxies without these fields keep their hash (no roll on upgrade).
+  if (model_settings(spec) != model_settings(CodexProxySpec{})) {
+    restart_settings["model"] = model_settings(spec);
+  }
   return fnv1a_hex(restart_settings.dump());
 }
 

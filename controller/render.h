@@ -17,6 +17,11 @@ inline constexpr const char* kInstanceLabel = "codexproxy.io/name";
 inline constexpr const char* kRestartHashAnnotation = "codexproxy.io/restart-hash";
 inline constexpr const char* kSettingsGenerationKey = "settingsGeneration";
 inline constexpr int kProxyPort = 11435;
+// The model endpoint the pods use when a CodexProxy gives an API key but no provider.
+inline constexpr const char* kOpenAiBaseUrl = "https://api.openai.com/v1";
+inline constexpr const char* kDefaultModelKeyVariable = "OPENAI_API_KEY";
+// Where a ChatGPT login's auth.json Secret is mounted (read-only) in the proxy container.
+inline constexpr const char* kCodexAuthMountPath = "/var/run/secrets/codexproxy/codex-auth";
 
 // One object the controller wants to exist, and the resource type it belongs to.
 struct DesiredObject {

@@ -102,6 +102,10 @@ StatusResult compute_status(const StatusInputs& in) {
   if (!in.spec_problems.empty()) {
     set_condition(conditions, "Degraded", true, "InvalidSpec", join(in.spec_problems, 10),
                   generation, now_text);
+  } else if (!in.credential_problems.empty()) {
+    set_condition(conditions, "Degraded", true, "CredentialsMissing",
+                  join(in.credential_problems, 4) + "; the pods are not rolled until it exists",
+                  generation, now_text);
   } else if (!in.apply_error.empty()) {
     set_condition(conditions, "Degraded", true, "ApplyFailed", in.apply_error, generation,
                   now_text);
@@ -124,6 +128,9 @@ StatusResult compute_status(const StatusInputs& in) {
   if (!in.spec_problems.empty()) {
     set_condition(conditions, "Progressing", false, "InvalidSpec", "waiting for a valid spec",
                   generation, now_text);
+  } else if (!in.credential_problems.empty()) {
+    set_condition(conditions, "Progressing", false, "CredentialsMissing",
+                  "waiting for the Secrets the pods need", generation, now_text);
   } else if (!in.deployment) {
     set_condition(conditions, "Progressing", true, "Creating", "creating the Deployment",
                   generation, now_text);

@@ -2,11 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <algorithm>
-#include <array>
-#include <cctype>
 #include <limits>
 
+#include "common/codex_config.h"
 #include "common/config_value.h"
 
 namespace cxp::proxy {
@@ -65,26 +63,17 @@ SettingSpec text_setting(std::string_view env, std::string_view key, std::string
           }};
 }
 
-// The proxy's own secrets must never be handed to the model provider.
-constexpr std::array<std::string_view, 3> kProxySecretVariables = {
-    "PROXY_API_KEY", "PROXY_ADMIN_TOKEN", "PROXY_METRICS_TOKEN"};
-
+// A model key must live in a variable of its own: never one the proxy reads or keeps a secret in.
 std::string parse_env_key(std::string_view source, std::string_view text) {
-  const bool shaped = !text.empty() && text.size() <= 128 &&
-                      (std::isalpha(static_cast<unsigned char>(text.front())) != 0 ||
-                       text.front() == '_') &&
-                      std::all_of(text.begin(), text.end(), [](char c) {
-                        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
-                      });
-  if (!shaped) {
+  if (!is_env_var_name(text)) {
     throw ConfigError(std::string(source) +
                       ": expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*), found '" +
                       std::string(text.substr(0, 64)) + "'");
   }
-  if (std::find(kProxySecretVariables.begin(), kProxySecretVariables.end(), text) !=
-      kProxySecretVariables.end()) {
+  if (is_reserved_env_var(text)) {
     throw ConfigError(std::string(source) + ": '" + std::string(text) +
-                      "' holds a secret of the proxy itself; name the variable of the model key");
+                      "' is a variable of codex-proxy itself (PROXY_*, WORKER_*, CODEX_*, POD_*, "
+                      "PORT); name the variable of the model key");
   }
   return std::string(text);
 }

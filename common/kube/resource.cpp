@@ -26,6 +26,7 @@ const Resource kRoles{"rbac.authorization.k8s.io", "v1", "roles", "Role", true};
 const Resource kRoleBindings{"rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding",
                              true};
 const Resource kPods{"", "v1", "pods", "Pod", true};
+const Resource kSecrets{"", "v1", "secrets", "Secret", true};
 const Resource kEvents{"", "v1", "events", "Event", true};
 const Resource kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
 }  // namespace resources

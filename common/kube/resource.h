@@ -28,6 +28,7 @@ extern const Resource kServiceAccounts;
 extern const Resource kRoles;
 extern const Resource kRoleBindings;
 extern const Resource kPods;
+extern const Resource kSecrets;
 extern const Resource kEvents;
 extern const Resource kLeases;
 }  // namespace resources

@@ -1,9 +1,9 @@
 #include "proxy/worker/codex_options.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 
+#include "common/codex_config.h"
 #include "common/config_value.h"
 
 namespace cxp::proxy {
@@ -18,17 +18,6 @@ std::string_view trim(std::string_view text) {
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r'))
     text.remove_suffix(1);
   return text;
-}
-
-bool valid_key(std::string_view key) {
-  if (key.empty() || key.front() == '.' || key.back() == '.') return false;
-  char previous = '.';
-  for (const char c : key) {
-    const bool word = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
-    if (!word && !(c == '.' && previous != '.')) return false;
-    previous = c;
-  }
-  return true;
 }
 
 std::string key_of(std::string_view assignment) {
@@ -65,23 +54,6 @@ std::string toml_string(std::string_view text) {
   return out + "\"";
 }
 
-bool is_http_url(std::string_view url) {
-  std::string_view rest;
-  if (url.rfind("http://", 0) == 0) {
-    rest = url.substr(7);
-  } else if (url.rfind("https://", 0) == 0) {
-    rest = url.substr(8);
-  } else {
-    return false;
-  }
-  const auto host_end = std::min(rest.find('/'), rest.size());
-  if (host_end == 0 || rest.substr(0, host_end).find_first_of("?#@") != std::string_view::npos)
-    return false;
-  return std::none_of(url.begin(), url.end(), [](char c) {
-    return static_cast<unsigned char>(c) <= 0x20 || c == '"' || c == '\\' || c == 0x7f;
-  });
-}
-
 std::vector<std::string> parse_config_overrides(std::string_view source, std::string_view text) {
   std::vector<std::string> out;
   std::size_t start = 0;
@@ -105,7 +77,7 @@ std::vector<std::string> parse_config_overrides(std::string_view source, std::st
     }
     const auto key = trim(line.substr(0, eq));
     const auto value = trim(line.substr(eq + 1));
-    if (!valid_key(key)) {
+    if (!is_codex_config_key(key)) {
       throw ConfigError(where + ": expected a dotted key of [A-Za-z0-9_-] segments, found '" +
                         std::string(key.substr(0, 80)) + "'");
     }

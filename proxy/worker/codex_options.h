@@ -46,7 +46,4 @@ std::vector<std::string> parse_config_overrides(std::string_view source, std::st
 // `text` as a TOML basic string ("…" with escapes), as codex's -c values expect.
 std::string toml_string(std::string_view text);
 
-// True for an http(s) URL with a host and without whitespace, quotes or control characters.
-bool is_http_url(std::string_view url);
-
 }  // namespace cxp::proxy

@@ -60,6 +60,35 @@ class CrdTest(KubeTestCase):
         self.assert_rejected(proxy_manifest("1starts-with-digit"), "DNS-1035 label")
         self.assert_rejected(proxy_manifest("x" * 55), "at most 54 characters")
 
+    def test_the_worker_model_fields_get_defaults_and_bad_values_are_refused(self):
+        self.apply(proxy_manifest("model", worker={
+            "credentials": {"apiKeySecret": {"name": "azure"}},
+            "provider": {"baseURL": "https://x.openai.azure.com/openai/v1", "envKey": "AZURE_OPENAI_API_KEY"},
+            "configOverrides": {"model_reasoning_effort": "high", "model_providers.codexproxy.request_max_retries": "2"}}))
+        worker = kubectl_json("get", "cxp", "model", "-n", self.namespace)["spec"]["worker"]
+        self.assertEqual(worker["credentials"], {"apiKeySecret": {"name": "azure", "key": "apiKey"}})
+        self.assertEqual(worker["provider"]["wireAPI"], "responses")
+        self.apply(proxy_manifest("login", worker={"credentials": {"authJsonSecret": {"name": "codex-login"}}}))
+        self.assertEqual(kubectl_json("get", "cxp", "login", "-n", self.namespace)["spec"]["worker"]["credentials"],
+                         {"authJsonSecret": {"name": "codex-login", "key": "auth.json"}})
+
+        self.assert_rejected(proxy_manifest(worker={"credentials": {"apiKeySecret": {"name": "a"},
+                                                                    "authJsonSecret": {"name": "b"}}}),
+                             "set apiKeySecret or authJsonSecret, not both")
+        self.assert_rejected(proxy_manifest(worker={"provider": {"baseURL": "api.example.com/v1"}}),
+                             "spec.worker.provider.baseURL")
+        self.assert_rejected(proxy_manifest(worker={"provider": {"baseURL": "https://x/v1", "wireAPI": "chat"}}),
+                             "spec.worker.provider.wireAPI", "responses")
+        self.assert_rejected(proxy_manifest(worker={"provider": {"baseURL": "https://x/v1", "envKey": "PROXY_API_KEY"}}),
+                             "must not be a variable of codex-proxy itself")
+        self.assert_rejected(proxy_manifest(worker={"provider": {"name": "no url"}}),
+                             "spec.worker.provider.baseURL", "Required value")
+        self.assert_rejected(proxy_manifest(worker={"configOverrides": {"bad key": "x"}}),
+                             "worker.configOverrides keys must be dotted codex config keys")
+        self.assert_rejected(proxy_manifest(worker={"configOverrides": {"k": "two\nlines"}}),
+                             "spec.worker.configOverrides.k")
+        self.assert_rejected(proxy_manifest(worker={"configOverrides": {"k": 3}}), "spec.worker.configOverrides.k")
+
     def test_columns_short_name_scale_and_status_subresources(self):
         self.apply(proxy_manifest("cols", replicas=2))
         table = kubectl("get", "cxp", "-n", self.namespace).stdout.splitlines()

@@ -29,11 +29,25 @@ def pid_alive(pid):
         return False
 
 
+class _Kept:
+    """A directory the caller owns (same shape as TemporaryDirectory, never removed)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def cleanup(self):
+        pass
+
+
 class Proxy:
     """One codex-proxy process with its log captured to a file."""
 
-    def __init__(self, env=None, args=(), codex_bin=FAKE_WORKER, wait_listening=True, max_open_files=None):
-        self.workdir = tempfile.TemporaryDirectory(prefix="cxp-it-")
+    def __init__(self, env=None, args=(), codex_bin=FAKE_WORKER, wait_listening=True, max_open_files=None,
+                 workdir=None):
+        """`workdir`: the process's working directory, holding its logs (kept afterwards); default: a
+        temporary one, removed by close()."""
+        self._own_workdir = workdir is None
+        self.workdir = tempfile.TemporaryDirectory(prefix="cxp-it-") if workdir is None else _Kept(workdir)
         self.log_path = os.path.join(self.workdir.name, "proxy.log")
         self.stderr_path = os.path.join(self.workdir.name, "proxy.stderr")
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("FAKE_CODEX_", "WORKER_", "PROXY_"))}

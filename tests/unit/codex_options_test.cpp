@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/codex_config.h"
 #include "common/config_value.h"
 #include "proxy/worker/codex_home.h"
 #include "proxy/worker/codex_options.h"
@@ -98,14 +99,14 @@ TEST_CASE("malformed overrides are refused naming the variable and the line") {
 }
 
 TEST_CASE("provider URLs must be http(s) with a host and nothing a TOML string would need escaped") {
-  CHECK(cxp::proxy::is_http_url("https://example.openai.azure.com/openai/v1"));
-  CHECK(cxp::proxy::is_http_url("http://127.0.0.1:8080/v1"));
-  CHECK_FALSE(cxp::proxy::is_http_url("ftp://example.com"));
-  CHECK_FALSE(cxp::proxy::is_http_url("https:///v1"));
-  CHECK_FALSE(cxp::proxy::is_http_url("https://exa mple.com"));
-  CHECK_FALSE(cxp::proxy::is_http_url("https://example.com/\"x"));
-  CHECK_FALSE(cxp::proxy::is_http_url("https://user:pw@example.com"));
-  CHECK_FALSE(cxp::proxy::is_http_url("example.com"));
+  CHECK(cxp::is_http_url("https://example.openai.azure.com/openai/v1"));
+  CHECK(cxp::is_http_url("http://127.0.0.1:8080/v1"));
+  CHECK_FALSE(cxp::is_http_url("ftp://example.com"));
+  CHECK_FALSE(cxp::is_http_url("https:///v1"));
+  CHECK_FALSE(cxp::is_http_url("https://exa mple.com"));
+  CHECK_FALSE(cxp::is_http_url("https://example.com/\"x"));
+  CHECK_FALSE(cxp::is_http_url("https://user:pw@example.com"));
+  CHECK_FALSE(cxp::is_http_url("example.com"));
 }
 
 TEST_CASE("the worker's environment gets CODEX_HOME when configured, replacing an inherited one") {

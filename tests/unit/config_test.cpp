@@ -175,7 +175,7 @@ TEST_CASE("worker provider settings are validated naming the variable") {
   CHECK(error_of(FakeEnv{{{"WORKER_PROVIDER_ENV_KEY", "1BAD"}}}).find("WORKER_PROVIDER_ENV_KEY") !=
         std::string::npos);
   CHECK(error_of(FakeEnv{{{"WORKER_PROVIDER_ENV_KEY", "PROXY_API_KEY"}}})
-            .find("secret of the proxy") != std::string::npos);
+            .find("a variable of codex-proxy itself") != std::string::npos);
   CHECK(error_of(FakeEnv{{{"WORKER_AUTH_JSON", "/run/auth.json"}}}).find("requires CODEX_HOME") !=
         std::string::npos);
   CHECK(error_of(FakeEnv{{{"WORKER_CONFIG_OVERRIDES", "oops"}}}).find("WORKER_CONFIG_OVERRIDES") !=

@@ -180,3 +180,112 @@ TEST_CASE("an object that already holds every desired field needs no write") {
   CHECK_FALSE(
       contains_subset(json::parse(R"({"spec":{"ports":[{"name":"http","port":1}]}})"), desired));
 }
+
+namespace {
+
+CodexProxy with_worker(const std::string& worker_json) {
+  std::vector<std::string> problems;
+  auto proxy = parse_codexproxy(
+      json::parse(R"({"metadata":{"name":"demo","namespace":"ns","uid":"u-1","generation":1},
+                      "spec":{"image":"ghcr.io/example/codex-proxy:1.0","worker":)" +
+                  worker_json + "}}"),
+      problems);
+  REQUIRE(problems.empty());
+  return proxy;
+}
+
+std::map<std::string, json> env_of(const json& deployment) {
+  std::map<std::string, json> env;
+  for (const auto& e : deployment["spec"]["template"]["spec"]["containers"][0]["env"])
+    env[e["name"]] = e.contains("value") ? e["value"] : e["valueFrom"];
+  return env;
+}
+
+}  // namespace
+
+TEST_CASE("an API key without a provider points the worker at OpenAI with the key from its Secret") {
+  const auto deployment = find(
+      render_objects(with_worker(R"({"credentials":{"apiKeySecret":{"name":"openai","key":"k"}}})"),
+                     std::nullopt),
+      "Deployment");
+  auto env = env_of(deployment);
+  CHECK(env["WORKER_PROVIDER_BASE_URL"] == "https://api.openai.com/v1");
+  CHECK(env["WORKER_PROVIDER_ENV_KEY"] == "OPENAI_API_KEY");
+  CHECK(env["OPENAI_API_KEY"] == json{{"secretKeyRef", {{"name", "openai"}, {"key", "k"}}}});
+  CHECK(env["CODEX_HOME"] == "/var/lib/codex");
+  CHECK_FALSE(env.count("WORKER_AUTH_JSON"));
+}
+
+TEST_CASE("a provider gets its env key, and the overrides become sorted key=value lines") {
+  const auto deployment = find(
+      render_objects(with_worker(R"({"credentials":{"apiKeySecret":{"name":"azure"}},
+          "provider":{"name":"Azure OpenAI","baseURL":"https://x.openai.azure.com/openai/v1",
+                      "envKey":"AZURE_OPENAI_API_KEY"},
+          "configOverrides":{"model_reasoning_effort":"high","a.b":"1"}})"),
+                     std::nullopt),
+      "Deployment");
+  auto env = env_of(deployment);
+  CHECK(env["WORKER_PROVIDER_BASE_URL"] == "https://x.openai.azure.com/openai/v1");
+  CHECK(env["WORKER_PROVIDER_NAME"] == "Azure OpenAI");
+  CHECK(env["WORKER_PROVIDER_ENV_KEY"] == "AZURE_OPENAI_API_KEY");
+  CHECK(env["AZURE_OPENAI_API_KEY"]["secretKeyRef"]["key"] == "apiKey");
+  CHECK_FALSE(env.count("OPENAI_API_KEY"));
+  CHECK(env["WORKER_CONFIG_OVERRIDES"] == "a.b=1\nmodel_reasoning_effort=high\n");
+}
+
+TEST_CASE("a ChatGPT auth.json Secret is mounted read-only and named by WORKER_AUTH_JSON") {
+  const auto deployment = find(
+      render_objects(with_worker(R"({"credentials":{"authJsonSecret":{"name":"codex-login"}}})"),
+                     std::nullopt),
+      "Deployment");
+  auto env = env_of(deployment);
+  CHECK(env["WORKER_AUTH_JSON"] == "/var/run/secrets/codexproxy/codex-auth/auth.json");
+  CHECK_FALSE(env.count("WORKER_PROVIDER_BASE_URL"));  // codex's built-in provider
+  const auto& pod = deployment["spec"]["template"]["spec"];
+  json volume;
+  for (const auto& v : pod["volumes"])
+    if (v["name"] == "codex-auth") volume = v;
+  CHECK(volume["secret"]["secretName"] == "codex-login");
+  CHECK(volume["secret"]["items"][0] == json{{"key", "auth.json"}, {"path", "auth.json"}});
+  json mount;
+  for (const auto& m : pod["containers"][0]["volumeMounts"])
+    if (m["name"] == "codex-auth") mount = m;
+  CHECK(mount["readOnly"] == true);
+  CHECK(mount["mountPath"] == "/var/run/secrets/codexproxy/codex-auth");
+}
+
+TEST_CASE("the worker's model settings roll the pods, and leave the hash of specs without them") {
+  // The restart hash of a spec without model settings is what it was before they existed:
+  // upgrading the controller does not roll every CodexProxy's pods.
+  CHECK(restart_hash(CodexProxySpec{}) == "164a60dd6b347ab6");
+  const auto base = restart_hash(with_worker("{}").spec);
+  CHECK(restart_hash(with_worker(R"({"credentials":{"apiKeySecret":{"name":"a"}}})").spec) != base);
+  CHECK(restart_hash(with_worker(R"({"provider":{"baseURL":"https://h/v1"}})").spec) != base);
+  CHECK(restart_hash(with_worker(R"({"configOverrides":{"k":"v"}})").spec) != base);
+}
+
+TEST_CASE("worker model problems the controller judges name the field") {
+  auto problems_of = [](const std::string& worker) {
+    return validate_spec(with_worker(worker).spec);
+  };
+  auto mentions = [](const std::vector<std::string>& problems, const std::string& text) {
+    for (const auto& p : problems)
+      if (p.find(text) != std::string::npos) return true;
+    return false;
+  };
+  CHECK(mentions(problems_of(R"({"provider":{"baseURL":"ftp://x"}})"), "spec.worker.provider.baseURL"));
+  CHECK(mentions(problems_of(R"({"provider":{"baseURL":"https://x/v1","wireAPI":"chat"}})"),
+                 "spec.worker.provider.wireAPI"));
+  CHECK(mentions(problems_of(R"({"provider":{"envKey":"PROXY_API_KEY"}})"),
+                 "spec.worker.provider.envKey"));
+  CHECK(mentions(problems_of(R"({"credentials":{"apiKeySecret":{"name":"a"},
+                                                "authJsonSecret":{"name":"b"}}})"),
+                 "not both"));
+  CHECK(mentions(problems_of(R"({"configOverrides":{"bad key":"v"}})"),
+                 "spec.worker.configOverrides.bad key"));
+  CHECK(problems_of(R"({"provider":{"baseURL":"https://x/v1","envKey":"GATEWAY_KEY"}})").empty());
+  std::vector<std::string> problems;
+  parse_codexproxy(json::parse(R"({"spec":{"image":"x","worker":{"configOverrides":{"n":3}}}})"),
+                   problems);
+  CHECK(mentions(problems, "spec.worker.configOverrides.n: expected a string"));
+}

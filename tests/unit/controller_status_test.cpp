@@ -145,3 +145,17 @@ TEST_CASE("the Maintenance condition follows the spec and says how many pods hav
   CHECK(condition->at("status") == "True");
   CHECK(condition->at("message") == "in force on 1 of 2 pods");
 }
+
+TEST_CASE("a missing Secret degrades the CodexProxy as CredentialsMissing naming it") {
+  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1))}), {"a"});
+  f.inputs.credential_problems = {
+      "spec.worker.credentials.apiKeySecret: Secret 'openai' in namespace 'ns' does not exist"};
+  const auto result = f.run();
+  CHECK(reason(result.status, "Degraded") == "CredentialsMissing");
+  CHECK(find_condition(result.status["conditions"], "Degraded")->value("message", "")
+            .find("Secret 'openai'") != std::string::npos);
+  CHECK(reason(result.status, "Progressing") == "CredentialsMissing");
+  CHECK(result.status["phase"] == "Degraded");
+  // The pod that runs keeps counting: nothing was rolled.
+  CHECK(result.status["readyReplicas"] == 1);
+}

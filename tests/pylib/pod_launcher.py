@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Plays the kubelet for a CodexProxy's kwok pods: one real codex-proxy process per running pod.
+
+The one launcher the e2e tests, the demo and the benchmarks share. For each pod it starts
+codex-proxy with the container's environment as the kubelet would build it — plain values,
+downward-API fields, Secret and ConfigMap keys (read with the admin kubeconfig, as a node would;
+a missing one leaves the pod unstarted, like CreateContainerConfigError) — and the pod's volumes
+as directories: emptyDir empty, Secret and ConfigMap volumes filled with their keys. Environment
+values that point into a mount path are rewritten to the directory that plays the volume.
+
+What a host process cannot take from the pod, the launcher sets: PROXY_HOST=127.0.0.1 and PORT=0
+(the pods share the host's network), CODEX_BIN (the image's worker is not on the host) and
+PROXY_KUBECONFIG (the pods' ServiceAccount, instead of an in-cluster token). A pod that goes away
+gets SIGTERM, like the kubelet sends.
+
+As a program (the demo):
+    pod_launcher.py --namespace NS --codexproxy NAME --dir DIR --pods-kubeconfig FILE
+                    [--kubeconfig ADMIN] [--worker BIN] [--interval 0.5]
+syncs until SIGTERM, then stops its pods. Each pod's log is DIR/<pod>/proxy.log.
+"""
+import argparse
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from polling import wait_until  # noqa: E402
+from proxy_process import FAKE_WORKER, Proxy  # noqa: E402
+
+
+class PodNotStartable(Exception):
+    """The kubelet could not start this pod yet (a missing Secret or ConfigMap key)."""
+
+
+class PodLauncher:
+    def __init__(self, namespace, proxy_name, directory, pods_kubeconfig, admin_kubeconfig,
+                 worker=FAKE_WORKER, worker_env=None):
+        self.namespace = namespace
+        self.proxy_name = proxy_name
+        self.dir = directory
+        self.pods_kubeconfig = pods_kubeconfig
+        self.admin_kubeconfig = admin_kubeconfig
+        self.worker = worker
+        self.worker_env = worker_env or {}
+        self.proxies = {}
+        self.not_started = {}  # pod → why the kubelet could not start it yet
+
+    # --- the API, as a node reads it -----------------------------------------------------------
+    def _kubectl_json(self, *args, check=True):
+        result = subprocess.run(["kubectl", "--kubeconfig", self.admin_kubeconfig, "-n", self.namespace,
+                                 *args, "-o", "json"], capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            if check:
+                raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+            return None
+        return json.loads(result.stdout)
+
+    def _object_data(self, kind, name, optional):
+        obj = self._kubectl_json("get", kind, name, check=False)
+        if obj is None:
+            if optional:
+                return None
+            raise PodNotStartable(f"{kind} {name!r} not found")
+        data = obj.get("data") or {}
+        if kind == "secret":
+            return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+        return dict(data)
+
+    def _key(self, kind, ref):
+        data = self._object_data(kind, ref["name"], ref.get("optional", False))
+        if data is None:
+            return None
+        if ref["key"] not in data:
+            if ref.get("optional", False):
+                return None
+            raise PodNotStartable(f"{kind} {ref['name']!r} has no key {ref['key']!r}")
+        return data[ref["key"]]
+
+    def running_pods(self):
+        items = self._kubectl_json("get", "pods", "-l", f"codexproxy.io/name={self.proxy_name}")["items"]
+        return {p["metadata"]["name"]: p for p in items
+                if p["status"].get("phase") == "Running" and "deletionTimestamp" not in p["metadata"]}
+
+    # --- a pod as a process --------------------------------------------------------------------
+    def pod_dir(self, pod_name):
+        return os.path.join(self.dir, pod_name)
+
+    def _volumes(self, pod, pod_dir):
+        """Makes each volume a directory; returns {mountPath: directory} for the container."""
+        spec = pod["spec"]
+        made = {}
+        for volume in spec.get("volumes", []):
+            path = os.path.join(pod_dir, "volumes", volume["name"])
+            os.makedirs(path, exist_ok=True)
+            if "secret" in volume or "configMap" in volume:
+                kind, source = ("secret", volume["secret"]) if "secret" in volume else ("configmap", volume["configMap"])
+                name = source.get("secretName") or source.get("name")
+                data = self._object_data(kind, name, source.get("optional", False)) or {}
+                items = source.get("items") or [{"key": k, "path": k} for k in data]
+                for item in items:
+                    if item["key"] not in data:
+                        raise PodNotStartable(f"{kind} {name!r} has no key {item['key']!r}")
+                    target = os.path.join(path, item["path"])
+                    with open(target, "w") as f:
+                        f.write(data[item["key"]])
+                    os.chmod(target, item.get("mode", source.get("defaultMode", 0o644)) & 0o777)
+            made[volume["name"]] = path
+        container = spec["containers"][0]
+        return {m["mountPath"]: made[m["name"]] for m in container.get("volumeMounts", []) if m["name"] in made}
+
+    def container_env(self, pod, mounts):
+        """The container's environment as the kubelet builds it, paths mapped onto `mounts`."""
+        env = {}
+        for entry in pod["spec"]["containers"][0].get("env", []):
+            source = entry.get("valueFrom")
+            if source is None:
+                value = entry.get("value", "")
+            elif "fieldRef" in source:
+                field = source["fieldRef"]["fieldPath"]
+                value = {"metadata.name": pod["metadata"]["name"],
+                         "metadata.namespace": pod["metadata"]["namespace"],
+                         "spec.nodeName": pod["spec"].get("nodeName", ""),
+                         "status.podIP": "127.0.0.1"}.get(field, "")
+            elif "secretKeyRef" in source:
+                value = self._key("secret", source["secretKeyRef"])
+            elif "configMapKeyRef" in source:
+                value = self._key("configmap", source["configMapKeyRef"])
+            else:
+                value = None
+            if value is None:
+                continue
+            for mount_path, directory in sorted(mounts.items(), key=lambda m: -len(m[0])):
+                if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
+                    value = directory + value[len(mount_path.rstrip("/")):]
+                    break
+            env[entry["name"]] = value
+        return env
+
+    def start_pod(self, pod):
+        name = pod["metadata"]["name"]
+        pod_dir = self.pod_dir(name)
+        os.makedirs(pod_dir, exist_ok=True)
+        mounts = self._volumes(pod, pod_dir)
+        env = self.container_env(pod, mounts)
+        env.update({"PROXY_HOST": "127.0.0.1", "PORT": "0", "CODEX_BIN": self.worker,
+                    "PROXY_KUBECONFIG": self.pods_kubeconfig, **self.worker_env})
+        return Proxy(env=env, codex_bin=None, workdir=pod_dir)
+
+    def trace_dir(self, pod_name):
+        return os.path.join(self.pod_dir(pod_name), "volumes", "trace", "trace")
+
+    def sync(self):
+        """Starts a proxy for every new running pod, stops those whose pod is gone."""
+        live = self.running_pods()
+        for name, pod in live.items():
+            if name in self.proxies:
+                continue
+            try:
+                self.proxies[name] = self.start_pod(pod)
+                self.not_started.pop(name, None)
+            except PodNotStartable as reason:
+                self.not_started[name] = str(reason)
+        for name in [n for n in self.proxies if n not in live]:
+            self.stop_pod(name)
+        for name in [n for n in self.not_started if n not in live]:
+            del self.not_started[name]
+        return self.proxies
+
+    def stop_pod(self, name):
+        proxy = self.proxies.pop(name)
+        proxy.signal(signal.SIGTERM)
+        try:
+            proxy.wait_exit(30)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            proxy.close()
+
+    def wait_pods(self, count, timeout=60):
+        wait_until(lambda: len(self.sync()) == count, timeout, interval=0.3,
+                   message=f"{count} pod processes (not started: {self.not_started})")
+        return self.proxies
+
+    def close(self):
+        for name in list(self.proxies):
+            proxy = self.proxies.pop(name)
+            proxy.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--codexproxy", required=True)
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--pods-kubeconfig", required=True)
+    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    parser.add_argument("--worker", default=FAKE_WORKER)
+    parser.add_argument("--interval", type=float, default=0.5)
+    args = parser.parse_args()
+    launcher = PodLauncher(args.namespace, args.codexproxy, args.dir, args.pods_kubeconfig, args.kubeconfig,
+                           worker=args.worker)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    reported = {}
+    while not stopping:
+        try:
+            launcher.sync()
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            print(json.dumps({"event": "sync_failed", "error": str(error)}), flush=True)
+        for name, proxy in launcher.proxies.items():
+            if reported.get(name) != proxy.port:
+                reported[name] = proxy.port
+                print(json.dumps({"event": "pod_started", "pod": name, "port": proxy.port,
+                                  "log": proxy.log_path}), flush=True)
+        for name, reason in launcher.not_started.items():
+            if reported.get(name) != reason:
+                reported[name] = reason
+                print(json.dumps({"event": "pod_not_started", "pod": name, "reason": reason}), flush=True)
+        time.sleep(args.interval)
+    for name in list(launcher.proxies):
+        launcher.stop_pod(name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
