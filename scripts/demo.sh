@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The operator end to end on a local control plane (no containers: kwok runs the pods' lifecycle,
-# real codex-proxy processes play the pods):
+# real codex-proxy processes play the pods, each supervising the real `codex app-server`):
 #   scripts/demo.sh          setup + build, start the local plane, `helm install` the chart, run the
-#                            controller with the chart's ServiceAccount, apply
-#                            docs/examples/codexproxy.yaml, start one codex-proxy per pod, show a
-#                            live maintenance switch and a worker crash, end with
-#                            `kubectl get codexproxy` with the workers ready. Everything keeps running.
-#   scripts/demo.sh down     stop the pod processes, the controller and the local plane.
-# Workers are codex-fake-worker (offline); DEMO_WORKER=codex uses the real Codex CLI from tests/node
-# (its handshake works offline; chat turns need the internet).
+#                            controller with the chart's ServiceAccount, start the scripted model,
+#                            apply docs/examples/codexproxy.yaml (its model key from a Secret, its
+#                            provider pointed at the scripted model), start the pods, show a live
+#                            maintenance switch and a worker crash, answer a chat completion through
+#                            a pod, end with `kubectl get codexproxy`. Everything keeps running.
+#   scripts/demo.sh down     stop the pods, the model, the controller and the local plane.
+# The one stand-in is the model: tests/model-stub serves the OpenAI Responses API on loopback, so
+# the demo runs offline. On a real cluster the Secret holds an OpenAI key and there is no stub.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEMO="$ROOT/build/demo"
@@ -18,18 +19,24 @@ NS=demo
 SYSTEM_NS=codexproxy-system
 RELEASE=codexproxy
 SA="$RELEASE-codexproxy-operator"
+MODEL_KEY="sk-demo-model-key-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 die() { printf '[demo] error: %s\n' "$*" >&2; exit 1; }
 
 stop_processes() {
-  local f
+  local f pid
+  # The pod launcher stops its pods on SIGTERM; then everything left is killed.
   for f in "$DEMO"/pids/*.pid; do
     [ -e "$f" ] || continue
     kill -TERM -- "-$(cat "$f")" 2>/dev/null || true
   done
-  sleep 1
-  for f in "$DEMO"/pids/*.pid; do
+  for _ in $(seq 50); do
+    pid="$(cat "$DEMO/pids/pods.pid" 2>/dev/null || true)"
+    { [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; } && break
+    sleep 0.2
+  done
+  for f in "$DEMO"/pids/*.pid "$DEMO"/pods/*/proxy.pid; do
     [ -e "$f" ] || continue
     kill -KILL -- "-$(cat "$f")" 2>/dev/null || true
     rm -f "$f"
@@ -67,9 +74,20 @@ setsid "$ROOT/build/bin/codexproxy-controller" --kubeconfig "$DEMO/controller.ku
   >"$DEMO/logs/controller.log" 2>&1 < /dev/null &
 echo $! > "$DEMO/pids/controller.pid"
 
-step "kubectl apply -f docs/examples/codexproxy.yaml -n $NS"
+step "starting the scripted model (tests/model-stub): it stands in for the OpenAI API, offline"
+setsid python3 "$ROOT/tests/model-stub/model_stub.py" --api-key "$MODEL_KEY" --log "$DEMO/logs/model-requests.jsonl" \
+  >"$DEMO/logs/model-stub.out" 2>&1 < /dev/null &
+echo $! > "$DEMO/pids/model.pid"
+for _ in $(seq 100); do grep -q '"listening"' "$DEMO/logs/model-stub.out" 2>/dev/null && break; sleep 0.1; done
+MODEL_URL="$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["base_url"])' "$DEMO/logs/model-stub.out")" \
+  || die "the model stub did not start (log: $DEMO/logs/model-stub.out)"
+echo "model endpoint: $MODEL_URL (Responses API; the key it accepts is in the Secret 'openai')"
+
+step "kubectl create secret generic openai; kubectl apply -f docs/examples/codexproxy.yaml (provider: the scripted model)"
 kube create namespace "$NS" --dry-run=client -o yaml | kube apply -f - >/dev/null
-kube apply -n "$NS" -f "$ROOT/docs/examples/codexproxy.yaml"
+kube create secret generic openai -n "$NS" --from-literal=apiKey="$MODEL_KEY" --dry-run=client -o yaml | kube apply -f -
+kube patch --local -f "$ROOT/docs/examples/codexproxy.yaml" --type merge -o yaml -p "{\"spec\":{\"worker\":{
+  \"provider\":{\"name\":\"scripted model (demo)\",\"baseURL\":\"$MODEL_URL\"}}}}" | kube apply -n "$NS" -f -
 for _ in $(seq 150); do
   [ "$(kube get pods -n "$NS" -l codexproxy.io/name=demo --field-selector status.phase=Running -o name | wc -l)" -ge 2 ] && break
   sleep 0.2
@@ -77,44 +95,30 @@ done
 kube get deployment,service,configmap,role,rolebinding -n "$NS" -l codexproxy.io/name=demo
 kube get pods -n "$NS" -l codexproxy.io/name=demo
 
-step "starting one codex-proxy per pod (the pod's env, the pods' ServiceAccount)"
+step "starting the pods: one codex-proxy per pod (its env with the Secret resolved, its volumes, its ServiceAccount), each running codex app-server"
 "$ROOT/scripts/cluster.sh" sa-kubeconfig "$NS" demo "$DEMO/pods.kubeconfig"
-worker="$ROOT/build/bin/codex-fake-worker"
-[ "${DEMO_WORKER:-}" = "codex" ] && worker="$ROOT/tests/node/node_modules/.bin/codex"
-for pod in $(kube get pods -n "$NS" -l codexproxy.io/name=demo -o jsonpath='{.items[*].metadata.name}'); do
-  mkdir -p "$DEMO/$pod/codex-home"
-  # The container's env as the Deployment renders it, downward-API fields resolved.
-  kube get pod "$pod" -n "$NS" -o json | python3 -c '
-import json, sys
-pod = json.load(sys.stdin)
-for e in pod["spec"]["containers"][0].get("env", []):
-    if "value" in e:
-        print(e["name"] + "=" + e["value"])
-    else:
-        field = e["valueFrom"]["fieldRef"]["fieldPath"].split(".")[1]
-        print(e["name"] + "=" + pod["metadata"][field])' > "$DEMO/$pod/env"
-  (
-    set -a; . "$DEMO/$pod/env"; set +a
-    export PROXY_HOST=127.0.0.1 PORT=0 CODEX_BIN="$worker" CODEX_HOME="$DEMO/$pod/codex-home" \
-      PROXY_TRACE_DIR="$DEMO/$pod/trace" PROXY_KUBECONFIG="$DEMO/pods.kubeconfig"
-    exec setsid "$ROOT/build/bin/codex-proxy" >"$DEMO/logs/$pod.log" 2>&1 < /dev/null
-  ) &
-  echo $! > "$DEMO/pids/$pod.pid"
-  echo "pod $pod → codex-proxy pid $(cat "$DEMO/pids/$pod.pid")"
-done
+setsid python3 "$ROOT/tests/pylib/pod_launcher.py" --namespace "$NS" --codexproxy demo --dir "$DEMO/pods" \
+  --pods-kubeconfig "$DEMO/pods.kubeconfig" --kubeconfig "$KUBECONFIG" \
+  --worker "$ROOT/tests/node/node_modules/.bin/codex" >"$DEMO/logs/pods.log" 2>&1 < /dev/null &
+echo $! > "$DEMO/pids/pods.pid"
 
 wait_ready() {
-  for _ in $(seq 300); do
+  for _ in $(seq 600); do
     [ "$(kube get cxp demo -n "$NS" -o jsonpath='{.status.ready}')" = "$1" ] && return 0
     sleep 0.1
   done
-  die "READY never became $1 (logs: $DEMO/logs)"
+  die "READY never became $1 (logs: $DEMO/logs, $DEMO/pods/*/proxy.log)"
 }
 wait_ready 2/2
+grep '"pod_started"' "$DEMO/logs/pods.log" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    print(f"pod {e[\"pod\"]} → codex-proxy on 127.0.0.1:{e[\"port\"]}")'
 kube get codexproxy -n "$NS"
 
 first="$(kube get pods -n "$NS" -l codexproxy.io/name=demo -o jsonpath='{.items[0].metadata.name}')"
-port="$(grep -ho '"port":[0-9]*' "$DEMO/logs/$first.log" | head -1 | cut -d: -f2)"
+port="$(grep -ho '"port":[0-9]*' "$DEMO/pods/$first/proxy.log" | head -1 | cut -d: -f2)"
 
 step "maintenance on by kubectl patch: every pod answers 503 + Retry-After, nothing restarts"
 kube patch cxp demo -n "$NS" --type merge -p '{"spec":{"maintenance":{"enabled":true}}}'
@@ -126,9 +130,9 @@ sleep 1
 kube get codexproxy -n "$NS"
 kube patch cxp demo -n "$NS" --type merge -p '{"spec":{"maintenance":{"enabled":false}}}'
 
-step "killing the worker of pod $first: its entry shows the restart, RESTARTS counts it, it is back in a blink"
+step "killing the codex worker of pod $first: its entry shows the restart, RESTARTS counts it, it is back in a blink"
 wpid="$(curl -s "http://127.0.0.1:$port/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["worker"]["pid"])')"
-kill -KILL "$wpid"
+kill -KILL -- "-$wpid"
 sleep 0.6
 kube get cxp demo -n "$NS" -o json | python3 -c '
 import json, sys
@@ -136,6 +140,23 @@ for e in json.load(sys.stdin)["status"]["pods"]:
     print("  {name}: workerState={workerState} ready={ready} restartsTotal={restartsTotal} backoffMs={backoffMs}".format(**e))'
 kube get codexproxy -n "$NS"
 wait_ready 2/2
+
+step "a chat completion through pod $first (codex app-server → the scripted model)"
+for _ in $(seq 100); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/models")" = 200 ] && break; sleep 0.05
+done
+echo "POST http://127.0.0.1:$port/v1/chat/completions {\"messages\":[{\"role\":\"user\",\"content\":\"Say hello to the SRE on call.\"}]}"
+answer="$(curl -s --max-time 60 "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+  -d '{"model":"gpt-5","messages":[{"role":"user","content":"Say hello to the SRE on call."}]}')"
+python3 -c '
+import json, sys
+body = json.loads(sys.argv[1])
+if "choices" not in body:
+    sys.exit(f"[demo] error: the chat completion failed: {sys.argv[1]}")
+print("answer:", body["choices"][0]["message"]["content"])
+print("usage: ", json.dumps(body["usage"]))' "$answer"
+requests="$(grep -c '"path": "/v1/responses"' "$DEMO/logs/model-requests.jsonl" || true)"
+echo "the scripted model received $requests Responses API request(s), each with the key from the Secret"
 
 step "kubectl get codexproxy"
 for _ in $(seq 100); do
@@ -150,5 +171,7 @@ Everything keeps running. Try:
   kubectl describe codexproxy demo -n $NS
   kubectl get codexproxy demo -n $NS -o jsonpath='{.status.pods}'
   curl -s http://127.0.0.1:$port/readyz
-Logs: $DEMO/logs/   Stop: scripts/demo.sh down
+  curl -s http://127.0.0.1:$port/v1/chat/completions -H 'Content-Type: application/json' \\
+    -d '{"messages":[{"role":"user","content":"hi"}],"stream":true}'
+Logs: $DEMO/logs/ and $DEMO/pods/<pod>/proxy.log   Stop: scripts/demo.sh down
 TEXT

@@ -27,6 +27,8 @@ class ControllerTest(ControllerTestCase):
 
     def test_a_codexproxy_gets_every_object_with_owner_references_and_its_pods_run(self):
         self.start_controller()
+        # As docs/examples/codexproxy.yaml says: its model key lives in the Secret `openai`.
+        kubectl("create", "secret", "generic", "openai", "-n", self.namespace, "--from-literal=apiKey=sk-e2e-0123456789")
         kubectl("apply", "-n", self.namespace, "-f", EXAMPLE)
         proxy = self.get("cxp", "demo")
         objects = self.wait_owned("demo")

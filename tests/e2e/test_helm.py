@@ -139,6 +139,7 @@ class ChartInstallTest(KubeTestCase):
         kubeconfig = sa_kubeconfig(ns, sa, os.path.join(tempfile.mkdtemp(prefix="cxp-helm-"), "kubeconfig"))
         controller = Controller(kubeconfig, ns, leader_elect=True)
         self.addCleanup(controller.close)
+        kubectl("create", "secret", "generic", "openai", "-n", ns, "--from-literal=apiKey=sk-e2e-0123456789")
         kubectl("apply", "-n", ns, "-f", os.path.join(SOURCE_DIR, "docs/examples/codexproxy.yaml"))
         for kind, name in (("configmap", "demo-settings"), ("serviceaccount", "demo"), ("role", "demo"),
                            ("rolebinding", "demo"), ("service", "demo"), ("deployment", "demo")):
@@ -156,9 +157,11 @@ class ChartInstallTest(KubeTestCase):
         args = upgraded["spec"]["template"]["spec"]["containers"][0]["args"]
         self.assertIn("--leader-elect", args)
         self.assertIn("--log-level=debug", args)
-        # uninstall: the CodexProxy (our CRD's object) is the user's; remove it, then the release
+        # uninstall: the CodexProxy (our CRD's object) and its Secret are the user's; remove them,
+        # then the release
         controller.stop()
         kubectl("delete", "cxp", "demo", "-n", ns)
+        kubectl("delete", "secret", "openai", "-n", ns)
         kubectl("delete", "lease", "codexproxy-controller-leader", "-n", ns, check=False)
         helm("uninstall", release, "-n", ns, "--wait")
         wait_until(lambda: self.leftovers(ns) == [], 60, interval=0.5, message="no namespaced object left")

@@ -148,7 +148,10 @@ class PodLauncher:
         env = self.container_env(pod, mounts)
         env.update({"PROXY_HOST": "127.0.0.1", "PORT": "0", "CODEX_BIN": self.worker,
                     "PROXY_KUBECONFIG": self.pods_kubeconfig, **self.worker_env})
-        return Proxy(env=env, codex_bin=None, workdir=pod_dir)
+        proxy = Proxy(env=env, codex_bin=None, workdir=pod_dir)
+        with open(os.path.join(pod_dir, "proxy.pid"), "w") as f:
+            f.write(str(proxy.process.pid))
+        return proxy
 
     def trace_dir(self, pod_name):
         return os.path.join(self.pod_dir(pod_name), "volumes", "trace", "trace")
