@@ -114,7 +114,7 @@ grep '"pod_started"' "$DEMO/logs/pods.log" | python3 -c '
 import json, sys
 for line in sys.stdin:
     e = json.loads(line)
-    print(f"pod {e[\"pod\"]} → codex-proxy on 127.0.0.1:{e[\"port\"]}")'
+    print("pod {} → codex-proxy on 127.0.0.1:{}".format(e["pod"], e["port"]))'
 kube get codexproxy -n "$NS"
 
 first="$(kube get pods -n "$NS" -l codexproxy.io/name=demo -o jsonpath='{.items[0].metadata.name}')"
