@@ -40,12 +40,16 @@ def summary(name, latencies, wall):
 
 # ---------------------------------------------------------------- direct (stdio JSON-RPC) ----
 class DirectWorker:
-    def __init__(self, env):
+    """A worker driven over stdio JSON-RPC, as codex-proxy drives it, without the proxy."""
+
+    def __init__(self, env, command=None):
         self.env = env
+        self.command = command or [os.path.join(BIN, "codex-fake-worker"), "app-server"]
 
     async def start(self):
+        started = time.perf_counter()
         self.proc = await asyncio.create_subprocess_exec(
-            os.path.join(BIN, "codex-fake-worker"), "app-server", env=self.env,
+            *self.command, env=self.env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             limit=64 * 1024 * 1024)
         self.next_id = 0
@@ -54,6 +58,7 @@ class DirectWorker:
         self.reader = asyncio.create_task(self.read())
         await self.call("initialize", {"clientInfo": {"name": "bench", "version": "1"}})
         self.send({"method": "initialized"})
+        self.handshake_s = time.perf_counter() - started
 
     def send(self, message):
         self.proc.stdin.write((json.dumps(message) + "\n").encode())
@@ -75,18 +80,25 @@ class DirectWorker:
                 if turn:
                     turn.put_nowait(message["method"])
 
-    async def turn(self):
-        thread = (await self.call("thread/start", {"cwd": "/", "approvalPolicy": "never",
-                                                   "sandbox": "read-only", "ephemeral": True}))["thread"]["id"]
+    async def start_thread(self):
+        return (await self.call("thread/start", {"cwd": "/", "approvalPolicy": "never", "sandbox": "read-only",
+                                                 "ephemeral": True, "model": "gpt-5"}))["thread"]["id"]
+
+    async def turn(self, text="hello", thread=None):
+        """One turn, on a new thread unless `thread` is given. Returns (total, to first delta from
+        turn/start, thread/start time) in seconds."""
+        started = time.perf_counter()
+        thread = thread or await self.start_thread()
+        thread_started = time.perf_counter()
         events = asyncio.Queue()
         self.turns[thread] = events
-        started = time.perf_counter()
-        await self.call("turn/start", {"threadId": thread, "input": [{"type": "text", "text": "hello"}]})
+        await self.call("turn/start", {"threadId": thread, "input": [{"type": "text", "text": text}]})
         first = None
         while (event := await events.get()) != "turn/completed":
             first = first or time.perf_counter()
         del self.turns[thread]
-        return time.perf_counter() - started, (first or time.perf_counter()) - started
+        return (time.perf_counter() - started, (first or time.perf_counter()) - thread_started,
+                thread_started - started)
 
     async def stop(self):
         self.proc.stdin.close()
@@ -144,11 +156,16 @@ async def proxy_load(port, requests, concurrency, body):
     return latencies, ttfc, time.perf_counter() - wall
 
 
-def start_proxy(env):
+def start_proxy(env, ready_timeout=10):
     log = tempfile.NamedTemporaryFile(prefix="bench-proxy-", suffix=".log", delete=False)
     full = {**os.environ, "PORT": "0", "CODEX_BIN": os.path.join(BIN, "codex-fake-worker"), **env}
-    proc = subprocess.Popen([os.path.join(BIN, "codex-proxy")], stdout=log, stderr=subprocess.DEVNULL, env=full)
-    deadline = time.time() + 10
+    # The worker's threads start in the proxy's working directory: an empty one, as in a pod (not
+    # this repository, where codex would look for git and AGENTS.md on every thread).
+    workdir = tempfile.mkdtemp(prefix="bench-proxy-cwd-")
+    proc = subprocess.Popen([os.path.join(BIN, "codex-proxy")], stdout=log, stderr=subprocess.DEVNULL, env=full,
+                            cwd=workdir)
+    proc.log_path = log.name
+    deadline = time.time() + ready_timeout
     while time.time() < deadline:
         ports = [json.loads(l)["port"] for l in open(log.name) if '"listening"' in l]
         if ports:

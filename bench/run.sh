@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Builds and runs the benchmarks; prints the figures (see docs/benchmarks.md). Not part of the tests.
+#   bench/run.sh [ARGS]         codex-proxy with codex-fake-worker (bench/bench_proxy.py)
+#   bench/run.sh real [ARGS]    the real codex app-server against the scripted model
+#                               (bench/bench_real_worker.py): direct stdio vs through the proxy
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh" >/dev/null
 "$ROOT/scripts/build.sh" >/dev/null
+if [ "${1:-}" = "real" ]; then
+  shift
+  exec python3 "$ROOT/bench/bench_real_worker.py" "$@"
+fi
 exec python3 "$ROOT/bench/bench_proxy.py" "$@"

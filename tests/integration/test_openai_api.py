@@ -33,6 +33,15 @@ def sse_events(raw):
     return events
 
 
+def assert_stream_ends_with_error(test, body, code):
+    """An SSE body that ends with an error event naming `code` (retryable), then [DONE]."""
+    events = sse_events(body)
+    test.assertEqual(events[-1], "[DONE]")
+    error = json.loads(events[-2])["error"]
+    test.assertEqual(error["code"], code)
+    test.assertTrue(error["retryable"])
+
+
 def streamed_text(body):
     return "".join(json.loads(e)["choices"][0]["delta"].get("content") or ""
                    for e in sse_events(body)[:-1] if json.loads(e).get("choices"))
@@ -201,11 +210,7 @@ class ModelFailureTest(ProxyTestCase):
         proxy = self.start_real_proxy()
         status, _, body = post(proxy, chat_body("[[disconnect]][[slow:20]][[reply:one two three four]]", stream=True))
         self.assertEqual(status, 200)
-        events = sse_events(body)
-        self.assertEqual(events[-1], "[DONE]")
-        error = json.loads(events[-2])["error"]
-        self.assertEqual(error["code"], "model_error")
-        self.assertTrue(error["retryable"])
+        assert_stream_ends_with_error(self, body, "model_error")
 
     def test_a_model_that_never_answers_gives_504_and_the_turn_is_interrupted(self):
         proxy = self.start_real_proxy(env={"WORKER_REQUEST_TIMEOUT_MS": "1500"})
@@ -406,11 +411,7 @@ class WorkerTroubleTest(ProxyTestCase):
         proxy.wait_ready()
         status, _, body = post(proxy, chat_body(stream=True))
         self.assertEqual(status, 200)
-        events = sse_events(body)
-        self.assertEqual(events[-1], "[DONE]")
-        error = json.loads(events[-2])["error"]
-        self.assertEqual(error["code"], "worker_unavailable")
-        self.assertTrue(error["retryable"])
+        assert_stream_ends_with_error(self, body, "worker_unavailable")
         proxy.wait_ready()
         status, _, raw = post(proxy, chat_body())
         self.assertEqual(status, 502, raw)  # crashes again mid-turn (every turn does), JSON this time

@@ -25,6 +25,10 @@ def real_worker_env(base_url, codex_home, overrides=NO_RETRIES, **extra):
     env = {
         "CODEX_BIN": REAL_CODEX,
         "CODEX_HOME": codex_home,
+        # A home without this machine's shell profile, as in a pod: codex runs a login shell per
+        # thread (its shell snapshot), and a developer's profile (pyenv, nvm…) would dominate every
+        # figure and slow every test.
+        "HOME": codex_home,
         "WORKER_PROVIDER_BASE_URL": base_url,
         "WORKER_PROVIDER_NAME": "model stub",
         "WORKER_PROVIDER_ENV_KEY": MODEL_KEY_VAR,
