@@ -43,14 +43,15 @@ void read_probe(const json& probes, const char* key, ProbeTiming& timing,
   read(probe, "failureThreshold", timing.failure_threshold, path, problems);
 }
 
-void read_secret_ref(const json& parent, const char* key, SecretKeyRef& ref, const std::string& path,
-                     std::vector<std::string>& problems) {
+void read_secret_ref(const json& parent, const char* key, SecretKeyRef& ref,
+                     const std::string& path, std::vector<std::string>& problems) {
   const auto& object = child(parent, key);
   read(object, "name", ref.name, path + "." + key, problems);
   read(object, "key", ref.key, path + "." + key, problems);
 }
 
-void read_worker_model(const json& worker, CodexProxySpec& out, std::vector<std::string>& problems) {
+void read_worker_model(const json& worker, CodexProxySpec& out,
+                       std::vector<std::string>& problems) {
   read_secret_ref(child(worker, "credentials"), "apiKeySecret", out.credentials.api_key,
                   "spec.worker.credentials", problems);
   read_secret_ref(child(worker, "credentials"), "authJsonSecret", out.credentials.auth_json,

@@ -108,7 +108,8 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   std::vector<DesiredObject> desired_objects;
   if (problems.empty()) {
     desired_objects = render_objects(proxy, settings_data);
-    // Before the pods roll, the Secrets are read afresh; for the status alone a recent look will do.
+    // Before the pods roll, the Secrets are read afresh; for the status alone a recent look will
+    // do.
     const auto deployment =
         std::find_if(desired_objects.begin(), desired_objects.end(),
                      [](const DesiredObject& d) { return d.resource.plural == "deployments"; });

@@ -77,7 +77,7 @@ WorkerModelPod render_worker_model(const CodexProxySpec& spec) {
       provider.env_key.empty() ? kDefaultModelKeyVariable : provider.env_key;
   // An API key without a provider means OpenAI's own API; a ChatGPT login without a provider
   // means codex's built-in provider (no provider flags at all).
-  const std::string base_url = !provider.base_url.empty()        ? provider.base_url
+  const std::string base_url = !provider.base_url.empty()          ? provider.base_url
                                : !credentials.api_key.name.empty() ? kOpenAiBaseUrl
                                                                    : "";
   if (!base_url.empty()) {
@@ -90,7 +90,8 @@ WorkerModelPod render_worker_model(const CodexProxySpec& spec) {
     out.env.push_back(env_secret(key_variable.c_str(), credentials.api_key));
   }
   if (!credentials.auth_json.name.empty()) {
-    out.env.push_back(env_value("WORKER_AUTH_JSON", std::string(kCodexAuthMountPath) + "/auth.json"));
+    out.env.push_back(
+        env_value("WORKER_AUTH_JSON", std::string(kCodexAuthMountPath) + "/auth.json"));
     out.volumes.push_back(
         {{"name", "codex-auth"},
          {"secret",
@@ -240,10 +241,10 @@ namespace {
 
 // The settings of the worker's model that roll the pods.
 json model_settings(const CodexProxySpec& spec) {
-  return {spec.credentials.api_key.name, spec.credentials.api_key.key,
-          spec.credentials.auth_json.name, spec.credentials.auth_json.key,
-          spec.provider.name, spec.provider.base_url, spec.provider.wire_api,
-          spec.provider.env_key, spec.config_overrides};
+  return {
+      spec.credentials.api_key.name,  spec.credentials.api_key.key, spec.credentials.auth_json.name,
+      spec.credentials.auth_json.key, spec.provider.name,           spec.provider.base_url,
+      spec.provider.wire_api,         spec.provider.env_key,        spec.config_overrides};
 }
 
 }  // namespace

@@ -13,7 +13,8 @@ std::string secret_key_problem(const std::string& ns, const SecretUse& use,
   if (has_data && data->contains(use.ref.key)) return "";
   std::string keys;
   if (has_data) {
-    for (auto it = data->begin(); it != data->end(); ++it) keys += (keys.empty() ? "" : ", ") + it.key();
+    for (auto it = data->begin(); it != data->end(); ++it)
+      keys += (keys.empty() ? "" : ", ") + it.key();
   }
   return which + " has no key '" + use.ref.key + "' (it has: " + (keys.empty() ? "none" : keys) +
          ")";
@@ -44,8 +45,8 @@ std::vector<std::string> SecretKeyCheck::check(const std::string& ns,
         continue;
       }
       if (!result.ok() && result.error != kube::ErrorKind::kNotFound) {
-        problems.push_back(use.field + ": cannot read Secret '" + use.ref.name + "': " +
-                           result.describe());
+        problems.push_back(use.field + ": cannot read Secret '" + use.ref.name +
+                           "': " + result.describe());
         continue;
       }
       if (result.ok()) {

@@ -24,9 +24,9 @@ struct StatusInputs {
   std::optional<nlohmann::json> deployment;
   std::set<std::string> live_pods;       // pods of this CodexProxy that exist and are not deleting
   std::int64_t settings_generation = 0;  // what the ConfigMap says pods should apply
-  std::vector<std::string> spec_problems;  // → Degraded/InvalidSpec
+  std::vector<std::string> spec_problems;        // → Degraded/InvalidSpec
   std::vector<std::string> credential_problems;  // → Degraded/CredentialsMissing
-  std::string apply_error;                 // → Degraded/ApplyFailed
+  std::string apply_error;                       // → Degraded/ApplyFailed
   std::chrono::system_clock::time_point now;
 };
 

@@ -86,9 +86,9 @@ std::vector<SettingSpec> build_settings() {
                              &ProxyConfig::host, false));
   s.push_back(string_setting("PROXY_API_KEY", "apiKey", "bearer token required on /v1/*",
                              &ProxyConfig::api_key, true));
-  s.push_back(text_setting("CODEX_BIN", "worker.bin",
-                           "worker executable; the proxy runs `$CODEX_BIN app-server`",
-                           [](ProxyConfig& c) -> std::string& { return c.codex.bin; }, false));
+  s.push_back(text_setting(
+      "CODEX_BIN", "worker.bin", "worker executable; the proxy runs `$CODEX_BIN app-server`",
+      [](ProxyConfig& c) -> std::string& { return c.codex.bin; }, false));
   s.push_back(text_setting(
       "CODEX_HOME", "worker.codexHome",
       "the worker's writable state directory (created if missing; its config.toml is honoured)",
@@ -98,10 +98,9 @@ std::vector<SettingSpec> build_settings() {
                [](ProxyConfig& c, std::string_view source, std::string_view text) {
                  c.codex.overrides = parse_config_overrides(source, text);
                }});
-  s.push_back(text_setting("WORKER_PROVIDER_NAME", "worker.provider.name",
-                           "display name of the model provider",
-                           [](ProxyConfig& c) -> std::string& { return c.codex.provider.name; },
-                           false));
+  s.push_back(text_setting(
+      "WORKER_PROVIDER_NAME", "worker.provider.name", "display name of the model provider",
+      [](ProxyConfig& c) -> std::string& { return c.codex.provider.name; }, false));
   s.push_back({"WORKER_PROVIDER_BASE_URL", "worker.provider.baseURL",
                "base URL of the model provider's Responses API; set: the worker uses this "
                "provider, empty: codex's own configuration",
@@ -117,7 +116,8 @@ std::vector<SettingSpec> build_settings() {
                "wire API of the model provider (codex supports `responses` only)",
                [](ProxyConfig& c, std::string_view source, std::string_view text) {
                  if (text != "responses") {
-                   throw ConfigError(std::string(source) + ": expected 'responses' (the only wire "
+                   throw ConfigError(std::string(source) +
+                                     ": expected 'responses' (the only wire "
                                      "API codex supports), found '" +
                                      std::string(text.substr(0, 64)) + "'");
                  }
@@ -128,10 +128,10 @@ std::vector<SettingSpec> build_settings() {
                [](ProxyConfig& c, std::string_view source, std::string_view text) {
                  c.codex.provider.env_key = parse_env_key(source, text);
                }});
-  s.push_back(text_setting("WORKER_AUTH_JSON", "worker.authJson",
-                           "a ChatGPT login's auth.json, copied into CODEX_HOME at start",
-                           [](ProxyConfig& c) -> std::string& { return c.worker_auth_json; },
-                           true));
+  s.push_back(text_setting(
+      "WORKER_AUTH_JSON", "worker.authJson",
+      "a ChatGPT login's auth.json, copied into CODEX_HOME at start",
+      [](ProxyConfig& c) -> std::string& { return c.worker_auth_json; }, true));
   s.push_back(string_setting("CODEX_MODEL", "worker.model", "model the worker uses",
                              &ProxyConfig::codex_model, false));
   s.push_back({"PROXY_MODEL_ALIASES", "worker.modelAliases",
@@ -287,8 +287,9 @@ void validate_proxy_config(const ProxyConfig& c) {
         c.codexproxy_name + "'");
   }
   if (!c.worker_auth_json.empty() && c.codex.codex_home.empty()) {
-    throw ConfigError("WORKER_AUTH_JSON: requires CODEX_HOME (the writable directory the auth.json "
-                      "is copied into)");
+    throw ConfigError(
+        "WORKER_AUTH_JSON: requires CODEX_HOME (the writable directory the auth.json "
+        "is copied into)");
   }
   if (c.worker_backoff_max < c.worker_backoff_initial) {
     throw ConfigError("WORKER_BACKOFF_MAX_MS: expected a value >= WORKER_BACKOFF_INITIAL_MS (" +

@@ -10,9 +10,9 @@ namespace {
 using nlohmann::json;
 
 constexpr std::array<std::string_view, 9> kPermanentKinds = {
-    "unauthorized",        "badRequest",  "modelNotFound",
-    "contextWindowExceeded", "cyberPolicy", "misalignmentPolicyViolation",
-    "inferenceHookDenied", "usageLimitExceeded", "sessionBudgetExceeded"};
+    "unauthorized",          "badRequest",         "modelNotFound",
+    "contextWindowExceeded", "cyberPolicy",        "misalignmentPolicyViolation",
+    "inferenceHookDenied",   "usageLimitExceeded", "sessionBudgetExceeded"};
 constexpr std::array<int, 5> kPermanentStatuses = {400, 401, 403, 404, 422};
 
 const json& info_of(const json& error) {

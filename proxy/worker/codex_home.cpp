@@ -73,8 +73,9 @@ void install_private_file(const fs::path& target, const std::string& content) {
 void prepare_codex_home(const std::string& codex_home, const std::string& auth_json_source) {
   if (codex_home.empty()) {
     if (!auth_json_source.empty()) {
-      throw ConfigError("WORKER_AUTH_JSON: requires CODEX_HOME (the writable directory the "
-                        "auth.json is copied into)");
+      throw ConfigError(
+          "WORKER_AUTH_JSON: requires CODEX_HOME (the writable directory the "
+          "auth.json is copied into)");
     }
     return;
   }
@@ -91,9 +92,8 @@ void prepare_codex_home(const std::string& codex_home, const std::string& auth_j
     throw ConfigError("CODEX_HOME: '" + codex_home + "' is not a directory");
   }
   if (::access(codex_home.c_str(), W_OK | X_OK) != 0) {
-    throw ConfigError("CODEX_HOME: '" + codex_home + "' is not writable: " +
-                      std::strerror(errno) + " (the worker keeps its state there: mount a " +
-                      "writable volume)");
+    throw ConfigError("CODEX_HOME: '" + codex_home + "' is not writable: " + std::strerror(errno) +
+                      " (the worker keeps its state there: mount a " + "writable volume)");
   }
   if (!auth_json_source.empty()) {
     install_private_file(fs::path(codex_home) / "auth.json", read_auth_json(auth_json_source));

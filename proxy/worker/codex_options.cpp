@@ -36,11 +36,21 @@ std::string toml_string(std::string_view text) {
   std::string out = "\"";
   for (const char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char escaped[8];
@@ -71,8 +81,9 @@ std::vector<std::string> parse_config_overrides(std::string_view source, std::st
     }
     const auto eq = line.find('=');
     if (eq == std::string_view::npos) {
-      throw ConfigError(where + ": expected key=value (a codex config key, e.g. "
-                                "model_reasoning_effort=\"high\"), found '" +
+      throw ConfigError(where +
+                        ": expected key=value (a codex config key, e.g. "
+                        "model_reasoning_effort=\"high\"), found '" +
                         std::string(line.substr(0, 80)) + "'");
     }
     const auto key = trim(line.substr(0, eq));
@@ -81,7 +92,8 @@ std::vector<std::string> parse_config_overrides(std::string_view source, std::st
       throw ConfigError(where + ": expected a dotted key of [A-Za-z0-9_-] segments, found '" +
                         std::string(key.substr(0, 80)) + "'");
     }
-    if (value.empty()) throw ConfigError(where + ": the value of '" + std::string(key) + "' is empty");
+    if (value.empty())
+      throw ConfigError(where + ": the value of '" + std::string(key) + "' is empty");
     if (std::any_of(value.begin(), value.end(),
                     [](char c) { return static_cast<unsigned char>(c) < 0x20 && c != '\t'; })) {
       throw ConfigError(where + ": the value of '" + std::string(key) +

@@ -21,7 +21,7 @@ struct ModelProvider {
 // How the worker is started: its executable, its codex configuration and its environment.
 struct CodexOptions {
   std::string bin = "codex";
-  std::string codex_home;              // CODEX_HOME; empty: codex's default (~/.codex)
+  std::string codex_home;  // CODEX_HOME; empty: codex's default (~/.codex)
   ModelProvider provider;
   std::vector<std::string> overrides;  // "key=value", each passed as `-c key=value`
 };
@@ -30,8 +30,8 @@ struct CodexOptions {
 // nothing but its model (no plugin sync with github.com/chatgpt.com, no analytics).
 const std::vector<std::string>& safe_codex_defaults();
 
-// The worker's argv: `<bin> app-server`, then `-c` flags — the safe defaults, the provider, then the
-// overrides (a default or provider key that an override sets again is left out). Pure.
+// The worker's argv: `<bin> app-server`, then `-c` flags — the safe defaults, the provider, then
+// the overrides (a default or provider key that an override sets again is left out). Pure.
 std::vector<std::string> worker_command(const CodexOptions& options);
 
 // The worker's environment: `inherited` ("NAME=value" entries) with CODEX_HOME set when configured.

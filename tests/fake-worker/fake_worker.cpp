@@ -33,7 +33,7 @@ struct Script {
   long turn_start_delay_ms = 0;  // turn/start is answered this late (a client may leave meanwhile)
   long retry_errors = 0;         // `error` notifications with willRetry:true before each reply
   std::string turn_fail;         // each turn fails with this message (an `error`, status failed)
-  long hang_turns = 0;  // the first N turns never finish on their own; -1 = all of them
+  long hang_turns = 0;           // the first N turns never finish on their own; -1 = all of them
   std::string log_path;
   long shutdown_delay_ms = 0;  // on SIGTERM or stdin EOF, linger this long before exiting
   bool garbage = false;        // emit junk on stdout and a stderr flood before serving
@@ -47,7 +47,9 @@ std::int64_t now_ms() {
       .count();
 }
 
-std::int64_t now_s() { return now_ms() / 1000; }
+std::int64_t now_s() {
+  return now_ms() / 1000;
+}
 
 void linger_then_exit(int) {
   timespec delay{g_shutdown_delay_ms / 1000, (g_shutdown_delay_ms % 1000) * 1000000L};
@@ -274,7 +276,8 @@ class FakeWorker {
     }
     reply(id, {{"turn", turn_json}});
     notify("thread/status/changed",
-           {{"threadId", thread_id}, {"status", {{"type", "active"}, {"activeFlags", json::array()}}}});
+           {{"threadId", thread_id},
+            {"status", {{"type", "active"}, {"activeFlags", json::array()}}}});
     notify("turn/started", {{"threadId", thread_id}, {"turn", turn_json}});
     const bool crash = script_.crash_after_turns >= 0 && index >= script_.crash_after_turns;
     const bool hang = script_.hang_turns < 0 || index < script_.hang_turns;
@@ -299,13 +302,14 @@ class FakeWorker {
     const auto tokens = tokens_of(text);
     const auto started_ms = now_ms();
     for (long i = 0; i < script_.retry_errors && !turn.interrupted; ++i) {
-      notify("error", {{"threadId", turn.thread_id},
-                       {"turnId", turn.turn_id},
-                       {"willRetry", true},
-                       {"error",
-                        {{"message", "Reconnecting... " + std::to_string(i + 1) + "/5"},
-                         {"codexErrorInfo", {{"responseStreamDisconnected", {{"httpStatusCode", nullptr}}}}},
-                         {"additionalDetails", "codex-fake-worker: a scripted retry"}}}});
+      notify("error",
+             {{"threadId", turn.thread_id},
+              {"turnId", turn.turn_id},
+              {"willRetry", true},
+              {"error",
+               {{"message", "Reconnecting... " + std::to_string(i + 1) + "/5"},
+                {"codexErrorInfo", {{"responseStreamDisconnected", {{"httpStatusCode", nullptr}}}}},
+                {"additionalDetails", "codex-fake-worker: a scripted retry"}}}});
     }
     if (!script_.turn_fail.empty()) return finish_turn(turn, "failed", json::array(), started_ms);
     json item = {{"type", "agentMessage"}, {"id", item_id}, {"text", ""}};

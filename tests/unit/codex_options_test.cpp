@@ -1,3 +1,5 @@
+#include "proxy/worker/codex_options.h"
+
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -10,7 +12,6 @@
 #include "common/codex_config.h"
 #include "common/config_value.h"
 #include "proxy/worker/codex_home.h"
-#include "proxy/worker/codex_options.h"
 
 using cxp::ConfigError;
 using cxp::proxy::CodexOptions;
@@ -98,7 +99,8 @@ TEST_CASE("malformed overrides are refused naming the variable and the line") {
   CHECK(error_of("k=" + std::string(5000, 'v')).find("at most 4096") != std::string::npos);
 }
 
-TEST_CASE("provider URLs must be http(s) with a host and nothing a TOML string would need escaped") {
+TEST_CASE(
+    "provider URLs must be http(s) with a host and nothing a TOML string would need escaped") {
   CHECK(cxp::is_http_url("https://example.openai.azure.com/openai/v1"));
   CHECK(cxp::is_http_url("http://127.0.0.1:8080/v1"));
   CHECK_FALSE(cxp::is_http_url("ftp://example.com"));
@@ -129,8 +131,8 @@ TEST_CASE("CODEX_HOME is created private and auth.json is installed with mode 06
   cxp::proxy::prepare_codex_home(home.string(), source.string());
   CHECK(fs::is_directory(home));
   CHECK((fs::status(home).permissions() & fs::perms::others_all) == fs::perms::none);
-  CHECK((fs::status(home / "auth.json").permissions() & (fs::perms::group_all | fs::perms::others_all)) ==
-        fs::perms::none);
+  CHECK((fs::status(home / "auth.json").permissions() &
+         (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
   std::ifstream copied(home / "auth.json");
   CHECK(std::string(std::istreambuf_iterator<char>(copied), {}).find("access_token") !=
         std::string::npos);

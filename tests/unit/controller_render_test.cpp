@@ -203,7 +203,8 @@ std::map<std::string, json> env_of(const json& deployment) {
 
 }  // namespace
 
-TEST_CASE("an API key without a provider points the worker at OpenAI with the key from its Secret") {
+TEST_CASE(
+    "an API key without a provider points the worker at OpenAI with the key from its Secret") {
   const auto deployment = find(
       render_objects(with_worker(R"({"credentials":{"apiKeySecret":{"name":"openai","key":"k"}}})"),
                      std::nullopt),
@@ -217,13 +218,13 @@ TEST_CASE("an API key without a provider points the worker at OpenAI with the ke
 }
 
 TEST_CASE("a provider gets its env key, and the overrides become sorted key=value lines") {
-  const auto deployment = find(
-      render_objects(with_worker(R"({"credentials":{"apiKeySecret":{"name":"azure"}},
+  const auto deployment =
+      find(render_objects(with_worker(R"({"credentials":{"apiKeySecret":{"name":"azure"}},
           "provider":{"name":"Azure OpenAI","baseURL":"https://x.openai.azure.com/openai/v1",
                       "envKey":"AZURE_OPENAI_API_KEY"},
           "configOverrides":{"model_reasoning_effort":"high","a.b":"1"}})"),
-                     std::nullopt),
-      "Deployment");
+                          std::nullopt),
+           "Deployment");
   auto env = env_of(deployment);
   CHECK(env["WORKER_PROVIDER_BASE_URL"] == "https://x.openai.azure.com/openai/v1");
   CHECK(env["WORKER_PROVIDER_NAME"] == "Azure OpenAI");
@@ -273,7 +274,8 @@ TEST_CASE("worker model problems the controller judges name the field") {
       if (p.find(text) != std::string::npos) return true;
     return false;
   };
-  CHECK(mentions(problems_of(R"({"provider":{"baseURL":"ftp://x"}})"), "spec.worker.provider.baseURL"));
+  CHECK(mentions(problems_of(R"({"provider":{"baseURL":"ftp://x"}})"),
+                 "spec.worker.provider.baseURL"));
   CHECK(mentions(problems_of(R"({"provider":{"baseURL":"https://x/v1","wireAPI":"chat"}})"),
                  "spec.worker.provider.wireAPI"));
   CHECK(mentions(problems_of(R"({"provider":{"envKey":"PROXY_API_KEY"}})"),

@@ -152,7 +152,8 @@ TEST_CASE("a missing Secret degrades the CodexProxy as CredentialsMissing naming
       "spec.worker.credentials.apiKeySecret: Secret 'openai' in namespace 'ns' does not exist"};
   const auto result = f.run();
   CHECK(reason(result.status, "Degraded") == "CredentialsMissing");
-  CHECK(find_condition(result.status["conditions"], "Degraded")->value("message", "")
+  CHECK(find_condition(result.status["conditions"], "Degraded")
+            ->value("message", "")
             .find("Secret 'openai'") != std::string::npos);
   CHECK(reason(result.status, "Progressing") == "CredentialsMissing");
   CHECK(result.status["phase"] == "Degraded");

@@ -1,8 +1,8 @@
+#include "proxy/api/model_failure.h"
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
-
-#include "proxy/api/model_failure.h"
 
 using cxp::proxy::model_failure;
 using nlohmann::json;
@@ -19,16 +19,19 @@ TEST_CASE("a provider outage is a retryable 502 model_error carrying the provide
 }
 
 TEST_CASE("a refusal by the provider itself is not retryable") {
-  CHECK_FALSE(model_failure({{"message", "bad key"}, {"codexErrorInfo", "unauthorized"}}).retryable);
-  CHECK_FALSE(model_failure({{"message", "unexpected status 401"},
-                             {"codexErrorInfo", {{"httpConnectionFailed", {{"httpStatusCode", 401}}}}}})
-                  .retryable);
+  CHECK_FALSE(
+      model_failure({{"message", "bad key"}, {"codexErrorInfo", "unauthorized"}}).retryable);
+  CHECK_FALSE(
+      model_failure({{"message", "unexpected status 401"},
+                     {"codexErrorInfo", {{"httpConnectionFailed", {{"httpStatusCode", 401}}}}}})
+          .retryable);
   CHECK(model_failure({{"message", "overloaded"},
                        {"codexErrorInfo", {{"httpConnectionFailed", {{"httpStatusCode", 503}}}}}})
             .retryable);
-  CHECK(cxp::proxy::model_failure_kind(
-            {{"codexErrorInfo", {{"responseStreamDisconnected", {{"httpStatusCode", nullptr}}}}}}) ==
-        "responseStreamDisconnected");
+  CHECK(
+      cxp::proxy::model_failure_kind(
+          {{"codexErrorInfo", {{"responseStreamDisconnected", {{"httpStatusCode", nullptr}}}}}}) ==
+      "responseStreamDisconnected");
 }
 
 TEST_CASE("a failure without details still says what happened, and huge reasons are cut") {

@@ -1,7 +1,8 @@
+#include "controller/secret_check.h"
+
 #include <doctest/doctest.h>
 
 #include "controller/codexproxy_spec.h"
-#include "controller/secret_check.h"
 
 using namespace cxp::controller;
 using nlohmann::json;
