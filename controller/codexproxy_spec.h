@@ -48,6 +48,7 @@ struct CodexProxySpec {
   WorkerCredentials credentials;
   ProviderSpec provider;
   std::map<std::string, std::string> config_overrides;  // codex `-c key=value`, sorted by key
+  bool builtin_tools = false;  // codex's own tools (shell, web search, …) offered to the model
   ProbeTiming readiness{5, 2};
   ProbeTiming liveness{10, 3};
   ProbeTiming startup{5, 30};

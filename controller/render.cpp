@@ -101,6 +101,7 @@ WorkerModelPod render_worker_model(const CodexProxySpec& spec) {
     out.mounts.push_back(
         {{"name", "codex-auth"}, {"mountPath", kCodexAuthMountPath}, {"readOnly", true}});
   }
+  if (spec.builtin_tools) out.env.push_back(env_value("WORKER_BUILTIN_TOOLS", "true"));
   if (!spec.config_overrides.empty()) {
     std::string lines;
     for (const auto& [key, value] : spec.config_overrides) lines += key + "=" + value + "\n";

@@ -1,3 +1,5 @@
+#include <sys/prctl.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -78,6 +80,10 @@ int print_trace(int argc, char** argv) {
 int main(int argc, char** argv) {
   // A worker that dies while we write to its stdin must give us EPIPE, not kill the proxy.
   std::signal(SIGPIPE, SIG_IGN);
+  // The proxy's secrets (API key, admin and metrics tokens, the model key) live in its environment
+  // and memory. Not dumpable: /proc/<pid>/environ, mem and ptrace are closed to other processes of
+  // the same user — the worker and whatever a model runs through it.
+  ::prctl(PR_SET_DUMPABLE, 0);
   if (argc >= 2 && std::string(argv[1]) == "trace") return print_trace(argc, argv);
   std::optional<std::string> config_path;
   std::map<std::string, std::string> kubernetes_flags;  // flag → value, applied over the settings

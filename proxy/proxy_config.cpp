@@ -128,6 +128,17 @@ std::vector<SettingSpec> build_settings() {
                [](ProxyConfig& c, std::string_view source, std::string_view text) {
                  c.codex.provider.env_key = parse_env_key(source, text);
                }});
+  s.push_back({"WORKER_BUILTIN_TOOLS", "worker.builtinTools",
+               "offer the model codex's own tools (shell, web search, …); off: only the caller's "
+               "functions",
+               [](ProxyConfig& c, std::string_view source, std::string_view text) {
+                 c.codex.builtin_tools = parse_boolean(source, text);
+               }});
+  s.push_back({"WORKER_ENV_PASSTHROUGH", "worker.envPassthrough",
+               "comma-separated variables the worker may see besides its allow-list",
+               [](ProxyConfig& c, std::string_view source, std::string_view text) {
+                 c.codex.env_passthrough = parse_env_passthrough(source, text);
+               }});
   s.push_back(text_setting(
       "WORKER_AUTH_JSON", "worker.authJson",
       "a ChatGPT login's auth.json, copied into CODEX_HOME at start",

@@ -32,6 +32,52 @@ const std::vector<std::string>& safe_codex_defaults() {
   return defaults;
 }
 
+const std::vector<std::string>& builtin_tools_off() {
+  static const std::vector<std::string> settings = {
+      "features.shell_tool=false",     "features.unified_exec=false",
+      "web_search=\"disabled\"",       "features.view_image=false",
+      "agents.enabled=false",          "features.goals=false",
+      "features.shell_snapshot=false", "skills.include_instructions=false",
+      "skills.bundled.enabled=false"};
+  return settings;
+}
+
+const std::vector<std::string>& worker_env_allowlist() {
+  static const std::vector<std::string> names = {
+      "PATH",        "HOME",          "USER",         "LOGNAME",
+      "SHELL",       "LANG",          "LANGUAGE",     "TZ",
+      "TMPDIR",      "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
+      "HTTPS_PROXY", "HTTP_PROXY",    "NO_PROXY",     "ALL_PROXY",
+      "https_proxy", "http_proxy",    "no_proxy",     "all_proxy"};
+  return names;
+}
+
+std::vector<std::string> parse_env_passthrough(std::string_view source, std::string_view text) {
+  std::vector<std::string> names;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = std::min(text.find(',', start), text.size());
+    const auto name = trim(text.substr(start, comma - start));
+    start = comma + 1;
+    if (name.empty()) continue;
+    if (!is_env_var_name(name)) {
+      throw ConfigError(std::string(source) +
+                        ": expected variable names ([A-Za-z_][A-Za-z0-9_]*), "
+                        "found '" +
+                        std::string(name.substr(0, 64)) + "'");
+    }
+    if (is_reserved_env_var(name)) {
+      throw ConfigError(std::string(source) + ": '" + std::string(name) +
+                        "' is a variable of codex-proxy itself; the worker never sees those");
+    }
+    names.emplace_back(name);
+    if (names.size() > 64) {
+      throw ConfigError(std::string(source) + ": expected at most 64 names");
+    }
+  }
+  return names;
+}
+
 std::string toml_string(std::string_view text) {
   std::string out = "\"";
   for (const char c : text) {
@@ -110,6 +156,16 @@ std::vector<std::string> parse_config_overrides(std::string_view source, std::st
 
 std::vector<std::string> worker_command(const CodexOptions& options) {
   std::vector<std::string> settings = safe_codex_defaults();
+  if (!options.builtin_tools) {
+    settings.insert(settings.end(), builtin_tools_off().begin(), builtin_tools_off().end());
+  } else {
+    // Commands the model runs see only the core variables (HOME, PATH, …), never the model key.
+    const std::string key =
+        options.provider.defined() ? options.provider.env_key : "OPENAI_API_KEY";
+    settings.push_back("shell_environment_policy.inherit=\"core\"");
+    settings.push_back("shell_environment_policy.exclude=[" + toml_string(key) +
+                       ", \"OPENAI_API_KEY\", \"CODEX_API_KEY\"]");
+  }
   if (options.provider.defined()) {
     const auto& p = options.provider;
     const std::string prefix = "model_providers." + std::string(ModelProvider::kId) + ".";
@@ -133,11 +189,22 @@ std::vector<std::string> worker_command(const CodexOptions& options) {
 
 std::vector<std::string> worker_environment(const CodexOptions& options,
                                             const std::vector<std::string>& inherited) {
+  std::vector<std::string> allowed = worker_env_allowlist();
+  if (options.provider.defined()) {
+    allowed.push_back(options.provider.env_key);
+  } else {  // codex's own provider configuration: the variables codex reads for a key
+    allowed.insert(allowed.end(), {"OPENAI_API_KEY", "CODEX_API_KEY"});
+  }
+  allowed.insert(allowed.end(), options.env_passthrough.begin(), options.env_passthrough.end());
   std::vector<std::string> env;
-  env.reserve(inherited.size() + 1);
   for (const auto& entry : inherited) {
-    if (!options.codex_home.empty() && entry.rfind("CODEX_HOME=", 0) == 0) continue;
-    env.push_back(entry);
+    const auto name = std::string_view(entry).substr(0, entry.find('='));
+    const bool locale = name.rfind("LC_", 0) == 0;
+    const bool home = name == "CODEX_HOME";
+    if (home ? options.codex_home.empty()
+             : locale || std::find(allowed.begin(), allowed.end(), name) != allowed.end()) {
+      env.push_back(entry);
+    }
   }
   if (!options.codex_home.empty()) env.push_back("CODEX_HOME=" + options.codex_home);
   return env;

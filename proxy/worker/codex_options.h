@@ -24,19 +24,40 @@ struct CodexOptions {
   std::string codex_home;  // CODEX_HOME; empty: codex's default (~/.codex)
   ModelProvider provider;
   std::vector<std::string> overrides;  // "key=value", each passed as `-c key=value`
+  // Codex's own tools (shell, web search, image viewing, sub-agents, goals). Off: the model is
+  // offered only the caller's functions (and codex's request_user_input, which the proxy refuses).
+  bool builtin_tools = false;
+  std::vector<std::string> env_passthrough;  // more variable names the worker may see
 };
 
 // Codex settings the proxy always passes unless an override names the same key: a pod calls
 // nothing but its model (no plugin sync with github.com/chatgpt.com, no analytics).
 const std::vector<std::string>& safe_codex_defaults();
 
+// The settings that take codex's built-in tools away from the model (passed while
+// `builtin_tools` is off): no shell or exec, no web search, no image viewing, no sub-agents, no
+// goals, no skills catalogue, and no login shell per thread (the shell snapshot).
+const std::vector<std::string>& builtin_tools_off();
+
+// Variables the worker inherits besides the model key and WORKER_ENV_PASSTHROUGH: what a process
+// needs to run and reach its model (PATH, HOME, locale, time zone, temp dir, TLS trust, an egress
+// proxy). Never the proxy's secrets, never anything of Kubernetes.
+const std::vector<std::string>& worker_env_allowlist();
+
 // The worker's argv: `<bin> app-server`, then `-c` flags — the safe defaults, the provider, then
 // the overrides (a default or provider key that an override sets again is left out). Pure.
 std::vector<std::string> worker_command(const CodexOptions& options);
 
-// The worker's environment: `inherited` ("NAME=value" entries) with CODEX_HOME set when configured.
+// The worker's environment, an allow-list: of `inherited` ("NAME=value" entries) only the
+// variables of worker_env_allowlist(), LC_*, the model key (the provider's env_key, or
+// OPENAI_API_KEY and CODEX_API_KEY without a provider) and `env_passthrough`; CODEX_HOME set when
+// configured. Pure.
 std::vector<std::string> worker_environment(const CodexOptions& options,
                                             const std::vector<std::string>& inherited);
+
+// Parses WORKER_ENV_PASSTHROUGH: comma-separated variable names, none of codex-proxy's own
+// (PROXY_*, WORKER_*, POD_*, KUBERNETES_*, …). Throws cxp::ConfigError naming `source`.
+std::vector<std::string> parse_env_passthrough(std::string_view source, std::string_view text);
 
 // Parses WORKER_CONFIG_OVERRIDES: one `key=value` per line; blank lines and `#` comments skipped;
 // keys are dotted segments of [A-Za-z0-9_-]; at most 64 entries of at most 4096 characters.

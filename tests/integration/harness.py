@@ -37,6 +37,8 @@ class ProxyTestCase(unittest.TestCase):
     def start_real_proxy(self, env=None, wait_ready=True, **kwargs):
         """codex-proxy running the real codex app-server against this test's scripted model."""
         self.model  # noqa: B018  (starts the stub)
+        if kwargs.get("run_as") is not None:
+            os.chmod(self._real_worker.home_root.name, 0o777)  # its CODEX_HOME is made by that user
         proxy = self.start_proxy(env=self._real_worker.env(**(env or {})), codex_bin=None, **kwargs)
         if wait_ready:
             proxy.wait_ready(timeout=REAL_READY_TIMEOUT)

@@ -278,6 +278,8 @@ class StubHandler(BaseHTTPRequestHandler):
             self._event("response.output_item.done", {"output_index": position, "item": call})
             output.append(call)
             sent += 1
+            if script.delay_ms:
+                time.sleep(script.delay_ms / 1000)
         input_tokens = max(1, len(json.dumps(body.get("input", ""))) // 4) if isinstance(body, dict) else 1
         usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
                  "output_tokens": sent, "output_tokens_details": {"reasoning_tokens": 0},

@@ -43,9 +43,10 @@ class Proxy:
     """One codex-proxy process with its log captured to a file."""
 
     def __init__(self, env=None, args=(), codex_bin=FAKE_WORKER, wait_listening=True, max_open_files=None,
-                 workdir=None):
+                 workdir=None, run_as=None):
         """`workdir`: the process's working directory, holding its logs (kept afterwards); default: a
-        temporary one, removed by close()."""
+        temporary one, removed by close(). `run_as`: a uid to run as (gid the same), as a pod's
+        non-root user; the working directory is made writable for it."""
         self._own_workdir = workdir is None
         self.workdir = tempfile.TemporaryDirectory(prefix="cxp-it-") if workdir is None else _Kept(workdir)
         self.log_path = os.path.join(self.workdir.name, "proxy.log")
@@ -60,9 +61,13 @@ class Proxy:
             def limit_files():
                 if max_open_files:
                     resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+            identity = {}
+            if run_as is not None:
+                os.chmod(self.workdir.name, 0o777)
+                identity = {"user": run_as, "group": run_as, "extra_groups": []}
             self.process = subprocess.Popen([PROXY, *args], stdout=out, stderr=err, env=full_env,
                                             cwd=self.workdir.name, start_new_session=True,
-                                            preexec_fn=limit_files)
+                                            preexec_fn=limit_files, **identity)
         self.port = None
         if wait_listening:
             event = wait_until(lambda: self.find_event("listening") or self._exited_early(), 10,

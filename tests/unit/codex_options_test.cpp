@@ -44,14 +44,16 @@ std::string error_of(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("the worker always runs app-server with the safe defaults and nothing else by default") {
+TEST_CASE("the worker runs app-server with the safe defaults, its built-in tools off") {
   CodexOptions options;
   options.bin = "/opt/codex";
   const auto argv = worker_command(options);
   REQUIRE(argv.size() >= 2);
   CHECK(argv[0] == "/opt/codex");
   CHECK(argv[1] == "app-server");
-  CHECK(flags(argv) == cxp::proxy::safe_codex_defaults());
+  std::vector<std::string> expected = cxp::proxy::safe_codex_defaults();
+  for (const auto& setting : cxp::proxy::builtin_tools_off()) expected.push_back(setting);
+  CHECK(flags(argv) == expected);
   CHECK(has(flags(argv), "features.plugins=false"));
 }
 
@@ -111,13 +113,42 @@ TEST_CASE(
   CHECK_FALSE(cxp::is_http_url("example.com"));
 }
 
-TEST_CASE("the worker's environment gets CODEX_HOME when configured, replacing an inherited one") {
+TEST_CASE("the worker's environment is an allow-list: never the proxy's secrets or Kubernetes") {
   CodexOptions options;
   options.codex_home = "/var/lib/codex";
-  const auto env = cxp::proxy::worker_environment(options, {"PATH=/bin", "CODEX_HOME=/old"});
-  CHECK(env == std::vector<std::string>{"PATH=/bin", "CODEX_HOME=/var/lib/codex"});
-  CHECK(cxp::proxy::worker_environment(CodexOptions{}, {"CODEX_HOME=/old"}) ==
-        std::vector<std::string>{"CODEX_HOME=/old"});
+  options.provider.base_url = "https://api.openai.com/v1";
+  options.provider.env_key = "GATEWAY_KEY";
+  options.env_passthrough = {"RUST_LOG"};
+  const auto env = cxp::proxy::worker_environment(
+      options, {"PATH=/bin", "CODEX_HOME=/old", "PROXY_API_KEY=sk-proxy", "PROXY_ADMIN_TOKEN=adm",
+                "KUBERNETES_SERVICE_HOST=10.0.0.1", "POD_NAME=p", "GATEWAY_KEY=gw", "LC_ALL=C",
+                "OPENAI_API_KEY=sk-unused", "RUST_LOG=info", "AWS_SECRET_ACCESS_KEY=x", "HOME=/h",
+                "HTTPS_PROXY=http://egress:3128"});
+  CHECK(env == std::vector<std::string>{"PATH=/bin", "GATEWAY_KEY=gw", "LC_ALL=C", "RUST_LOG=info",
+                                        "HOME=/h", "HTTPS_PROXY=http://egress:3128",
+                                        "CODEX_HOME=/var/lib/codex"});
+  // Without a provider of ours, codex's own variables for a key pass.
+  CHECK(cxp::proxy::worker_environment(CodexOptions{}, {"OPENAI_API_KEY=k", "CODEX_HOME=/c"}) ==
+        std::vector<std::string>{"OPENAI_API_KEY=k", "CODEX_HOME=/c"});
+}
+
+TEST_CASE("built-in tools are off unless enabled, and the passthrough refuses the proxy's names") {
+  CodexOptions options;
+  auto f = flags(worker_command(options));
+  CHECK(has(f, "features.shell_tool=false"));
+  CHECK(has(f, "web_search=\"disabled\""));
+  CHECK(has(f, "features.shell_snapshot=false"));
+  options.builtin_tools = true;
+  f = flags(worker_command(options));
+  CHECK_FALSE(has(f, "features.shell_tool=false"));
+  CHECK(has(f, "features.plugins=false"));                     // the safe defaults stay
+  CHECK(has(f, "shell_environment_policy.inherit=\"core\""));  // commands never see the key
+  CHECK(cxp::proxy::parse_env_passthrough("X", " RUST_LOG, AZURE_TENANT ,") ==
+        std::vector<std::string>{"RUST_LOG", "AZURE_TENANT"});
+  CHECK_THROWS_WITH_AS(cxp::proxy::parse_env_passthrough("WORKER_ENV_PASSTHROUGH", "PROXY_API_KEY"),
+                       doctest::Contains("WORKER_ENV_PASSTHROUGH"), ConfigError);
+  CHECK_THROWS_WITH_AS(cxp::proxy::parse_env_passthrough("X", "1BAD"),
+                       doctest::Contains("variable names"), ConfigError);
 }
 
 TEST_CASE("CODEX_HOME is created private and auth.json is installed with mode 0600") {
