@@ -22,6 +22,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "pylib"))
+from proxy_process import pass_fake_script  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "bin")
 BODY = {"model": "gpt-5", "messages": [{"role": "user", "content": "hello"}]}
@@ -158,7 +161,8 @@ async def proxy_load(port, requests, concurrency, body):
 
 def start_proxy(env, ready_timeout=10):
     log = tempfile.NamedTemporaryFile(prefix="bench-proxy-", suffix=".log", delete=False)
-    full = {**os.environ, "PORT": "0", "CODEX_BIN": os.path.join(BIN, "codex-fake-worker"), **env}
+    full = pass_fake_script({**os.environ, "PORT": "0", "CODEX_BIN": os.path.join(BIN, "codex-fake-worker"),
+                             **env})
     # The worker's threads start in the proxy's working directory: an empty one, as in a pod (not
     # this repository, where codex would look for git and AGENTS.md on every thread).
     workdir = tempfile.mkdtemp(prefix="bench-proxy-cwd-")

@@ -73,9 +73,13 @@ std::string sse_content_chunk(const CompletionMeta& meta, const std::string& del
 
 std::string sse_tool_call_chunk(const CompletionMeta& meta, std::size_t index,
                                 const ToolCallOut& call) {
-  json delta_call = tool_call_json(call);
-  delta_call["index"] = index;
-  return event(chunk(meta, choice_delta({{"tool_calls", json::array({delta_call})}})));
+  json head = {{"index", index},
+               {"id", call.id},
+               {"type", "function"},
+               {"function", {{"name", call.name}, {"arguments", ""}}}};
+  json arguments = {{"index", index}, {"function", {{"arguments", call.arguments}}}};
+  return event(chunk(meta, choice_delta({{"tool_calls", json::array({head})}}))) +
+         event(chunk(meta, choice_delta({{"tool_calls", json::array({arguments})}})));
 }
 
 std::string sse_finish_chunk(const CompletionMeta& meta, const std::string& finish_reason) {
@@ -108,6 +112,8 @@ std::optional<TokenUsage> usage_from_notification(const json& params) {
   out.prompt_tokens = last->value("inputTokens", std::int64_t{0});
   out.completion_tokens = last->value("outputTokens", std::int64_t{0});
   out.total_tokens = last->value("totalTokens", out.prompt_tokens + out.completion_tokens);
+  out.cached_tokens = last->value("cachedInputTokens", std::int64_t{0});
+  out.reasoning_tokens = last->value("reasoningOutputTokens", std::int64_t{0});
   return out;
 }
 

@@ -12,6 +12,8 @@ struct TokenUsage {
   std::int64_t prompt_tokens = 0;
   std::int64_t completion_tokens = 0;
   std::int64_t total_tokens = 0;
+  std::int64_t cached_tokens = 0;     // of the prompt
+  std::int64_t reasoning_tokens = 0;  // of the completion
 };
 
 // Identity shared by every chunk of one completion.
@@ -22,7 +24,7 @@ struct CompletionMeta {
 };
 
 struct ToolCallOut {
-  std::string id;  // "call_<index>_<request id>"
+  std::string id;  // the model's call id (echoed back by the client with the function's output)
   std::string name;
   std::string arguments;  // JSON text
 };
@@ -33,7 +35,8 @@ std::string render_completion(const CompletionMeta& meta, const std::string& con
                               const std::vector<ToolCallOut>& tool_calls,
                               const std::string& finish_reason,
                               const std::optional<TokenUsage>& usage);
-// One complete tool call as a stream delta: {"tool_calls":[{"index","id","type","function"}]}.
+// One tool call as OpenAI streams it: a delta with its index, id, type and name (arguments ""),
+// then a delta with the arguments.
 std::string sse_tool_call_chunk(const CompletionMeta& meta, std::size_t index,
                                 const ToolCallOut& call);
 // SSE events, each "data: <json>\n\n".
@@ -45,8 +48,8 @@ std::string sse_error_event(const std::string& error_json);
 std::string sse_done();
 std::string sse_keepalive();
 
-// Reads thread/tokenUsage/updated params
-// ({tokenUsage:{last:{inputTokens,outputTokens,totalTokens}}}).
+// Reads thread/tokenUsage/updated params ({tokenUsage:{last:{inputTokens, cachedInputTokens,
+// outputTokens, reasoningOutputTokens, totalTokens}}}).
 std::optional<TokenUsage> usage_from_notification(const nlohmann::json& params);
 
 }  // namespace cxp::proxy

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/secure_compare.h"
+#include "proxy/api/chat_request.h"
+#include "proxy/api/responses_request.h"
 
 namespace cxp::proxy {
 
@@ -46,16 +48,19 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
       gate_(std::make_shared<AdmissionGate>(io, config.worker_max_concurrency, config.queue_max,
                                             config.queue_timeout)),
       redactor_(config.secrets()) {
-  chat_settings_.request_timeout = config.worker_request_timeout;
-  chat_settings_.keepalive = config.sse_keepalive;
-  chat_settings_.worker_model = config.codex_model;
-  chat_settings_.stats = &stats_;
-  chat_settings_.trace = trace;
-  chat_settings_.redactor = &redactor_;
+  turn_settings_.request_timeout = config.worker_request_timeout;
+  turn_settings_.keepalive = config.sse_keepalive;
+  turn_settings_.worker_model = config.codex_model;
+  turn_settings_.stats = &stats_;
+  turn_settings_.trace = trace;
+  turn_settings_.redactor = &redactor_;
   std::error_code ec;
-  chat_settings_.cwd = std::filesystem::current_path(ec).string();
-  if (ec) chat_settings_.cwd = "/";
+  turn_settings_.cwd = std::filesystem::current_path(ec).string();
+  if (ec) turn_settings_.cwd = "/";
   supervisor_.set_notification_sink([this](const RpcNotification& note) { turns_.route(note); });
+  supervisor_.set_request_sink([this](const RpcServerRequest& request, JsonRpcChannel& channel) {
+    turns_.route_request(request, channel);
+  });
   supervisor_.set_worker_lost_handler(
       [this](const std::string& reason) { turns_.worker_lost(reason); });
   supervisor_.set_in_flight_source([this] { return in_flight(); });
@@ -63,7 +68,12 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
 
 void OpenAiApi::register_routes(http::HttpRouter& router) {
   router.add(beast_http::verb::post, "/v1/chat/completions",
-             [this](const http::ExchangePtr& exchange) { chat_completions(exchange); });
+             [this](const http::ExchangePtr& exchange) {
+               serve_turn(exchange, "/v1/chat/completions", parse_chat_request, make_chat_renderer);
+             });
+  router.add(beast_http::verb::post, "/v1/responses", [this](const http::ExchangePtr& exchange) {
+    serve_turn(exchange, "/v1/responses", parse_responses_request, make_responses_renderer);
+  });
   router.add_simple(beast_http::verb::get, "/v1/models", [this](const http::HttpRequest& request) {
     if (auto refusal = gatekeeper(request)) return render_api_error(request, *refusal);
     return models(request);
@@ -106,9 +116,10 @@ http::HttpResponse OpenAiApi::models(const http::HttpRequest& request) const {
                              nlohmann::json{{"object", "list"}, {"data", data}}.dump());
 }
 
-void OpenAiApi::refuse(const http::ExchangePtr& exchange, const ApiError& error) const {
+void OpenAiApi::refuse(const http::ExchangePtr& exchange, std::string_view route,
+                       const ApiError& error) const {
   log_.info("request_refused", {{"request_id", exchange->request_id()},
-                                {"route", "/v1/chat/completions"},
+                                {"route", route},
                                 {"status", error.status},
                                 {"error_code", error.code},
                                 {"retryable", error.retryable},
@@ -116,30 +127,32 @@ void OpenAiApi::refuse(const http::ExchangePtr& exchange, const ApiError& error)
   exchange->respond(render_api_error(exchange->request(), error));
 }
 
-void OpenAiApi::chat_completions(const http::ExchangePtr& exchange) {
+void OpenAiApi::serve_turn(const http::ExchangePtr& exchange, std::string_view route, Parser parse,
+                           RendererFactory renderer) {
   const auto& request = exchange->request();
   log_.info("request_received", {{"request_id", exchange->request_id()},
-                                 {"route", "/v1/chat/completions"},
+                                 {"route", route},
                                  {"body_bytes", request.body().size()}});
-  if (auto refusal = gatekeeper(request)) return refuse(exchange, *refusal);
+  if (auto refusal = gatekeeper(request)) return refuse(exchange, route, *refusal);
   if (!is_json_content_type(request[beast_http::field::content_type])) {
     ApiError e;
     e.status = 415;
     e.code = "unsupported_media_type";
     e.message = "Content-Type must be application/json, found '" +
                 std::string(request[beast_http::field::content_type]).substr(0, 100) + "'";
-    return refuse(exchange, e);
+    return refuse(exchange, route, e);
   }
-  auto parsed = parse_chat_request(request.body(), models_, config_.codex_model);
+  auto parsed = parse(request.body(), models_, config_.codex_model);
   if (auto* error = std::get_if<ApiError>(&parsed)) {
     if (error->code == "model_not_found") exchange->set_model("?");  // labelled "other"
-    return refuse(exchange, *error);
+    return refuse(exchange, route, *error);
   }
-  auto chat = std::get<ChatRequest>(std::move(parsed));
-  exchange->set_model(chat.model);
+  auto turn = std::get<TurnRequest>(std::move(parsed));
+  exchange->set_model(turn.model);
 
-  auto cancel_wait = gate_->acquire([this, exchange, chat](AdmissionGate::TicketPtr ticket,
-                                                           AdmissionGate::Refusal refusal) mutable {
+  auto cancel_wait = gate_->acquire([this, exchange, turn, route = std::string(route), renderer](
+                                        AdmissionGate::TicketPtr ticket,
+                                        AdmissionGate::Refusal refusal) mutable {
     if (!ticket) {
       ApiError e;
       e.status = 429;
@@ -151,7 +164,7 @@ void OpenAiApi::chat_completions(const http::ExchangePtr& exchange) {
               : "waited longer than PROXY_QUEUE_TIMEOUT_MS for a free worker slot";
       e.retryable = true;
       e.retry_after_s = kQueueFullRetryAfterS;
-      return refuse(exchange, e);
+      return refuse(exchange, route, e);
     }
     if (exchange->client_gone()) return;
     auto channel = supervisor_.channel();
@@ -164,10 +177,11 @@ void OpenAiApi::chat_completions(const http::ExchangePtr& exchange) {
                   std::string(to_string(supervisor_.snapshot().state)) + "); retry shortly";
       e.retryable = true;
       e.retry_after_s = kNotReadyRetryAfterS;
-      return refuse(exchange, e);
+      return refuse(exchange, route, e);
     }
-    std::make_shared<ChatCompletion>(io_, exchange, std::move(chat), std::move(channel), turns_,
-                                     chat_settings_, std::move(ticket))
+    auto rendering = renderer(exchange->request_id(), turn);
+    std::make_shared<TurnSession>(io_, exchange, std::move(turn), std::move(rendering),
+                                  std::move(channel), turns_, turn_settings_, std::move(ticket))
         ->start();
   });
   exchange->on_client_gone(std::move(cancel_wait));

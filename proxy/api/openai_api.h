@@ -7,16 +7,19 @@
 
 #include "common/http/http_router.h"
 #include "proxy/api/admission_gate.h"
-#include "proxy/api/chat_completion.h"
+#include "proxy/api/api_stats.h"
+#include "proxy/api/turn_request.h"
 #include "proxy/api/turn_router.h"
+#include "proxy/api/turn_session.h"
 #include "proxy/maintenance/maintenance_switch.h"
 #include "proxy/proxy_config.h"
 #include "proxy/supervisor/worker_supervisor.h"
 
 namespace cxp::proxy {
 
-// The OpenAI-compatible surface: POST /v1/chat/completions and GET /v1/models, with bearer auth,
-// maintenance mode, worker readiness and admission control in front of each chat completion.
+// The OpenAI-compatible surface: POST /v1/chat/completions, POST /v1/responses and GET /v1/models,
+// with bearer auth, maintenance mode, worker readiness and admission control in front of each turn.
+// Both POST endpoints take one path (serve_turn); they differ only in their parser and renderer.
 class OpenAiApi {
  public:
   OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config, WorkerSupervisor& supervisor,
@@ -28,12 +31,19 @@ class OpenAiApi {
   const std::vector<std::string>& models() const { return models_; }
 
  private:
-  void chat_completions(const http::ExchangePtr& exchange);
+  using Parser = std::variant<TurnRequest, ApiError> (*)(std::string_view body,
+                                                         const std::vector<std::string>& models,
+                                                         const std::string& default_model);
+  using RendererFactory = std::unique_ptr<TurnRenderer> (*)(const std::string& request_id,
+                                                            const TurnRequest& request);
+  void serve_turn(const http::ExchangePtr& exchange, std::string_view route, Parser parse,
+                  RendererFactory renderer);
   http::HttpResponse models(const http::HttpRequest& request) const;
   // The refusal that applies before any work (auth, maintenance), if one does.
   std::optional<ApiError> gatekeeper(const http::HttpRequest& request) const;
   // Answers an error before any worker work, and logs it (request_refused).
-  void refuse(const http::ExchangePtr& exchange, const ApiError& error) const;
+  void refuse(const http::ExchangePtr& exchange, std::string_view route,
+              const ApiError& error) const;
 
   boost::asio::io_context& io_;
   const ProxyConfig& config_;
@@ -44,7 +54,7 @@ class OpenAiApi {
   TurnRouter turns_;
   ApiStats stats_;
   telemetry::Redactor redactor_;  // the proxy's secrets and the model key, out of error messages
-  ChatSettings chat_settings_;
+  TurnSettings turn_settings_;
   telemetry::JsonLog log_{"api"};
 };
 

@@ -4,29 +4,36 @@
 #include <memory>
 #include <string>
 
+#include "proxy/rpc/json_rpc_channel.h"
 #include "proxy/rpc/json_rpc_message.h"
 
 namespace cxp::proxy {
 
-// Something waiting for a worker thread's notifications (one chat completion).
+// Something waiting for a worker thread's notifications and requests (one API turn).
 class TurnListener {
  public:
   virtual ~TurnListener() = default;
   virtual void on_worker_notification(const RpcNotification& notification) = 0;
+  // A request of the worker about this thread; the listener answers it through `channel`.
+  virtual void on_worker_request(const RpcServerRequest& request, JsonRpcChannel& channel) = 0;
   virtual void on_worker_lost(const std::string& reason) = 0;
 };
 
-// Routes worker notifications to the listener of their `params.threadId`. Notifications for
-// unknown threads (or without one) are dropped: parsing stays lenient.
+// Routes worker notifications and requests to the listener of their `params.threadId`.
+// Notifications for unknown threads (or without one) are dropped: parsing stays lenient. A request
+// nobody listens for is refused at once, so the worker never waits on us.
 class TurnRouter {
  public:
   void attach(const std::string& thread_id, std::weak_ptr<TurnListener> listener);
   void detach(const std::string& thread_id);
   void route(const RpcNotification& notification) const;
+  void route_request(const RpcServerRequest& request, JsonRpcChannel& channel) const;
   // The worker died: every attached listener hears it once, and the table empties.
   void worker_lost(const std::string& reason);
 
  private:
+  std::shared_ptr<TurnListener> listener_of(const nlohmann::json& params) const;
+
   std::map<std::string, std::weak_ptr<TurnListener>> listeners_;
 };
 

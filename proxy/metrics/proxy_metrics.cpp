@@ -12,9 +12,14 @@ namespace {
 
 constexpr std::chrono::minutes kAnomalyWindow{5};
 constexpr std::size_t kMaxHistory = 1024;  // bounds memory however often /metrics is scraped
-constexpr std::array<std::string_view, 7> kRoutes = {
-    "/v1/chat/completions", "/v1/models", "/livez", "/readyz", "/healthz", "/metrics",
-    "/internal/maintenance"};
+constexpr std::array<std::string_view, 8> kRoutes = {"/v1/chat/completions",
+                                                     "/v1/responses",
+                                                     "/v1/models",
+                                                     "/livez",
+                                                     "/readyz",
+                                                     "/healthz",
+                                                     "/metrics",
+                                                     "/internal/maintenance"};
 
 const prometheus::Histogram::BucketBoundaries& latency_buckets() {
   static const prometheus::Histogram::BucketBoundaries buckets = {

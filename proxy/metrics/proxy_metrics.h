@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/api/tool_call_extractor.h"
+#include "proxy/api/api_stats.h"
 #include "proxy/supervisor/worker_state.h"
 
 namespace cxp::proxy {

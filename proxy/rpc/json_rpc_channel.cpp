@@ -57,10 +57,8 @@ void JsonRpcChannel::handle_line(std::string_view line) {
   } else if (auto* note = std::get_if<RpcNotification>(&message)) {
     if (handlers_.on_notification) handlers_.on_notification(*note);
   } else if (auto* ask = std::get_if<RpcServerRequest>(&message)) {
-    // We run turns with approvalPolicy "never"; anything the worker asks is answered with an
-    // error so that it never waits on us.
-    write_line(
-        render_rpc_error_reply(ask->id, -32601, "codex-proxy does not handle " + ask->method));
+    if (handlers_.on_request) return handlers_.on_request(*ask);
+    respond_error(ask->id, -32601, "codex-proxy does not handle " + ask->method);
   } else if (auto* bad = std::get_if<RpcMalformed>(&message)) {
     if (handlers_.on_bad_line) handlers_.on_bad_line(bad->reason, line);
   }
@@ -96,6 +94,14 @@ void JsonRpcChannel::request(std::string_view method, const nlohmann::json& para
 
 void JsonRpcChannel::notify(std::string_view method, const nlohmann::json& params) {
   if (!closed_) write_line(render_rpc_notification(method, params));
+}
+
+void JsonRpcChannel::respond(const nlohmann::json& id, const nlohmann::json& result) {
+  if (!closed_) write_line(render_rpc_result_reply(id, result));
+}
+
+void JsonRpcChannel::respond_error(const nlohmann::json& id, int code, std::string_view message) {
+  if (!closed_) write_line(render_rpc_error_reply(id, code, message));
 }
 
 void JsonRpcChannel::write_line(std::string line) {

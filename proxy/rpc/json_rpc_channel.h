@@ -32,6 +32,9 @@ class JsonRpcChannel : public std::enable_shared_from_this<JsonRpcChannel> {
  public:
   struct Handlers {
     std::function<void(const RpcNotification&)> on_notification;
+    // A request of the worker (e.g. a dynamic tool call). The handler answers it — at once or
+    // later — with respond()/respond_error(); without a handler it is refused at once.
+    std::function<void(const RpcServerRequest&)> on_request;
     std::function<void(const std::string& reason, std::string_view line)> on_bad_line;
     std::function<void()> on_closed;  // stdout reached EOF or failed
   };
@@ -46,6 +49,9 @@ class JsonRpcChannel : public std::enable_shared_from_this<JsonRpcChannel> {
   void request(std::string_view method, const nlohmann::json& params,
                std::chrono::milliseconds timeout, Callback done);
   void notify(std::string_view method, const nlohmann::json& params);
+  // Answers a request of the worker (its id echoed as it came).
+  void respond(const nlohmann::json& id, const nlohmann::json& result);
+  void respond_error(const nlohmann::json& id, int code, std::string_view message);
   // Closes stdin (the worker sees EOF), stops reading and fails pending requests.
   void close(const std::string& reason);
 

@@ -45,4 +45,9 @@ std::string render_rpc_error_reply(const nlohmann::json& id, int code, std::stri
   return nlohmann::json{{"id", id}, {"error", {{"code", code}, {"message", message}}}}.dump();
 }
 
+std::string render_rpc_result_reply(const nlohmann::json& id, const nlohmann::json& result) {
+  return nlohmann::json{{"id", id}, {"result", result}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace cxp::proxy

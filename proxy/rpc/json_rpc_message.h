@@ -36,5 +36,6 @@ std::string render_rpc_request(std::int64_t id, std::string_view method,
                                const nlohmann::json& params);
 std::string render_rpc_notification(std::string_view method, const nlohmann::json& params);
 std::string render_rpc_error_reply(const nlohmann::json& id, int code, std::string_view message);
+std::string render_rpc_result_reply(const nlohmann::json& id, const nlohmann::json& result);
 
 }  // namespace cxp::proxy

@@ -182,6 +182,13 @@ void WorkerSupervisor::begin_handshake(std::uint64_t generation) {
           [this](const RpcNotification& note) {
             if (notification_sink_) notification_sink_(note);
           },
+      .on_request =
+          [this, generation](const RpcServerRequest& ask) {
+            if (generation != generation_ || !worker_) return;
+            if (request_sink_) return request_sink_(ask, *worker_->channel);
+            worker_->channel->respond_error(ask.id, -32601,
+                                            "codex-proxy does not handle " + ask.method);
+          },
       .on_bad_line =
           [this](const std::string& reason, std::string_view line) {
             log_.warn("worker_bad_line",
@@ -201,8 +208,11 @@ void WorkerSupervisor::begin_handshake(std::uint64_t generation) {
             });
           },
   });
+  // The experimental API carries what the proxy needs: dynamic (caller-declared) tools, injected
+  // history items and the raw end-of-response event.
   nlohmann::json params = {
-      {"clientInfo", {{"name", settings_.client_name}, {"version", settings_.client_version}}}};
+      {"clientInfo", {{"name", settings_.client_name}, {"version", settings_.client_version}}},
+      {"capabilities", {{"experimentalApi", true}}}};
   w.channel->request(
       "initialize", params, settings_.handshake_timeout, [this, generation](RpcOutcome outcome) {
         if (generation != generation_ || !worker_) return;

@@ -53,6 +53,10 @@ class WorkerSupervisor {
   void set_notification_sink(std::function<void(const RpcNotification&)> sink) {
     notification_sink_ = std::move(sink);
   }
+  // Where the worker's requests go (dynamic tool calls); the sink answers each through the channel.
+  void set_request_sink(std::function<void(const RpcServerRequest&, JsonRpcChannel&)> sink) {
+    request_sink_ = std::move(sink);
+  }
   // Called when the worker process ends while the proxy runs, with the reason.
   void set_worker_lost_handler(std::function<void(const std::string&)> handler) {
     worker_lost_ = std::move(handler);
@@ -100,6 +104,7 @@ class WorkerSupervisor {
   std::uint64_t generation_ = 0;
   std::function<void()> on_stopped_;
   std::function<void(const RpcNotification&)> notification_sink_;
+  std::function<void(const RpcServerRequest&, JsonRpcChannel&)> request_sink_;
   std::function<void(const std::string&)> worker_lost_;
   std::function<std::size_t()> in_flight_;
   std::function<void(const WorkerSnapshot&)> state_observer_;

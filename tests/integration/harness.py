@@ -14,7 +14,7 @@ from polling import wait_until  # noqa: F401,E402  (re-exported for the tests)
 
 from proxy_process import BIN_DIR, FAKE_WORKER, PROXY, REAL_CODEX, SOURCE_DIR, Proxy, pid_alive  # noqa: F401,E402
 from real_worker import MODEL_KEY, RealWorker  # noqa: F401,E402
-from model_stub import last_user_text, messages_of  # noqa: F401,E402
+from model_stub import last_user_text, message_text, messages_of  # noqa: F401,E402
 
 # The real worker's first start (unpacking its helpers, the handshake) takes about a second.
 REAL_READY_TIMEOUT = 60

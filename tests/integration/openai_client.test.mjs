@@ -146,22 +146,64 @@ test("errors surface as the SDK's typed errors", async () => {
   );
 });
 
-test("tool calls through the SDK, streamed and not", async () => {
-  const toolBase = base;
-  const ask = 'weather? [[reply:Let me look. <tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>]]';
-  const tc = new OpenAI({ apiKey: KEY, baseURL: `${toolBase}/v1`, maxRetries: 0 });
-  const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
-  const completion = await tc.chat.completions.create({ model: "gpt-5", messages: [{ role: "user", content: ask }], tools });
+test("native tool calls through the SDK: JSON, streamed, parallel, and the round trip", async () => {
+  const tools = [
+    { type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } },
+    { type: "function", function: { name: "get_time", parameters: { type: "object", properties: {} } } },
+  ];
+  const ask = 'weather? [[call:get_weather:{"city":"Oslo"}]]';
+  const completion = await client.chat.completions.create({ model: "gpt-5", messages: [{ role: "user", content: ask }], tools });
   assert.equal(completion.choices[0].finish_reason, "tool_calls");
   const call = completion.choices[0].message.tool_calls[0];
   assert.equal(call.function.name, "get_weather");
   assert.deepEqual(JSON.parse(call.function.arguments), { city: "Oslo" });
 
-  const runner = tc.chat.completions.stream({ model: "gpt-5", messages: [{ role: "user", content: ask }], tools });
+  const runner = client.chat.completions.stream({ model: "gpt-5", messages: [{ role: "user", content: ask }], tools });
   const final = await runner.finalChatCompletion();
   assert.equal(final.choices[0].finish_reason, "tool_calls");
   assert.deepEqual(JSON.parse(final.choices[0].message.tool_calls[0].function.arguments), { city: "Oslo" });
-  assert.ok(!(final.choices[0].message.content ?? "").includes("<tool_call"));
+
+  const both = await client.chat.completions.create({
+    model: "gpt-5", tools, messages: [{ role: "user", content: 'both [[call:get_weather:{"city":"Oslo"}]][[call:get_time:{}]]' }],
+  });
+  assert.deepEqual(both.choices[0].message.tool_calls.map((c) => c.function.name), ["get_weather", "get_time"]);
+
+  const answer = await client.chat.completions.create({
+    model: "gpt-5", tools,
+    messages: [{ role: "user", content: ask }, completion.choices[0].message,
+               { role: "tool", tool_call_id: call.id, content: "cloudy, 7 C" }],
+  });
+  assert.equal(answer.choices[0].message.content, "The tool said: cloudy, 7 C");
+});
+
+test("responses.create through the SDK: JSON, streamed, and a function call", async () => {
+  const response = await client.responses.create({ model: "gpt-5", instructions: "be brief", input: "hi [[reply:Hello from responses]]" });
+  assert.equal(response.status, "completed");
+  assert.equal(response.output_text, "Hello from responses");
+  assert.ok(response.usage.total_tokens > 0);
+
+  const stream = client.responses.stream({ model: "gpt-5", input: "[[reply:one two three]]" });
+  let deltas = "";
+  stream.on("response.output_text.delta", (event) => { deltas += event.delta; });
+  const streamed = await stream.finalResponse();
+  assert.equal(deltas, "one two three");
+  assert.equal(streamed.output_text, "one two three");
+
+  const tools = [{ type: "function", name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } }, strict: false }];
+  const withCall = await client.responses.create({ model: "gpt-5", tools, input: 'weather? [[call:get_weather:{"city":"Rome"}]]' });
+  const [call] = withCall.output.filter((item) => item.type === "function_call");
+  assert.equal(call.name, "get_weather");
+  assert.deepEqual(JSON.parse(call.arguments), { city: "Rome" });
+  const followUp = await client.responses.create({
+    model: "gpt-5", tools,
+    input: [{ role: "user", content: 'weather? [[call:get_weather:{"city":"Rome"}]]' }, call,
+            { type: "function_call_output", call_id: call.call_id, output: "sunny" }],
+  });
+  assert.equal(followUp.output_text, "The tool said: sunny");
+  await assert.rejects(
+    client.responses.create({ model: "gpt-5", input: "x", previous_response_id: "resp_x" }),
+    (err) => err instanceof OpenAI.BadRequestError && err.param === "previous_response_id",
+  );
 });
 
 test("a model failure surfaces as the SDK's typed 502 error with the provider's reason", async () => {

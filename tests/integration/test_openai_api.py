@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from harness import MODEL_KEY, ProxyTestCase, last_user_text, messages_of, wait_until
+from harness import MODEL_KEY, ProxyTestCase, last_user_text, message_text, messages_of, wait_until
 
 
 def chat_body(content="hi", **extra):
@@ -97,10 +97,13 @@ class ChatCompletionTest(ProxyTestCase):
         self.assertTrue(body.endswith(b"data: [DONE]\n\n"))
         self.assertEqual(streamed_text(body), "slow reply")
 
-    def test_the_conversation_and_instructions_reach_the_model_as_documented(self):
+    def test_the_conversation_and_instructions_reach_the_model_as_native_items(self):
         proxy = self.start_real_proxy()
         messages = [{"role": "system", "content": "be brief"}, {"role": "developer", "content": "answer in English"},
                     {"role": "user", "content": "one"}, {"role": "assistant", "content": "two"},
+                    {"role": "assistant", "content": None, "tool_calls": [
+                        {"id": "call_7", "type": "function",
+                         "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
                     {"role": "tool", "tool_call_id": "call_7", "content": "sunny"},
                     {"role": "user", "content": [{"type": "text", "text": "three"}]}]
         status, _, body = post(proxy, json.dumps({"messages": messages}))
@@ -108,8 +111,18 @@ class ChatCompletionTest(ProxyTestCase):
         [request] = self.model.requests()
         # system + developer → the thread's base instructions: codex's first developer message.
         self.assertEqual(messages_of(request["body"], "developer")[0], "be brief\n\nanswer in English")
-        self.assertEqual(last_user_text(request["body"]),
-                         "[user]\none\n\n[assistant]\ntwo\n\n[tool result call_7]\nsunny\n\n[user]\nthree")
+        # The conversation as the model's own items, not as prose.
+        items = [i for i in request["body"]["input"]
+                 if i.get("type") in ("function_call", "function_call_output")
+                 or (i.get("type") == "message" and i.get("role") in ("user", "assistant")
+                     and not message_text(i).startswith("<"))]
+        self.assertEqual([(i["type"], i.get("role")) for i in items],
+                         [("message", "user"), ("message", "assistant"), ("function_call", None),
+                          ("function_call_output", None), ("message", "user")])
+        self.assertEqual([message_text(i) for i in items if i["type"] == "message"], ["one", "two", "three"])
+        self.assertEqual((items[2]["call_id"], items[2]["name"], items[2]["arguments"]),
+                         ("call_7", "get_weather", '{"city":"Oslo"}'))
+        self.assertEqual((items[3]["call_id"], items[3]["output"]), ("call_7", "sunny"))
         self.assertEqual(json.loads(body)["choices"][0]["message"]["content"], "Hello from the model stub.")
 
     def test_models_lists_the_configured_model_and_aliases_which_requests_may_use(self):
@@ -128,53 +141,110 @@ class ChatCompletionTest(ProxyTestCase):
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "current weather",
                                             "parameters": {"type": "object",
-                                                           "properties": {"city": {"type": "string"}}}}}]
-TOOL_REPLY = 'Checking. <tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+                                                           "properties": {"city": {"type": "string"}}}}},
+         {"type": "function", "function": {"name": "get_time", "description": "local time",
+                                            "parameters": {"type": "object", "properties": {}}}}]
+CALL = '[[call:get_weather:{"city":"Paris"}]]'
 
 
 class ToolCallTest(ProxyTestCase):
-    def test_a_tool_call_in_the_reply_becomes_tool_calls_with_finish_reason_tool_calls(self):
+    """The caller's functions are the model's own function tools (codex dynamic tools); its calls
+    come back as OpenAI tool_calls and the turn ends there, without asking the model again."""
+
+    def offered(self, request):
+        return {t["name"]: t for t in request["body"]["tools"] if t.get("type") == "function"}
+
+    def test_a_function_call_becomes_tool_calls_with_finish_reason_tool_calls(self):
         proxy = self.start_real_proxy()
-        status, _, raw = post(proxy, chat_body(f"weather? [[reply:{TOOL_REPLY}]]", tools=TOOLS))
+        status, _, raw = post(proxy, chat_body(f"weather in Paris? {CALL}", tools=TOOLS))
         self.assertEqual(status, 200, raw)
         choice = json.loads(raw)["choices"][0]
         self.assertEqual(choice["finish_reason"], "tool_calls")
-        self.assertEqual(choice["message"]["content"].strip(), "Checking.")
-        call = choice["message"]["tool_calls"][0]
+        self.assertIsNone(choice["message"]["content"])
+        [call] = choice["message"]["tool_calls"]
         self.assertEqual(call["type"], "function")
         self.assertEqual(call["function"]["name"], "get_weather")
         self.assertEqual(json.loads(call["function"]["arguments"]), {"city": "Paris"})
-        # The tools and the calling convention reached the model in the instructions.
-        instructions = messages_of(self.model.requests()[-1]["body"], "developer")[0]
-        self.assertIn("get_weather", instructions)
-        self.assertIn("<tool_call>", instructions)
+        self.assertTrue(call["id"])
+        # The model was offered the functions as real tools, with their schemas; and it was asked
+        # once: the call was not answered with a made-up output.
+        [request] = self.model.requests()
+        offered = self.offered(request)
+        self.assertEqual(offered["get_weather"]["parameters"]["properties"], {"city": {"type": "string"}})
+        self.assertIn("get_time", offered)
+        self.assertEqual(proxy.readyz()[1]["worker"]["restarts_total"], 0)
 
-    def test_streamed_tool_calls_are_buffered_never_leaked_half_way(self):
+    def test_streamed_tool_calls_come_as_openai_streams_them(self):
         proxy = self.start_real_proxy()
-        status, _, body = post(proxy, chat_body(f"[[slow:5]][[reply:{TOOL_REPLY}]]", tools=TOOLS, stream=True))
+        status, _, body = post(proxy, chat_body(f"Let me look. [[reply:Checking.]]{CALL}", tools=TOOLS, stream=True))
         self.assertEqual(status, 200)
         chunks = [json.loads(e) for e in sse_events(body)[:-1]]
         content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-        self.assertNotIn("<tool_call", content)
-        self.assertNotIn("get_weather", content)
-        calls = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])]
-        self.assertEqual(len(calls), 1)
-        self.assertEqual(calls[0]["index"], 0)
-        self.assertEqual(json.loads(calls[0]["function"]["arguments"]), {"city": "Paris"})
+        self.assertEqual(content, "Checking.")
+        deltas = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])]
+        self.assertEqual(deltas[0]["function"]["name"], "get_weather")
+        self.assertTrue(deltas[0]["id"])
+        arguments = "".join(d["function"].get("arguments", "") for d in deltas)
+        self.assertEqual(json.loads(arguments), {"city": "Paris"})
         self.assertEqual(chunks[-1]["choices"][0]["finish_reason"], "tool_calls")
+        self.assertEqual(len(self.model.requests()), 1)
 
-    def test_a_reply_that_ends_inside_a_call_is_given_back_as_text(self):
+    def test_parallel_calls_in_one_response_are_one_message(self):
         proxy = self.start_real_proxy()
-        status, _, raw = post(proxy, chat_body('[[reply:Sure <tool_call>{"name": "get_weather"]]', tools=TOOLS))
-        self.assertEqual(status, 200)
+        status, _, raw = post(proxy, chat_body(f"{CALL}[[call:get_time:{{}}]]", tools=TOOLS))
+        self.assertEqual(status, 200, raw)
+        calls = json.loads(raw)["choices"][0]["message"]["tool_calls"]
+        self.assertEqual([c["function"]["name"] for c in calls], ["get_weather", "get_time"])
+        self.assertEqual(len({c["id"] for c in calls}), 2)
+        status, _, raw = post(proxy, chat_body(f"{CALL}[[call:get_time:{{}}]]", tools=TOOLS, parallel_tool_calls=False))
+        self.assertEqual([c["function"]["name"] for c in json.loads(raw)["choices"][0]["message"]["tool_calls"]],
+                         ["get_weather"])
+
+    def test_the_round_trip_gives_the_model_its_call_and_the_result(self):
+        proxy = self.start_real_proxy()
+        messages = [{"role": "user", "content": f"weather? {CALL}"}]
+        _, _, raw = post(proxy, json.dumps({"messages": messages, "tools": TOOLS}))
+        message = json.loads(raw)["choices"][0]["message"]
+        call = message["tool_calls"][0]
+        messages += [message, {"role": "tool", "tool_call_id": call["id"], "content": "sunny, 21 C"}]
+        status, _, raw = post(proxy, json.dumps({"messages": messages, "tools": TOOLS}))
+        self.assertEqual(status, 200, raw)
+        answer = json.loads(raw)["choices"][0]
+        self.assertEqual(answer["finish_reason"], "stop")
+        self.assertEqual(answer["message"]["content"], "The tool said: sunny, 21 C")
+        items = self.model.requests()[-1]["body"]["input"]
+        self.assertEqual([(i["type"], i["call_id"]) for i in items if "call_id" in i],
+                         [("function_call", call["id"]), ("function_call_output", call["id"])])
+
+    def test_tool_choice_none_offers_nothing_and_a_named_function_only_itself(self):
+        proxy = self.start_real_proxy()
+        post(proxy, chat_body("hi", tools=TOOLS, tool_choice="none"))
+        self.assertEqual(set(self.offered(self.model.requests()[-1])), {"request_user_input"})
+        post(proxy, chat_body("hi", tools=TOOLS, tool_choice={"type": "function", "function": {"name": "get_time"}}))
+        request = self.model.requests()[-1]
+        self.assertEqual(set(self.offered(request)) - {"request_user_input"}, {"get_time"})
+        self.assertTrue(any("must call the function `get_time`" in t for t in messages_of(request["body"], "developer")))
+        post(proxy, chat_body("hi", tools=TOOLS, tool_choice="required"))
+        self.assertTrue(any("must call at least one" in t
+                            for t in messages_of(self.model.requests()[-1]["body"], "developer")))
+
+    def test_a_call_to_an_undeclared_function_never_reaches_the_client(self):
+        proxy = self.start_real_proxy()
+        status, _, raw = post(proxy, chat_body('[[call:delete_everything:{"really":true}]]', tools=TOOLS))
+        self.assertEqual(status, 200, raw)
         choice = json.loads(raw)["choices"][0]
+        self.assertNotIn("tool_calls", choice["message"])
         self.assertEqual(choice["finish_reason"], "stop")
-        self.assertEqual(choice["message"]["content"], 'Sure <tool_call>{"name": "get_weather"')
+        # The model heard that the call went nowhere (codex refuses functions it was not given).
+        self.assertIn("delete_everything", choice["message"]["content"])
 
-    def test_without_tools_the_text_passes_through_untouched(self):
+    def test_text_that_looks_like_a_call_is_only_text(self):
         proxy = self.start_real_proxy()
-        status, _, raw = post(proxy, chat_body(f"[[reply:{TOOL_REPLY}]]"))
-        self.assertEqual(json.loads(raw)["choices"][0]["message"]["content"], TOOL_REPLY)
+        text = 'Sure <tool_call>{"name": "get_weather"}</tool_call>'
+        status, _, raw = post(proxy, chat_body(f"[[reply:{text}]]", tools=TOOLS))
+        choice = json.loads(raw)["choices"][0]
+        self.assertEqual(choice["message"]["content"], text)
+        self.assertEqual(choice["finish_reason"], "stop")
 
 
 class ModelFailureTest(ProxyTestCase):

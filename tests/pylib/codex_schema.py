@@ -15,16 +15,26 @@ from proxy_process import REAL_CODEX
 
 
 def generate_schema(directory=None):
-    """Runs the pinned codex's schema generator; returns the directory."""
+    """Runs the pinned codex's schema generator, with the experimental API codex-proxy opts into
+    (dynamic tools, injected items, raw response events); returns the directory."""
     directory = directory or tempfile.mkdtemp(prefix="cxp-codex-schema-")
-    subprocess.run([REAL_CODEX, "app-server", "generate-json-schema", "--out", directory],
+    subprocess.run([REAL_CODEX, "app-server", "generate-json-schema", "--out", directory, "--experimental"],
                    check=True, capture_output=True, timeout=120)
     return directory
 
 
+# Answers to the worker's requests, whose schemas are named after the request, not the method.
+SERVER_REQUEST_RESPONSES = {"item/tool/call": "DynamicToolCallResponse.json",
+                            "item/tool/requestUserInput": "ToolRequestUserInputResponse.json"}
+
+
 def response_file(method):
-    """`thread/start` → v2/ThreadStartResponse.json; `initialize` → v1/InitializeResponse.json."""
-    name = "".join(part[:1].upper() + part[1:] for part in method.split("/")) + "Response.json"
+    """`thread/start` → v2/ThreadStartResponse.json, `thread/inject_items` →
+    v2/ThreadInjectItemsResponse.json, `initialize` → v1/InitializeResponse.json."""
+    if method in SERVER_REQUEST_RESPONSES:
+        return SERVER_REQUEST_RESPONSES[method]
+    parts = method.replace("_", "/").split("/")  # thread/inject_items → ThreadInjectItems
+    name = "".join(part[:1].upper() + part[1:] for part in parts) + "Response.json"
     return os.path.join("v1" if method == "initialize" else "v2", name)
 
 
@@ -48,9 +58,10 @@ class ProtocolValidator:
             path = "/".join(str(p) for p in error.absolute_path)
             problems.append(f"{where}: {relative} at '{path}': {error.message[:300]}")
 
-    def validate(self, frames, sender):
+    def validate(self, frames, sender, undocumented=()):
         """Validates the frames `sender` ("proxy" or "worker") wrote in a recorded exchange
-        (from read_tap). Returns a list of problems, each naming the frame and the schema rule."""
+        (from read_tap). Returns a list of problems, each naming the frame and the schema rule.
+        Notifications in `undocumented` (methods the schema does not describe) are passed over."""
         problems = []
         ours = {}    # id → method of the proxy's requests
         theirs = {}  # id → method of the worker's requests
@@ -66,6 +77,8 @@ class ProtocolValidator:
             elif "method" in frame and "id" in frame:
                 union = "ClientRequest.json" if sender == "proxy" else "ServerRequest.json"
                 self._check(union, frame, where, problems)
+            elif "method" in frame and frame["method"] in undocumented:
+                continue
             elif "method" in frame:
                 union = "ClientNotification.json" if sender == "proxy" else "ServerNotification.json"
                 self._check(union, frame, where, problems)

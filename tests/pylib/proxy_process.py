@@ -16,6 +16,16 @@ FAKE_WORKER = os.path.join(BIN_DIR, "codex-fake-worker")
 REAL_CODEX = os.path.join(SOURCE_DIR, "tests/node/node_modules/.bin/codex")
 
 
+def pass_fake_script(env):
+    """`env` with its FAKE_CODEX_* variables named in WORKER_ENV_PASSTHROUGH: the worker's
+    environment is an allow-list, and codex-fake-worker reads its script from these."""
+    scripted = sorted(k for k in env if k.startswith("FAKE_CODEX_"))
+    if not scripted:
+        return env
+    return {**env, "WORKER_ENV_PASSTHROUGH": ",".join(filter(None, [env.get("WORKER_ENV_PASSTHROUGH", ""),
+                                                                     *scripted]))}
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -56,6 +66,7 @@ class Proxy:
         if codex_bin:  # None: the env says which worker
             full_env["CODEX_BIN"] = codex_bin
         full_env.update(env or {})
+        full_env = pass_fake_script(full_env)
         self.seen_worker_pids = set()
         with open(self.log_path, "wb") as out, open(self.stderr_path, "wb") as err:
             def limit_files():

@@ -13,19 +13,21 @@ ApiError error_of(std::string_view body) {
   return std::get<ApiError>(parsed);
 }
 
-ChatRequest ok(std::string_view body) {
+TurnRequest ok(std::string_view body) {
   auto parsed = parse_chat_request(body, kModels, "gpt-5");
   if (auto* e = std::get_if<ApiError>(&parsed)) FAIL(e->message);
-  return std::get<ChatRequest>(parsed);
+  return std::get<TurnRequest>(parsed);
 }
+
+using Kind = HistoryItem::Kind;
 }  // namespace
 
 TEST_CASE("a minimal request gets the default model and no streaming") {
   const auto r = ok(R"({"messages":[{"role":"user","content":"hi"}]})");
   CHECK(r.model == "gpt-5");
   CHECK_FALSE(r.stream);
-  REQUIRE(r.messages.size() == 1);
-  CHECK(r.messages[0].content == "hi");
+  CHECK(r.input == "hi");
+  CHECK(r.history.empty());
 }
 
 TEST_CASE("stream options, text parts and unknown fields") {
@@ -35,8 +37,9 @@ TEST_CASE("stream options, text parts and unknown fields") {
                 {"role":"assistant","content":null}]})");
   CHECK(r.stream);
   CHECK(r.include_usage);
-  CHECK(r.messages[0].content == "ab");
-  CHECK(r.messages[1].content.empty());
+  // An assistant message without content or calls adds nothing: "ab" is the turn's input.
+  CHECK(r.input == "ab");
+  CHECK(r.history.empty());
 }
 
 TEST_CASE("every client mistake names its field") {
@@ -77,41 +80,88 @@ TEST_CASE("every client mistake names its field") {
   CHECK(missing.message.find("gpt-9") != std::string::npos);
 }
 
-TEST_CASE("rendering: instructions from system/developer, a lone user message passes as is") {
+TEST_CASE("instructions from system/developer; the last user message is the turn's input") {
   auto r = ok(R"({"messages":[{"role":"system","content":"S1"},{"role":"developer","content":"D"},
                              {"role":"user","content":"hello"}]})");
-  auto input = render_turn_input(r);
-  CHECK(input.instructions == "S1\n\nD");
-  CHECK(input.text == "hello");
+  CHECK(r.instructions == "S1\n\nD");
+  CHECK(r.input == "hello");
+  CHECK(r.history.empty());
 
   r = ok(R"({"messages":[{"role":"user","content":"one"},{"role":"assistant","content":"two"},
-                        {"role":"tool","content":"3"},{"role":"user","content":"four"}]})");
-  input = render_turn_input(r);
-  CHECK(input.instructions.empty());
-  CHECK(input.text == "[user]\none\n\n[assistant]\ntwo\n\n[tool]\n3\n\n[user]\nfour");
+                        {"role":"user","content":"three"}]})");
+  CHECK(r.instructions.empty());
+  CHECK(r.input == "three");
+  REQUIRE(r.history.size() == 2);
+  CHECK(r.history[0].kind == Kind::kUserMessage);
+  CHECK(r.history[1].kind == Kind::kAssistantMessage);
+  CHECK(history_item_json(r.history[1]) ==
+        nlohmann::json::parse(R"({"type":"message","role":"assistant",
+                                 "content":[{"type":"output_text","text":"two"}]})"));
 }
 
-TEST_CASE(
-    "tools: the instructions list them and the calling convention; history keeps earlier calls") {
+TEST_CASE("tool calls and results are function calls and outputs; the turn goes on after them") {
   const auto r = ok(
       R"({"tools":[{"type":"function","function":{"name":"get_weather","description":"Weather now",
       "parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],
-    "tool_choice":"required",
+    "tool_choice":"required", "parallel_tool_calls":false,
     "messages":[{"role":"user","content":"weather in Paris?"},
       {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
         "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
       {"role":"tool","tool_call_id":"c1","content":"sunny"}]})");
-  CHECK(r.tools_active());
-  const auto input = render_turn_input(r);
-  CHECK(input.instructions.find("- get_weather: Weather now") != std::string::npos);
-  CHECK(input.instructions.find("<tool_call>{\"name\": \"<tool name>\"") != std::string::npos);
-  CHECK(input.instructions.find("must call at least one tool") != std::string::npos);
-  CHECK(input.text ==
-        "[user]\nweather in Paris?\n\n[assistant]\n<tool_call>{\"arguments\":{\"city\":\"Paris\"},"
-        "\"name\":\"get_weather\"}</tool_call>\n\n[tool result c1]\nsunny");
-  const auto none =
-      ok(R"({"tool_choice":"none","tools":[{"type":"function","function":{"name":"f"}}],
-                           "messages":[{"role":"user","content":"x"}]})");
-  CHECK_FALSE(none.tools_active());
-  CHECK(render_turn_input(none).instructions.empty());
+  CHECK(r.input.empty());
+  REQUIRE(r.history.size() == 3);
+  CHECK(history_item_json(r.history[1]) ==
+        nlohmann::json::parse(R"({"type":"function_call","call_id":"c1","name":"get_weather",
+                                 "arguments":"{\"city\":\"Paris\"}"})"));
+  CHECK(
+      history_item_json(r.history[2]) ==
+      nlohmann::json::parse(R"({"type":"function_call_output","call_id":"c1","output":"sunny"})"));
+  CHECK(r.offered_tools().size() == 1);
+  CHECK(r.tools[0].parameters["properties"]["city"]["type"] == "string");
+  CHECK(r.tool_choice_instructions().find("must call at least one") != std::string::npos);
+  CHECK_FALSE(r.parallel_tool_calls);
+}
+
+TEST_CASE("tool_choice none offers nothing, a named function only itself") {
+  const std::string tools =
+      R"("tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"g"}}])";
+  auto r =
+      ok(R"({"tool_choice":"none",)" + tools + R"(,"messages":[{"role":"user","content":"x"}]})");
+  CHECK(r.offered_tools().empty());
+  CHECK(r.tool_choice_instructions().empty());
+  r = ok(R"({"tool_choice":{"type":"function","function":{"name":"g"}},)" + tools +
+         R"(,"messages":[{"role":"user","content":"x"}]})");
+  REQUIRE(r.offered_tools().size() == 1);
+  CHECK(r.offered_tools()[0].name == "g");
+  CHECK(r.offered_tools()[0].parameters == nlohmann::json{{"type", "object"}});
+  CHECK(r.tool_choice_instructions().find("`g`") != std::string::npos);
+}
+
+TEST_CASE("bad tools and tool messages are refused naming the field") {
+  const std::string user = R"("messages":[{"role":"user","content":"x"}])";
+  CHECK(error_of(R"({"tools":[{"type":"function","function":{"name":"f"}},
+                              {"type":"function","function":{"name":"f"}}],)" +
+                 user + "}")
+            .param == "tools[1]");
+  CHECK(error_of(R"({"tools":[{"type":"function","function":{"name":"f","parameters":[]}}],)" +
+                 user + "}")
+            .param == "tools[0].function.parameters");
+  CHECK(error_of(R"({"tools":[{"type":"function","function":{"name":"f",
+                   "parameters":{"type":"string"}}}],)" +
+                 user + "}")
+            .param == "tools[0].function.parameters.type");
+  CHECK(error_of(R"({"tools":[{"type":"function","function":{"name":"f"}}],
+                    "tool_choice":{"type":"function","function":{"name":"g"}},)" +
+                 user + "}")
+            .param == "tool_choice");
+  CHECK(error_of(R"({"tool_choice":"required",)" + user + "}").param == "tool_choice");
+  const auto orphan = error_of(R"({"messages":[{"role":"user","content":"x"},
+                                  {"role":"tool","tool_call_id":"nope","content":"1"}]})");
+  CHECK(orphan.param == "messages[1].tool_call_id");
+  CHECK(orphan.message.find("nope") != std::string::npos);
+  CHECK(
+      error_of(R"({"messages":[{"role":"assistant","tool_calls":[{"type":"function"}]}]})").param ==
+      "messages[0].tool_calls[0]");
+  CHECK(error_of(R"({"messages":[{"role":"system","content":"only instructions"}]})").param ==
+        "messages");
 }

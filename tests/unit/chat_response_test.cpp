@@ -61,7 +61,7 @@ TEST_CASE("token usage is read from the last turn") {
   CHECK_FALSE(usage_from_notification(json{{"tokenUsage", 5}}));
 }
 
-TEST_CASE("tool calls: null content in the message, and one delta per call in a stream") {
+TEST_CASE("tool calls: null content in the message; streamed as a head delta then arguments") {
   const std::vector<ToolCallOut> calls{{"call_0_r1", "get_weather", "{\"city\":\"Paris\"}"}};
   const auto body = json::parse(render_completion(kMeta, "", calls, "tool_calls", std::nullopt));
   const auto& message = body["choices"][0]["message"];
@@ -70,7 +70,14 @@ TEST_CASE("tool calls: null content in the message, and one delta per call in a 
   CHECK(message["tool_calls"][0]["type"] == "function");
   CHECK(message["tool_calls"][0]["function"]["arguments"] == "{\"city\":\"Paris\"}");
   CHECK(body["choices"][0]["finish_reason"] == "tool_calls");
-  const auto delta = payload(sse_tool_call_chunk(kMeta, 0, calls[0]))["choices"][0]["delta"];
-  CHECK(delta["tool_calls"][0]["index"] == 0);
-  CHECK(delta["tool_calls"][0]["function"]["name"] == "get_weather");
+  const auto chunks = sse_tool_call_chunk(kMeta, 0, calls[0]);
+  const auto split = chunks.find("\n\n") + 2;
+  const auto head = payload(chunks.substr(0, split))["choices"][0]["delta"]["tool_calls"][0];
+  CHECK(head["index"] == 0);
+  CHECK(head["id"] == "call_0_r1");
+  CHECK(head["function"]["name"] == "get_weather");
+  CHECK(head["function"]["arguments"] == "");
+  const auto rest = payload(chunks.substr(split))["choices"][0]["delta"]["tool_calls"][0];
+  CHECK(rest["index"] == 0);
+  CHECK(rest["function"]["arguments"] == "{\"city\":\"Paris\"}");
 }

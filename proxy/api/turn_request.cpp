@@ -1,0 +1,135 @@
+#include "proxy/api/turn_request.h"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+namespace cxp::proxy {
+
+using nlohmann::json;
+
+ApiError invalid_request(std::string param, std::string message) {
+  ApiError e;
+  e.status = 400;
+  e.code = "invalid_request_error";
+  e.param = std::move(param);
+  e.message = std::move(message);
+  return e;
+}
+
+std::vector<ToolSpec> TurnRequest::offered_tools() const {
+  if (tool_choice == "none") return {};
+  if (tool_choice == "auto" || tool_choice == "required") return tools;
+  std::vector<ToolSpec> named;
+  std::copy_if(tools.begin(), tools.end(), std::back_inserter(named),
+               [&](const ToolSpec& t) { return t.name == tool_choice; });
+  return named;
+}
+
+std::string TurnRequest::tool_choice_instructions() const {
+  if (tool_choice == "required" && !tools.empty()) {
+    return "You must call at least one of the provided functions in this answer.";
+  }
+  if (tool_choice != "none" && tool_choice != "auto" && tool_choice != "required") {
+    return "You must call the function `" + tool_choice + "` in this answer.";
+  }
+  return "";
+}
+
+json history_item_json(const HistoryItem& item) {
+  switch (item.kind) {
+    case HistoryItem::Kind::kUserMessage:
+      return {{"type", "message"},
+              {"role", "user"},
+              {"content", json::array({{{"type", "input_text"}, {"text", item.text}}})}};
+    case HistoryItem::Kind::kAssistantMessage:
+      return {{"type", "message"},
+              {"role", "assistant"},
+              {"content", json::array({{{"type", "output_text"}, {"text", item.text}}})}};
+    case HistoryItem::Kind::kFunctionCall:
+      return {{"type", "function_call"},
+              {"call_id", item.call_id},
+              {"name", item.name},
+              {"arguments", item.arguments}};
+    case HistoryItem::Kind::kFunctionCallOutput:
+      return {{"type", "function_call_output"}, {"call_id", item.call_id}, {"output", item.text}};
+  }
+  return json::object();
+}
+
+void split_last_user_message(std::vector<HistoryItem> conversation, TurnRequest& request) {
+  if (!conversation.empty() && conversation.back().kind == HistoryItem::Kind::kUserMessage) {
+    request.input = std::move(conversation.back().text);
+    conversation.pop_back();
+  }
+  request.history = std::move(conversation);
+}
+
+std::optional<ApiError> parse_tool(const json& name, const json& description,
+                                   const json& parameters, const std::string& where,
+                                   ToolSpec& out) {
+  const std::string text = name.is_string() ? name.get<std::string>() : std::string();
+  const bool name_ok =
+      !text.empty() && text.size() <= 64 && std::all_of(text.begin(), text.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
+      });
+  if (!name_ok) {
+    return invalid_request(where + ".name",
+                           where + ".name: expected 1-64 characters of [A-Za-z0-9_-]");
+  }
+  out.name = text;
+  if (description.is_string()) out.description = description.get<std::string>();
+  if (!parameters.is_null()) {
+    if (!parameters.is_object()) {
+      return invalid_request(where + ".parameters",
+                             where + ".parameters: expected a JSON Schema object");
+    }
+    const auto type = parameters.find("type");
+    if (type != parameters.end() && *type != "object") {
+      return invalid_request(where + ".parameters.type",
+                             where +
+                                 ".parameters.type: a function's arguments are an object; "
+                                 "expected \"object\", found " +
+                                 type->dump().substr(0, 64));
+    }
+    const auto properties = parameters.find("properties");
+    if (properties != parameters.end() && !properties->is_object()) {
+      return invalid_request(where + ".parameters.properties",
+                             where + ".parameters.properties: expected an object");
+    }
+    const auto required = parameters.find("required");
+    if (required != parameters.end() && !required->is_array()) {
+      return invalid_request(where + ".parameters.required",
+                             where + ".parameters.required: expected an array of names");
+    }
+    out.parameters = parameters;
+  }
+  if (!out.parameters.contains("type")) out.parameters["type"] = "object";
+  return std::nullopt;
+}
+
+std::optional<ApiError> validate_turn_request(const TurnRequest& request) {
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < request.tools.size(); ++i) {
+    if (!names.insert(request.tools[i].name).second) {
+      return invalid_request("tools[" + std::to_string(i) + "]",
+                             "tools[" + std::to_string(i) + "]: a second function named '" +
+                                 request.tools[i].name + "'; names must be distinct");
+    }
+  }
+  const auto& choice = request.tool_choice;
+  if (choice != "none" && choice != "auto" && !names.count(choice)) {
+    if (choice == "required") {
+      if (names.empty()) return invalid_request("tool_choice", "tool_choice: requires tools");
+    } else {
+      return invalid_request("tool_choice",
+                             "tool_choice: no function named '" + choice.substr(0, 64) + "'");
+    }
+  }
+  if (request.input.empty() && request.history.empty()) {
+    return invalid_request("messages", "the conversation has nothing to answer");
+  }
+  return std::nullopt;
+}
+
+}  // namespace cxp::proxy

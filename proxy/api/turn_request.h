@@ -1,0 +1,71 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/api/api_error.h"
+
+namespace cxp::proxy {
+
+// A function the model may call.
+struct ToolSpec {
+  std::string name;
+  std::string description;
+  nlohmann::json parameters = nlohmann::json::object();  // JSON Schema of the arguments
+};
+
+// One item of the conversation before the turn, as the model will see it (a Responses API item).
+struct HistoryItem {
+  enum class Kind { kUserMessage, kAssistantMessage, kFunctionCall, kFunctionCallOutput };
+  Kind kind = Kind::kUserMessage;
+  std::string text;       // message text, or the function's output
+  std::string call_id;    // function call and output
+  std::string name;       // function call
+  std::string arguments;  // function call: JSON text
+};
+
+// What both /v1/chat/completions and /v1/responses ask of the worker: one turn on a new thread.
+// The endpoints differ in how they parse this and render the answer, not in how it is played.
+struct TurnRequest {
+  std::string model;         // the name the client used (one of the served models)
+  std::string instructions;  // system and developer messages → the thread's base instructions
+  std::vector<HistoryItem> history;  // the conversation before the turn (injected)
+  std::string
+      input;  // the turn's user text; empty: the turn goes on from the history (tool outputs)
+  std::vector<ToolSpec> tools;
+  std::string tool_choice = "auto";  // "none", "auto", "required", or a function name
+  bool parallel_tool_calls = true;
+  bool stream = false;
+  bool include_usage = false;  // chat: stream_options.include_usage (responses: always)
+
+  // The tools the model is offered (none with tool_choice "none"; only the named one).
+  std::vector<ToolSpec> offered_tools() const;
+  // Developer instructions that carry tool_choice "required" or a named function ("" otherwise):
+  // the app server has no tool_choice, so the model is told.
+  std::string tool_choice_instructions() const;
+};
+
+// A history item as the Responses API item codex injects into the thread.
+nlohmann::json history_item_json(const HistoryItem& item);
+
+// Splits a conversation into the turn's input and its history: a conversation that ends with a
+// user message is answered as that message's turn; any other ending (tool outputs, an assistant
+// message) makes a turn that goes on from the history, without new input.
+void split_last_user_message(std::vector<HistoryItem> conversation, TurnRequest& request);
+
+// Reads one function of a request: `name` 1-64 of [A-Za-z0-9_-], `parameters` a JSON Schema object
+// (type "object" when a type is given). `where` names the field in errors ("tools[0]").
+std::optional<ApiError> parse_tool(const nlohmann::json& name, const nlohmann::json& description,
+                                   const nlohmann::json& parameters, const std::string& where,
+                                   ToolSpec& out);
+
+// Checks what both endpoints share once a request is read: distinct tool names, a named
+// tool_choice that exists, and something for the turn to do. Errors name the field.
+std::optional<ApiError> validate_turn_request(const TurnRequest& request);
+
+// 400 invalid_request_error naming `param`.
+ApiError invalid_request(std::string param, std::string message);
+
+}  // namespace cxp::proxy

@@ -1,0 +1,455 @@
+#include "proxy/api/turn_session.h"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/beast/http/field.hpp>
+
+#include "proxy/api/model_failure.h"
+
+namespace cxp::proxy {
+
+namespace beast_http = boost::beast::http;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::chrono::seconds kInterruptTimeout{5};
+constexpr std::string_view kCallReturned =
+    "not run by codex-proxy: the call was returned to the API client, which runs it";
+
+ApiError worker_unavailable(const std::string& message) {
+  ApiError e;
+  e.status = 502;
+  e.type = "server_error";
+  e.code = "worker_unavailable";
+  e.message = message;
+  e.retryable = true;
+  return e;
+}
+
+json not_run(std::string_view why) {
+  return {{"contentItems", json::array({{{"type", "inputText"}, {"text", why}}})},
+          {"success", false}};
+}
+
+// A function call's arguments as JSON text, or nullopt when they are not JSON.
+std::optional<std::string> arguments_text(const json& arguments) {
+  if (arguments.is_null()) return std::string("{}");
+  if (!arguments.is_string()) return arguments.dump();
+  const auto& text = arguments.get_ref<const std::string&>();
+  if (json::parse(text, nullptr, false).is_discarded()) return std::nullopt;
+  return text;
+}
+
+}  // namespace
+
+TurnSession::TurnSession(boost::asio::io_context& io, http::ExchangePtr exchange,
+                         TurnRequest request, std::unique_ptr<TurnRenderer> renderer,
+                         std::shared_ptr<JsonRpcChannel> channel, TurnRouter& router,
+                         TurnSettings settings, AdmissionGate::TicketPtr ticket)
+    : io_(io),
+      exchange_(std::move(exchange)),
+      request_(std::move(request)),
+      renderer_(std::move(renderer)),
+      offered_(request_.offered_tools()),
+      channel_(std::move(channel)),
+      router_(router),
+      settings_(std::move(settings)),
+      ticket_(std::move(ticket)),
+      deadline_(io),
+      keepalive_(io),
+      settle_(io) {}
+
+void TurnSession::start() {
+  started_at_ = std::chrono::steady_clock::now();
+  self_ = shared_from_this();
+  exchange_->on_client_gone([weak = weak_from_this()] {
+    if (auto self = weak.lock()) self->on_client_gone();
+  });
+  deadline_.expires_after(settings_.request_timeout);
+  deadline_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (auto self = weak.lock(); self && !ec) self->on_deadline();
+  });
+  if (settings_.trace && settings_.trace->enabled()) trace_.emplace();
+  start_thread();
+}
+
+// A failed setup step fails the request; true when it did.
+bool TurnSession::failed_step(const RpcOutcome& outcome, std::string_view method) {
+  if (!outcome.transport_error.empty()) {
+    fail(worker_unavailable("worker unavailable: " + outcome.transport_error));
+    return true;
+  }
+  if (!outcome.ok) {
+    fail(worker_unavailable("worker refused " + std::string(method) + ": " + outcome.error.dump()));
+    return true;
+  }
+  return false;
+}
+
+void TurnSession::start_thread() {
+  json params = {{"cwd", settings_.cwd},
+                 {"approvalPolicy", "never"},
+                 {"sandbox", "read-only"},
+                 {"ephemeral", true},
+                 {"model", settings_.worker_model}};
+  if (!request_.instructions.empty()) params["baseInstructions"] = request_.instructions;
+  if (const auto note = request_.tool_choice_instructions(); !note.empty()) {
+    params["developerInstructions"] = note;
+  }
+  if (!offered_.empty()) {
+    json tools = json::array();
+    for (const auto& tool : offered_) {
+      tools.push_back({{"type", "function"},
+                       {"name", tool.name},
+                       {"description", tool.description},
+                       {"inputSchema", tool.parameters}});
+    }
+    params["dynamicTools"] = std::move(tools);
+    params["experimentalRawEvents"] = true;  // rawResponse/completed: the model's response ended
+  }
+  rpc("thread/start", params, [self = shared_from_this()](RpcOutcome outcome) {
+    if (self->finished_ || self->failed_step(outcome, "thread/start")) return;
+    const auto& thread = outcome.result.value("thread", json::object());
+    self->thread_id_ = thread.is_object() ? thread.value("id", "") : "";
+    if (self->thread_id_.empty()) {
+      return self->fail(worker_unavailable("worker answered thread/start without a thread id"));
+    }
+    self->router_.attach(self->thread_id_, self->weak_from_this());
+    if (self->request_.history.empty()) return self->start_turn();
+    self->inject_history();
+  });
+}
+
+void TurnSession::inject_history() {
+  json items = json::array();
+  for (const auto& item : request_.history) items.push_back(history_item_json(item));
+  rpc("thread/inject_items", {{"threadId", thread_id_}, {"items", std::move(items)}},
+      [self = shared_from_this()](RpcOutcome outcome) {
+        if (self->finished_ || self->failed_step(outcome, "thread/inject_items")) return;
+        self->start_turn();
+      });
+}
+
+void TurnSession::start_turn() {
+  json input = json::array();
+  if (!request_.input.empty()) input.push_back({{"type", "text"}, {"text", request_.input}});
+  rpc("turn/start", {{"threadId", thread_id_}, {"input", std::move(input)}},
+      [self = shared_from_this()](RpcOutcome started) {
+        if (self->finished_) return self->interrupt_late_turn(started);
+        self->on_turn_started(std::move(started));
+      });
+}
+
+void TurnSession::on_turn_started(RpcOutcome outcome) {
+  if (failed_step(outcome, "turn/start")) return;
+  const auto& turn = outcome.result.value("turn", json::object());
+  turn_id_ = turn.is_object() ? turn.value("id", "") : "";
+  if (!request_.stream) return;
+  http::HttpResponse head{beast_http::status::ok, exchange_->request().version()};
+  head.set(beast_http::field::content_type, "text/event-stream");
+  head.set(beast_http::field::cache_control, "no-cache");
+  head.set("X-Accel-Buffering", "no");
+  head.keep_alive(exchange_->request().keep_alive());
+  exchange_->start_stream(std::move(head));
+  streaming_ = true;
+  ++settings_.stats->streams_active;
+  emit(renderer_->stream_start());
+  if (!text_.empty()) emit(renderer_->text_delta(text_));  // deltas that came before the answer
+}
+
+void TurnSession::interrupt_late_turn(const RpcOutcome& outcome) {
+  if (!outcome.ok) return;
+  const auto& turn = outcome.result.value("turn", json::object());
+  turn_id_ = turn.is_object() ? turn.value("id", "") : "";
+  log_.info("late_turn_interrupted",
+            {{"request_id", exchange_->request_id()}, {"route", renderer_->route()}});
+  interrupt_turn();
+}
+
+void TurnSession::on_worker_notification(const RpcNotification& note) {
+  if (finished_) return;
+  trace("from_worker", {{"method", note.method}, {"params", note.params}});
+  const auto& p = note.params;
+  if (note.method == "item/agentMessage/delta") {
+    if (!turn_id_.empty() && p.value("turnId", turn_id_) != turn_id_) return;
+    const auto delta = p.value("delta", std::string());
+    if (!delta.empty()) text(delta);
+  } else if (note.method == "thread/tokenUsage/updated") {
+    usage_ = usage_from_notification(p);
+  } else if (note.method == "error") {
+    // willRetry: codex retries the model by itself; only a final error decides the answer.
+    if (!p.value("willRetry", false) && p.contains("error") && p["error"].is_object()) {
+      model_error_ = p["error"];
+    }
+  } else if (note.method == "rawResponseItem/completed") {
+    // The model's own function calls, as it made them: how many item/tool/call requests to expect.
+    const auto& item = p.value("item", json::object());
+    const auto name = item.is_object() ? item.value("name", std::string()) : std::string();
+    const bool offered = std::any_of(offered_.begin(), offered_.end(),
+                                     [&](const ToolSpec& t) { return t.name == name; });
+    const auto call_id = item.is_object() ? item.value("call_id", std::string()) : std::string();
+    const bool past = std::any_of(request_.history.begin(), request_.history.end(),
+                                  [&](const HistoryItem& h) { return h.call_id == call_id; });
+    if (item.is_object() && item.value("type", "") == "function_call" && offered && !past) {
+      announced_calls_.push_back(call_id);
+    }
+  } else if (note.method == "rawResponse/completed") {
+    response_done_ = true;
+    maybe_finish_with_tool_calls();
+  } else if (note.method == "turn/completed") {
+    on_turn_completed(p);
+  }
+}
+
+void TurnSession::on_worker_request(const RpcServerRequest& request, JsonRpcChannel& channel) {
+  trace("from_worker",
+        {{"method", request.method}, {"id", request.id}, {"params", request.params}});
+  if (request.method == "item/tool/call") return on_tool_call(request);
+  // Anything else (request_user_input, approvals) has nobody to ask: refused, the turn goes on.
+  channel.respond_error(request.id, -32601, "codex-proxy does not handle " + request.method);
+}
+
+void TurnSession::on_tool_call(const RpcServerRequest& request) {
+  auto& counters = settings_.stats->tool_buffer;
+  ++counters.started;
+  const auto& p = request.params;
+  const auto name = p.value("tool", std::string());
+  const auto call_id = p.value("callId", std::string());
+  const bool declared = std::any_of(offered_.begin(), offered_.end(),
+                                    [&](const ToolSpec& t) { return t.name == name; });
+  const auto arguments = arguments_text(p.value("arguments", json()));
+  std::string refusal;
+  if (finished_) {
+    refusal = std::string(kCallReturned);
+  } else if (!declared || call_id.empty()) {
+    refusal = "unknown function '" + name.substr(0, 64) + "': call only the functions provided";
+  } else if (!arguments) {
+    refusal = "the arguments of '" + name + "' are not JSON; call it again with a JSON object";
+  }
+  if (!refusal.empty()) {
+    // The model hears why and may go on; the client never sees this call.
+    ++counters.aborted;
+    if (!finished_) {
+      log_.warn("tool_call_refused", {{"request_id", exchange_->request_id()},
+                                      {"route", renderer_->route()},
+                                      {"tool", name.substr(0, 64)},
+                                      {"message", refusal}});
+    }
+    trace("to_worker", {{"id", request.id}, {"result", not_run(refusal)}});
+    return channel_->respond(request.id, not_run(refusal));
+  }
+  ToolCallOut call{call_id, name, *arguments};
+  if (streaming_) emit(renderer_->tool_call(calls_.size(), call));
+  calls_.push_back(std::move(call));
+  pending_calls_.push_back(request.id);
+  if (!request_.parallel_tool_calls) return finish_with_tool_calls();
+  maybe_finish_with_tool_calls();
+  if (finished_) return;
+  // Should the end of the response never be seen, the calls so far go out after a pause.
+  settle_.expires_after(settings_.tool_call_settle);
+  settle_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (auto self = weak.lock(); self && !ec) self->finish_with_tool_calls();
+  });
+}
+
+void TurnSession::maybe_finish_with_tool_calls() {
+  if (calls_.empty() || !response_done_) return;
+  for (const auto& id : announced_calls_) {
+    const bool arrived = std::any_of(calls_.begin(), calls_.end(),
+                                     [&](const ToolCallOut& call) { return call.id == id; });
+    if (!arrived) return;
+  }
+  finish_with_tool_calls();
+}
+
+// The model's response ended with function calls: the client runs them. The turn is interrupted
+// before the calls are answered, so the worker never asks the model again with made-up outputs.
+void TurnSession::finish_with_tool_calls() {
+  if (finished_) return;
+  settle_.cancel();
+  interrupt_turn();
+  if (!streaming_) {
+    // The worker runs calls concurrently; the answer lists them in the order the model made them.
+    const auto rank = [this](const ToolCallOut& call) {
+      return std::find(announced_calls_.begin(), announced_calls_.end(), call.id) -
+             announced_calls_.begin();
+    };
+    std::stable_sort(calls_.begin(), calls_.end(),
+                     [&](const ToolCallOut& a, const ToolCallOut& b) { return rank(a) < rank(b); });
+  }
+  settings_.stats->tool_buffer.flushed += calls_.size();
+  answer_pending_calls(kCallReturned);
+  complete("tool_calls");
+}
+
+void TurnSession::answer_pending_calls(std::string_view why) {
+  for (const auto& id : pending_calls_) {
+    trace("to_worker", {{"id", id}, {"result", not_run(why)}});
+    channel_->respond(id, not_run(why));
+  }
+  pending_calls_.clear();
+}
+
+void TurnSession::on_turn_completed(const json& params) {
+  const auto& turn = params.value("turn", json::object());
+  const std::string status = turn.is_object() ? turn.value("status", "completed") : "completed";
+  if (status == "completed") return complete(calls_.empty() ? "stop" : "tool_calls");
+  if (status == "failed") {
+    // The final `error` notification and the failed turn's `error` carry the same reason.
+    const bool turn_error = turn.is_object() && turn.contains("error") && turn["error"].is_object();
+    return fail(model_failure(model_error_.is_object() ? model_error_
+                              : turn_error             ? turn["error"]
+                                                       : json()));
+  }
+  fail(worker_unavailable("the worker ended the turn with status '" + status.substr(0, 64) + "'"));
+}
+
+void TurnSession::on_worker_lost(const std::string& reason) {
+  if (!finished_) fail(worker_unavailable("the worker exited during the request: " + reason));
+}
+
+void TurnSession::text(const std::string& delta) {
+  text_ += delta;
+  if (streaming_) emit(renderer_->text_delta(delta));
+}
+
+void TurnSession::emit(std::string bytes) {
+  exchange_->send(std::move(bytes));
+  schedule_keepalive();
+}
+
+void TurnSession::schedule_keepalive() {
+  keepalive_.expires_after(settings_.keepalive);
+  keepalive_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->finished_) return;
+    self->emit(sse_keepalive());
+  });
+}
+
+void TurnSession::on_deadline() {
+  if (finished_) return;
+  interrupt_turn();
+  ApiError e;
+  e.status = 504;
+  e.type = "server_error";
+  e.code = "timeout";
+  e.retryable = true;
+  e.message = "the worker did not finish within WORKER_REQUEST_TIMEOUT_MS=" +
+              std::to_string(settings_.request_timeout.count()) + "; the turn was interrupted";
+  fail(e);
+}
+
+void TurnSession::on_client_gone() {
+  if (finished_) return;
+  log_.info("client_disconnected",
+            {{"request_id", exchange_->request_id()}, {"route", renderer_->route()}});
+  interrupt_turn();
+  settings_.stats->tool_buffer.aborted += pending_calls_.size();
+  finish();
+}
+
+void TurnSession::interrupt_turn() {
+  if (thread_id_.empty() || turn_id_.empty() || channel_->closed()) return;
+  const json params = {{"threadId", thread_id_}, {"turnId", turn_id_}};
+  trace("to_worker", {{"method", "turn/interrupt"}, {"params", params}});
+  channel_->request("turn/interrupt", params, kInterruptTimeout, [](RpcOutcome) {});
+}
+
+void TurnSession::trace(std::string_view direction, const json& frame) {
+  if (trace_) trace_->add(direction, frame);
+}
+
+// A request to the worker on behalf of this session, traced both ways.
+void TurnSession::rpc(std::string_view method, json params, std::function<void(RpcOutcome)> done) {
+  trace("to_worker", {{"method", method}, {"params", params}});
+  channel_->request(method, params, settings_.request_timeout,
+                    [weak = weak_from_this(), method = std::string(method),
+                     done = std::move(done)](RpcOutcome outcome) {
+                      if (auto self = weak.lock()) {
+                        json frame = {{"method", method}};
+                        if (!outcome.transport_error.empty())
+                          frame["transport_error"] = outcome.transport_error;
+                        else if (outcome.ok)
+                          frame["result"] = outcome.result;
+                        else
+                          frame["error"] = outcome.error;
+                        self->trace("from_worker", frame);
+                      }
+                      done(std::move(outcome));
+                    });
+}
+
+void TurnSession::complete(const std::string& finish_reason) {
+  if (finished_) return;
+  log_.info("request_completed",
+            {{"request_id", exchange_->request_id()},
+             {"route", renderer_->route()},
+             {"model", request_.model},
+             {"stream", request_.stream},
+             {"finish_reason", finish_reason},
+             {"tool_calls", calls_.size()},
+             {"latency_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - started_at_)
+                                .count()}});
+  write_trace();
+  const TurnOutcome outcome{text_, calls_, finish_reason, usage_};
+  if (streaming_) {
+    exchange_->send(renderer_->stream_end(outcome));
+    exchange_->end_stream();
+  } else {
+    exchange_->respond(http::make_response(exchange_->request(), 200, "application/json",
+                                           renderer_->body(outcome)));
+  }
+  finish();
+}
+
+void TurnSession::fail(const ApiError& unredacted) {
+  if (finished_) return;
+  ApiError error = unredacted;
+  error.message = settings_.redactor->redact(error.message);
+  settings_.stats->tool_buffer.aborted += pending_calls_.size();
+  answer_pending_calls("not run: the request failed");
+  write_trace();
+  log_.warn("request_failed", {{"request_id", exchange_->request_id()},
+                               {"latency_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  std::chrono::steady_clock::now() - started_at_)
+                                                  .count()},
+                               {"route", renderer_->route()},
+                               {"model", request_.model},
+                               {"error_code", error.code},
+                               {"retryable", error.retryable},
+                               {"message", error.message}});
+  if (streaming_) {
+    exchange_->send(renderer_->stream_error(error));
+    exchange_->end_stream();
+  } else {
+    exchange_->respond(render_api_error(exchange_->request(), error));
+  }
+  finish();
+}
+
+// Written before the answer's last bytes go out, so a client holding a response (or an error)
+// can already find its trace; idempotent.
+void TurnSession::write_trace() {
+  if (!trace_) return;
+  settings_.trace->write(exchange_->request_id(), std::string(renderer_->route()), *trace_);
+  trace_.reset();
+}
+
+void TurnSession::finish() {
+  finished_ = true;
+  answer_pending_calls(kCallReturned);  // no worker request is left waiting on us
+  write_trace();
+  if (streaming_) --settings_.stats->streams_active;
+  deadline_.cancel();
+  keepalive_.cancel();
+  settle_.cancel();
+  if (!thread_id_.empty()) router_.detach(thread_id_);
+  ticket_.reset();
+  // Let go of ourselves once the current call stack has unwound.
+  boost::asio::post(io_, [self = std::move(self_)] {});
+}
+
+}  // namespace cxp::proxy
