@@ -89,9 +89,9 @@ std::optional<ApiError> parse_tools(const json& root, TurnRequest& request) {
         return invalid_request(at + ".function", at + ".function: expected an object");
       }
       ToolSpec spec;
-      if (auto error =
-              parse_tool(function->value("name", json()), function->value("description", json()),
-                         function->value("parameters", json()), at + ".function", spec)) {
+      if (auto error = parse_tool(
+              function->value("name", json()), function->value("description", json()),
+              function->value("parameters", json()), at + ".function", request.tools, spec)) {
         return error;
       }
       request.tools.push_back(std::move(spec));

@@ -51,6 +51,7 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
   turn_settings_.request_timeout = config.worker_request_timeout;
   turn_settings_.keepalive = config.sse_keepalive;
   turn_settings_.worker_model = config.codex_model;
+  turn_settings_.reserved_tool_names = reserved_tool_names(config.codex.builtin_tools);
   turn_settings_.stats = &stats_;
   turn_settings_.trace = trace;
   turn_settings_.redactor = &redactor_;

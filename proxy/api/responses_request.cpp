@@ -122,15 +122,25 @@ std::optional<ApiError> parse_tools(const json& root, TurnRequest& request) {
     for (std::size_t i = 0; i < tools->size(); ++i) {
       const auto& tool = (*tools)[i];
       const std::string at = "tools[" + std::to_string(i) + "]";
-      if (!tool.is_object() || tool.value("type", "") != "function") {
-        return invalid_request(
-            at + ".type",
-            at + ".type: only \"function\" tools are supported, found " +
-                (tool.is_object() ? tool.value("type", json()).dump() : type_name(tool)));
+      if (!tool.is_object() || !tool.value("type", json()).is_string()) {
+        return invalid_request(at + ".type",
+                               at + ".type: expected a tool object with a string type");
+      }
+      if (tool["type"] != "function") {
+        // A hosted tool (web_search, file_search, …) or a namespace: codex-proxy's worker cannot
+        // run these for the caller. The request goes on without it, as with any provider that
+        // lacks a tool (e.g. the Codex CLI's web_search).
+        if (request.ignored_tools.size() < 32) {
+          request.ignored_tools.push_back(tool["type"].get<std::string>().substr(0, 64) +
+                                          (tool.value("name", json()).is_string()
+                                               ? ":" + tool["name"].get<std::string>().substr(0, 64)
+                                               : std::string()));
+        }
+        continue;
       }
       ToolSpec spec;
       if (auto error = parse_tool(tool.value("name", json()), tool.value("description", json()),
-                                  tool.value("parameters", json()), at, spec)) {
+                                  tool.value("parameters", json()), at, request.tools, spec)) {
         return error;
       }
       request.tools.push_back(std::move(spec));

@@ -67,7 +67,7 @@ void split_last_user_message(std::vector<HistoryItem> conversation, TurnRequest&
 
 std::optional<ApiError> parse_tool(const json& name, const json& description,
                                    const json& parameters, const std::string& where,
-                                   ToolSpec& out) {
+                                   const std::vector<ToolSpec>& earlier, ToolSpec& out) {
   const std::string text = name.is_string() ? name.get<std::string>() : std::string();
   const bool name_ok =
       !text.empty() && text.size() <= 64 && std::all_of(text.begin(), text.end(), [](char c) {
@@ -78,6 +78,11 @@ std::optional<ApiError> parse_tool(const json& name, const json& description,
                            where + ".name: expected 1-64 characters of [A-Za-z0-9_-]");
   }
   out.name = text;
+  if (std::any_of(earlier.begin(), earlier.end(),
+                  [&](const ToolSpec& t) { return t.name == text; })) {
+    return invalid_request(
+        where, where + ": a second function named '" + text + "'; names must be distinct");
+  }
   if (description.is_string()) out.description = description.get<std::string>();
   if (!parameters.is_null()) {
     if (!parameters.is_object()) {
@@ -110,13 +115,7 @@ std::optional<ApiError> parse_tool(const json& name, const json& description,
 
 std::optional<ApiError> validate_turn_request(const TurnRequest& request) {
   std::set<std::string> names;
-  for (std::size_t i = 0; i < request.tools.size(); ++i) {
-    if (!names.insert(request.tools[i].name).second) {
-      return invalid_request("tools[" + std::to_string(i) + "]",
-                             "tools[" + std::to_string(i) + "]: a second function named '" +
-                                 request.tools[i].name + "'; names must be distinct");
-    }
-  }
+  for (const auto& tool : request.tools) names.insert(tool.name);
   const auto& choice = request.tool_choice;
   if (choice != "none" && choice != "auto" && !names.count(choice)) {
     if (choice == "required") {

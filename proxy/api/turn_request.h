@@ -39,6 +39,9 @@ struct TurnRequest {
   bool parallel_tool_calls = true;
   bool stream = false;
   bool include_usage = false;  // chat: stream_options.include_usage (responses: always)
+  // Tools of the request the worker cannot offer (Responses API hosted tools such as web_search,
+  // tool namespaces): left out, named in the log.
+  std::vector<std::string> ignored_tools;
 
   // The tools the model is offered (none with tool_choice "none"; only the named one).
   std::vector<ToolSpec> offered_tools() const;
@@ -55,14 +58,15 @@ nlohmann::json history_item_json(const HistoryItem& item);
 // message) makes a turn that goes on from the history, without new input.
 void split_last_user_message(std::vector<HistoryItem> conversation, TurnRequest& request);
 
-// Reads one function of a request: `name` 1-64 of [A-Za-z0-9_-], `parameters` a JSON Schema object
-// (type "object" when a type is given). `where` names the field in errors ("tools[0]").
+// Reads one function of a request: `name` 1-64 of [A-Za-z0-9_-] and not one of `earlier`'s,
+// `parameters` a JSON Schema object (type "object" when a type is given). `where` names the field
+// in errors ("tools[0]").
 std::optional<ApiError> parse_tool(const nlohmann::json& name, const nlohmann::json& description,
                                    const nlohmann::json& parameters, const std::string& where,
-                                   ToolSpec& out);
+                                   const std::vector<ToolSpec>& earlier, ToolSpec& out);
 
-// Checks what both endpoints share once a request is read: distinct tool names, a named
-// tool_choice that exists, and something for the turn to do. Errors name the field.
+// Checks what both endpoints share once a request is read: a named tool_choice that exists and
+// something for the turn to do. Errors name the field.
 std::optional<ApiError> validate_turn_request(const TurnRequest& request);
 
 // 400 invalid_request_error naming `param`.

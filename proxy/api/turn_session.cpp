@@ -58,7 +58,31 @@ TurnSession::TurnSession(boost::asio::io_context& io, http::ExchangePtr exchange
       ticket_(std::move(ticket)),
       deadline_(io),
       keepalive_(io),
-      settle_(io) {}
+      settle_(io) {
+  // A function named like one of codex's own tools gets a name of its own for the model.
+  for (const auto& tool : offered_) {
+    std::string name = tool.name;
+    const auto taken = [&](const std::string& candidate) {
+      const auto& reserved = settings_.reserved_tool_names;
+      return std::find(reserved.begin(), reserved.end(), candidate) != reserved.end() ||
+             std::any_of(offered_.begin(), offered_.end(), [&](const ToolSpec& t) {
+               return t.name == candidate && t.name != tool.name;
+             });
+    };
+    if (taken(name)) {
+      name = tool.name.substr(0, 60) + "_fn";
+      for (int n = 2; taken(name); ++n) name = tool.name.substr(0, 58) + "_fn" + std::to_string(n);
+    }
+    worker_names_[tool.name] = name;
+  }
+}
+
+std::string TurnSession::caller_name(const std::string& worker_name) const {
+  for (const auto& [caller, worker] : worker_names_) {
+    if (worker == worker_name) return caller;
+  }
+  return "";
+}
 
 void TurnSession::start() {
   started_at_ = std::chrono::steady_clock::now();
@@ -71,6 +95,11 @@ void TurnSession::start() {
     if (auto self = weak.lock(); self && !ec) self->on_deadline();
   });
   if (settings_.trace && settings_.trace->enabled()) trace_.emplace();
+  if (!request_.ignored_tools.empty()) {
+    log_.info("tools_ignored", {{"request_id", exchange_->request_id()},
+                                {"route", renderer_->route()},
+                                {"tools", request_.ignored_tools}});
+  }
   start_thread();
 }
 
@@ -101,7 +130,7 @@ void TurnSession::start_thread() {
     json tools = json::array();
     for (const auto& tool : offered_) {
       tools.push_back({{"type", "function"},
-                       {"name", tool.name},
+                       {"name", worker_names_.at(tool.name)},
                        {"description", tool.description},
                        {"inputSchema", tool.parameters}});
     }
@@ -185,9 +214,8 @@ void TurnSession::on_worker_notification(const RpcNotification& note) {
   } else if (note.method == "rawResponseItem/completed") {
     // The model's own function calls, as it made them: how many item/tool/call requests to expect.
     const auto& item = p.value("item", json::object());
-    const auto name = item.is_object() ? item.value("name", std::string()) : std::string();
-    const bool offered = std::any_of(offered_.begin(), offered_.end(),
-                                     [&](const ToolSpec& t) { return t.name == name; });
+    const bool offered =
+        item.is_object() && !caller_name(item.value("name", std::string())).empty();
     const auto call_id = item.is_object() ? item.value("call_id", std::string()) : std::string();
     const bool past = std::any_of(request_.history.begin(), request_.history.end(),
                                   [&](const HistoryItem& h) { return h.call_id == call_id; });
@@ -214,16 +242,16 @@ void TurnSession::on_tool_call(const RpcServerRequest& request) {
   auto& counters = settings_.stats->tool_buffer;
   ++counters.started;
   const auto& p = request.params;
-  const auto name = p.value("tool", std::string());
+  const auto name = caller_name(p.value("tool", std::string()));
   const auto call_id = p.value("callId", std::string());
-  const bool declared = std::any_of(offered_.begin(), offered_.end(),
-                                    [&](const ToolSpec& t) { return t.name == name; });
+  const bool declared = !name.empty() && p.value("namespace", json()).is_null();
   const auto arguments = arguments_text(p.value("arguments", json()));
   std::string refusal;
   if (finished_) {
     refusal = std::string(kCallReturned);
   } else if (!declared || call_id.empty()) {
-    refusal = "unknown function '" + name.substr(0, 64) + "': call only the functions provided";
+    refusal = "unknown function '" + p.value("tool", std::string()).substr(0, 64) +
+              "': call only the functions provided";
   } else if (!arguments) {
     refusal = "the arguments of '" + name + "' are not JSON; call it again with a JSON object";
   }
@@ -240,10 +268,10 @@ void TurnSession::on_tool_call(const RpcServerRequest& request) {
     return channel_->respond(request.id, not_run(refusal));
   }
   ToolCallOut call{call_id, name, *arguments};
-  if (streaming_) emit(renderer_->tool_call(calls_.size(), call));
+  // Without parallel calls, the one kept (the model's first) is streamed when the response is over.
+  if (streaming_ && request_.parallel_tool_calls) emit(renderer_->tool_call(calls_.size(), call));
   calls_.push_back(std::move(call));
   pending_calls_.push_back(request.id);
-  if (!request_.parallel_tool_calls) return finish_with_tool_calls();
   maybe_finish_with_tool_calls();
   if (finished_) return;
   // Should the end of the response never be seen, the calls so far go out after a pause.
@@ -269,7 +297,7 @@ void TurnSession::finish_with_tool_calls() {
   if (finished_) return;
   settle_.cancel();
   interrupt_turn();
-  if (!streaming_) {
+  if (!streaming_ || !request_.parallel_tool_calls) {
     // The worker runs calls concurrently; the answer lists them in the order the model made them.
     const auto rank = [this](const ToolCallOut& call) {
       return std::find(announced_calls_.begin(), announced_calls_.end(), call.id) -
@@ -277,6 +305,12 @@ void TurnSession::finish_with_tool_calls() {
     };
     std::stable_sort(calls_.begin(), calls_.end(),
                      [&](const ToolCallOut& a, const ToolCallOut& b) { return rank(a) < rank(b); });
+  }
+  if (!request_.parallel_tool_calls) {
+    // One call per answer, as the client asked: the model's first; the others were not made.
+    settings_.stats->tool_buffer.aborted += calls_.size() - 1;
+    calls_.resize(1);
+    if (streaming_) emit(renderer_->tool_call(0, calls_.front()));
   }
   settings_.stats->tool_buffer.flushed += calls_.size();
   answer_pending_calls(kCallReturned);

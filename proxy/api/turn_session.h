@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,8 +30,10 @@ struct TurnSettings {
   // rawResponse/completed) before answering with the calls gathered so far.
   std::chrono::milliseconds tool_call_settle{1000};
   std::string cwd = "/";
-  std::string worker_model;   // CODEX_MODEL: what the worker runs, whichever alias the client named
-  ApiStats* stats = nullptr;  // shared by all requests; required
+  std::string worker_model;  // CODEX_MODEL: what the worker runs, whichever alias the client named
+  // Function names codex keeps for itself: such a function is offered under another name.
+  std::vector<std::string> reserved_tool_names;
+  ApiStats* stats = nullptr;     // shared by all requests; required
   TraceBuffer* trace = nullptr;  // optional: records the request's JSON-RPC frames when enabled
   // Removes the proxy's secrets (and the model key) from error messages sent to clients; required.
   const telemetry::Redactor* redactor = nullptr;
@@ -89,12 +92,15 @@ class TurnSession : public TurnListener, public std::enable_shared_from_this<Tur
   void trace(std::string_view direction, const nlohmann::json& frame);
   void rpc(std::string_view method, nlohmann::json params, std::function<void(RpcOutcome)> done);
   bool failed_step(const RpcOutcome& outcome, std::string_view method);
+  // The caller's name of a function the model called by `worker_name` ("" when not offered).
+  std::string caller_name(const std::string& worker_name) const;
 
   boost::asio::io_context& io_;
   http::ExchangePtr exchange_;
   TurnRequest request_;
   std::unique_ptr<TurnRenderer> renderer_;
   std::vector<ToolSpec> offered_;
+  std::map<std::string, std::string> worker_names_;  // caller's function name → name the model sees
   std::shared_ptr<JsonRpcChannel> channel_;
   TurnRouter& router_;
   TurnSettings settings_;

@@ -42,6 +42,21 @@ const std::vector<std::string>& builtin_tools_off() {
   return settings;
 }
 
+const std::vector<std::string>& reserved_tool_names(bool builtin_tools) {
+  static const std::vector<std::string> always = {"exec_command", "request_user_input"};
+  static const std::vector<std::string> with_tools = {"exec_command",      "request_user_input",
+                                                      "write_stdin",       "shell",
+                                                      "apply_patch",       "view_image",
+                                                      "web_search",        "update_plan",
+                                                      "get_goal",          "create_goal",
+                                                      "update_goal",       "spawn_agent",
+                                                      "send_input",        "wait",
+                                                      "close_agent",       "resume_agent",
+                                                      "local_shell",       "js_repl",
+                                                      "list_mcp_resources"};
+  return builtin_tools ? with_tools : always;
+}
+
 const std::vector<std::string>& worker_env_allowlist() {
   static const std::vector<std::string> names = {
       "PATH",        "HOME",          "USER",         "LOGNAME",

@@ -39,6 +39,11 @@ const std::vector<std::string>& safe_codex_defaults();
 // goals, no skills catalogue, and no login shell per thread (the shell snapshot).
 const std::vector<std::string>& builtin_tools_off();
 
+// Tool names codex keeps for itself: a caller's function of such a name never reaches the caller
+// (codex answers the model "unsupported call"), so it is offered to the model under another name.
+// Measured with codex 0.169.0; more names are taken while the built-in tools are on.
+const std::vector<std::string>& reserved_tool_names(bool builtin_tools);
+
 // Variables the worker inherits besides the model key and WORKER_ENV_PASSTHROUGH: what a process
 // needs to run and reach its model (PATH, HOME, locale, time zone, temp dir, TLS trust, an egress
 // proxy). Never the proxy's secrets, never anything of Kubernetes.

@@ -238,6 +238,18 @@ class ToolCallTest(ProxyTestCase):
         # The model heard that the call went nowhere (codex refuses functions it was not given).
         self.assertIn("delete_everything", choice["message"]["content"])
 
+    def test_a_function_named_like_a_codex_tool_is_renamed_for_the_model_and_back(self):
+        # codex keeps `exec_command` for itself (it would answer the model "unsupported call"):
+        # the model sees the caller's function as exec_command_fn; the caller sees its own name.
+        proxy = self.start_real_proxy()
+        tools = [{"type": "function", "function": {"name": "exec_command", "description": "run a command",
+                                                    "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}}}]
+        status, _, raw = post(proxy, chat_body('[[call:exec_command_fn:{"cmd":"ls"}]]', tools=tools))
+        self.assertEqual(status, 200, raw)
+        [call] = json.loads(raw)["choices"][0]["message"]["tool_calls"]
+        self.assertEqual((call["function"]["name"], json.loads(call["function"]["arguments"])), ("exec_command", {"cmd": "ls"}))
+        self.assertIn("exec_command_fn", self.offered(self.model.requests()[-1]))
+
     def test_text_that_looks_like_a_call_is_only_text(self):
         proxy = self.start_real_proxy()
         text = 'Sure <tool_call>{"name": "get_weather"}</tool_call>'

@@ -2,9 +2,12 @@
 scripted model: JSON and typed SSE events, function calls and their round trip, and the shared path
 (auth, errors, metrics labels) it takes with /v1/chat/completions."""
 import json
+import os
+import subprocess
+import tempfile
 import unittest
 
-from harness import MODEL_KEY, ProxyTestCase, message_text, messages_of
+from harness import MODEL_KEY, REAL_CODEX, ProxyTestCase, messages_of
 
 TOOLS = [{"type": "function", "name": "get_weather", "description": "current weather",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
@@ -103,6 +106,9 @@ class ResponsesTest(ProxyTestCase):
                  ({"input": [{"type": "function_call_output", "call_id": "nope", "output": "1"}]}, "input[0].call_id"),
                  ({"input": "x", "tools": [{"type": "function", "name": "a"}, {"type": "function", "name": "a"}]},
                   "tools[1]"),
+                 ({"input": "x", "tools": [{"type": "web_search"}, {"type": "function", "name": "a"},
+                                           {"type": "function", "name": "a"}]},
+                  "tools[2]"),
                  ({"input": "x", "tools": [{"type": "function", "name": "f", "parameters": {"type": "array"}}]},
                   "tools[0].parameters.type"),
                  ({"input": "x", "tools": TOOLS, "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice")]
@@ -132,6 +138,45 @@ class ResponsesTest(ProxyTestCase):
         self.assertIn('route="/v1/responses"', metrics.decode())
         completed = proxy.find_event("request_completed")
         self.assertEqual(completed["route"], "/v1/responses")
+
+
+class CodexCliClientTest(ProxyTestCase):
+    """The Codex CLI itself as a client: `codex exec` with codex-proxy as its model provider."""
+
+    def codex_exec(self, proxy, prompt):
+        home = tempfile.TemporaryDirectory(prefix="cxp-codex-client-")
+        self.addCleanup(home.cleanup)
+        flags = ['model_provider="cxp"', 'model_providers.cxp.name="codex-proxy"',
+                 f'model_providers.cxp.base_url="http://127.0.0.1:{proxy.port}/v1"',
+                 'model_providers.cxp.wire_api="responses"', 'model_providers.cxp.env_key="CXP_API_KEY"',
+                 "model_providers.cxp.request_max_retries=0", "model_providers.cxp.stream_max_retries=0",
+                 "features.plugins=false", "analytics.enabled=false"]
+        args = [REAL_CODEX, "exec", "--skip-git-repo-check", "-m", "gpt-5", *[x for f in flags for x in ("-c", f)], prompt]
+        env = {**os.environ, "CODEX_HOME": home.name, "HOME": home.name, "CXP_API_KEY": "sk-proxy-codex-client-0123"}
+        return subprocess.run(args, env=env, cwd=home.name, capture_output=True, text=True, timeout=120)
+
+    def test_codex_exec_finishes_a_turn_through_the_proxy(self):
+        proxy = self.start_real_proxy(env={"PROXY_API_KEY": "sk-proxy-codex-client-0123"})
+        result = self.codex_exec(proxy, "say hello [[reply:Hello through codex-proxy]]")
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertIn("Hello through codex-proxy", result.stdout)
+        completed = proxy.find_event("request_completed")
+        self.assertEqual(completed["route"], "/v1/responses")
+        # The CLI's hosted web search cannot run here: left out, and said so.
+        self.assertTrue(any(t.startswith("web_search") for t in proxy.find_event("tools_ignored")["tools"]))
+
+    def test_codex_exec_runs_a_function_the_model_calls_and_the_model_gets_its_output(self):
+        proxy = self.start_real_proxy(env={"PROXY_API_KEY": "sk-proxy-codex-client-0123"})
+        call = json.dumps({"cmd": "echo proxied-call-ok", "login": False})
+        # The worker's model sees the CLI's exec_command as exec_command_fn (codex keeps the name).
+        result = self.codex_exec(proxy, f"[[call:exec_command_fn:{call}]]")
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertIn("The tool said:", result.stdout)
+        self.assertIn("proxied-call-ok", result.stdout)
+        # Two requests reached the proxy: the call went back to the CLI, which ran it.
+        self.assertEqual([e["finish_reason"] for e in proxy.events("request_completed")], ["tool_calls", "stop"])
+        outputs = [i for r in self.model.requests() for i in r["body"]["input"] if i.get("type") == "function_call_output"]
+        self.assertIn("proxied-call-ok", json.dumps(outputs))
 
 
 if __name__ == "__main__":

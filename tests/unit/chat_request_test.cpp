@@ -142,7 +142,7 @@ TEST_CASE("bad tools and tool messages are refused naming the field") {
   CHECK(error_of(R"({"tools":[{"type":"function","function":{"name":"f"}},
                               {"type":"function","function":{"name":"f"}}],)" +
                  user + "}")
-            .param == "tools[1]");
+            .param == "tools[1].function");
   CHECK(error_of(R"({"tools":[{"type":"function","function":{"name":"f","parameters":[]}}],)" +
                  user + "}")
             .param == "tools[0].function.parameters");

@@ -60,7 +60,7 @@ TEST_CASE("what codex-proxy cannot serve is refused naming the field") {
   CHECK(error_of(R"({"input":[{"type":"item_reference","id":"x"}]})").param == "input[0].type");
   CHECK(error_of(R"({"input":[{"type":"function_call_output","call_id":"zz","output":"1"}]})")
             .param == "input[0].call_id");
-  CHECK(error_of(R"({"input":"x","tools":[{"type":"web_search"}]})").param == "tools[0].type");
+  CHECK(error_of(R"({"input":"x","tools":[{"name":"no type"}]})").param == "tools[0].type");
   CHECK(error_of(R"({"input":"x","tools":[{"type":"function","name":"a"},
                                           {"type":"function","name":"a"}]})")
             .param == "tools[1]");
@@ -68,4 +68,13 @@ TEST_CASE("what codex-proxy cannot serve is refused naming the field") {
         "tool_choice");
   CHECK(error_of(R"({"input":"x","model":"gpt-9"})").code == "model_not_found");
   CHECK(error_of(R"({"input":[{"role":"system","content":"only"}]})").param == "input");
+}
+
+TEST_CASE("hosted tools and namespaces are left out and named, function tools kept") {
+  const auto r = ok(R"({"input":"x","tools":[{"type":"web_search","external_web_access":false},
+      {"type":"namespace","name":"multi_agent_v1","tools":[]},
+      {"type":"function","name":"exec_command","parameters":{"type":"object"}}]})");
+  REQUIRE(r.tools.size() == 1);
+  CHECK(r.tools[0].name == "exec_command");
+  CHECK(r.ignored_tools == std::vector<std::string>{"web_search", "namespace:multi_agent_v1"});
 }
