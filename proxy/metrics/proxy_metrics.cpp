@@ -83,23 +83,23 @@ ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
                           .Add({})),
       tool_started_(prometheus::BuildCounter()
                         .Name("codex_tool_buffer_started_total")
-                        .Help("Tool calls the stream buffer started holding back")
+                        .Help("Function calls the model made (worker item/tool/call requests)")
                         .Register(*registry_)
                         .Add({})),
       tool_flushed_(prometheus::BuildCounter()
                         .Name("codex_tool_buffer_flushed_total")
-                        .Help("Tool calls emitted whole")
+                        .Help("Function calls delivered to API clients")
                         .Register(*registry_)
                         .Add({})),
       tool_aborted_(prometheus::BuildCounter()
                         .Name("codex_tool_buffer_aborted_total")
-                        .Help("Tool calls given back as text: unclosed when the stream ended, "
-                              "malformed or oversized")
+                        .Help("Function calls not delivered: undeclared, arguments not JSON, or "
+                              "lost with a failed, timed-out or abandoned request")
                         .Register(*registry_)
                         .Add({})),
       tool_anomaly_(prometheus::BuildGauge()
                         .Name("codex_tool_buffer_anomaly")
-                        .Help("Tool calls aborted in the last 5 minutes")
+                        .Help("Function calls aborted in the last 5 minutes")
                         .Register(*registry_)
                         .Add({})),
       maintenance_(prometheus::BuildGauge()
