@@ -3,7 +3,7 @@
 
   python3 bench/bench_tools.py [--rounds 40]
 
-A round trip is what a client does with a function: request 1 (the model calls get_weather) and
+(bench/run.sh tools). A round trip is what a client does with a function: request 1 (the model calls get_weather) and
 request 2 (the conversation with the tool's result; the model answers). Measured streaming, one at a
 time: time to the tool call (request 1, first tool_calls chunk), time to the answer's first content
 (request 2), and the whole round trip. Then the same one-line prompt through /v1/chat/completions

@@ -3,12 +3,14 @@
 #   bench/run.sh [ARGS]         codex-proxy with codex-fake-worker (bench/bench_proxy.py)
 #   bench/run.sh real [ARGS]    the real codex app-server against the scripted model
 #                               (bench/bench_real_worker.py): direct stdio vs through the proxy
+#   bench/run.sh tools [ARGS]   function-call round trips, /v1/responses vs /v1/chat/completions
+#                               (bench/bench_tools.py)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh" >/dev/null
 "$ROOT/scripts/build.sh" >/dev/null
-if [ "${1:-}" = "real" ]; then
-  shift
-  exec python3 "$ROOT/bench/bench_real_worker.py" "$@"
-fi
+case "${1:-}" in
+  real) shift; exec python3 "$ROOT/bench/bench_real_worker.py" "$@" ;;
+  tools) shift; exec python3 "$ROOT/bench/bench_tools.py" "$@" ;;
+esac
 exec python3 "$ROOT/bench/bench_proxy.py" "$@"
