@@ -238,6 +238,14 @@ class ToolCallTest(ProxyTestCase):
         # The model heard that the call went nowhere (codex refuses functions it was not given).
         self.assertIn("delete_everything", choice["message"]["content"])
 
+    def test_a_call_whose_arguments_are_not_json_never_reaches_the_client(self):
+        proxy = self.start_real_proxy()
+        status, _, raw = post(proxy, chat_body("[[call:get_weather:this is not json]]", tools=TOOLS))
+        self.assertEqual(status, 200, raw)
+        choice = json.loads(raw)["choices"][0]
+        self.assertNotIn("tool_calls", choice["message"])
+        self.assertIn("parse", choice["message"]["content"])  # the model was told, and answered
+
     def test_a_function_named_like_a_codex_tool_is_renamed_for_the_model_and_back(self):
         # codex keeps `exec_command` for itself (it would answer the model "unsupported call"):
         # the model sees the caller's function as exec_command_fn; the caller sees its own name.
