@@ -10,39 +10,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string type_name(const json& value) {
-  return value.is_null() ? "null" : std::string(value.type_name());
-}
-
-// Content is a string, null, or an array of {type:"text", text} parts.
-std::variant<std::string, ApiError> content_text(const json& content, const std::string& param) {
-  if (content.is_null()) return std::string();
-  if (content.is_string()) return content.get<std::string>();
-  if (!content.is_array()) {
-    return invalid_request(
-        param,
-        param + ": expected a string or an array of content parts, found " + type_name(content));
-  }
-  std::string text;
-  for (std::size_t i = 0; i < content.size(); ++i) {
-    const auto& part = content[i];
-    const std::string where = param + "[" + std::to_string(i) + "]";
-    if (!part.is_object() || !part.contains("type") || !part["type"].is_string()) {
-      return invalid_request(where, where + ": expected an object with a string \"type\"");
-    }
-    const auto type = part["type"].get<std::string>();
-    if (type != "text") {
-      return invalid_request(where + ".type", where + ".type: content part type '" + type +
-                                                  "' is not supported; only 'text' is");
-    }
-    if (!part.contains("text") || !part["text"].is_string()) {
-      return invalid_request(where + ".text", where + ".text: expected a string");
-    }
-    text += part["text"].get<std::string>();
-  }
-  return text;
-}
-
 // An assistant message's tool calls become function calls of the conversation.
 std::optional<ApiError> parse_assistant_calls(const json& m, const std::string& where,
                                               std::vector<HistoryItem>& out,
@@ -77,7 +44,7 @@ std::optional<ApiError> parse_tools(const json& root, TurnRequest& request) {
   const auto tools = root.find("tools");
   if (tools != root.end() && !tools->is_null()) {
     if (!tools->is_array())
-      return invalid_request("tools", "tools: expected an array, found " + type_name(*tools));
+      return invalid_request("tools", "tools: expected an array, found " + json_type_name(*tools));
     for (std::size_t i = 0; i < tools->size(); ++i) {
       const auto& tool = (*tools)[i];
       const std::string at = "tools[" + std::to_string(i) + "]";
@@ -97,30 +64,8 @@ std::optional<ApiError> parse_tools(const json& root, TurnRequest& request) {
       request.tools.push_back(std::move(spec));
     }
   }
-  if (const auto parallel = root.find("parallel_tool_calls");
-      parallel != root.end() && !parallel->is_null()) {
-    if (!parallel->is_boolean())
-      return invalid_request("parallel_tool_calls", "parallel_tool_calls: expected a boolean");
-    request.parallel_tool_calls = parallel->get<bool>();
-  }
-  const auto choice = root.find("tool_choice");
-  if (choice == root.end() || choice->is_null()) return std::nullopt;
-  if (choice->is_string()) {
-    const auto value = choice->get<std::string>();
-    if (value != "none" && value != "auto" && value != "required") {
-      return invalid_request("tool_choice",
-                             "tool_choice: expected none, auto, required or a function object");
-    }
-    request.tool_choice = value;
-  } else if (choice->is_object() && choice->contains("function") &&
-             (*choice)["function"].is_object() &&
-             (*choice)["function"].value("name", json()).is_string()) {
-    request.tool_choice = (*choice)["function"]["name"].get<std::string>();
-  } else {
-    return invalid_request("tool_choice",
-                           "tool_choice: expected none, auto, required or a function object");
-  }
-  return std::nullopt;
+  return read_tool_choice(root, "/function/name",
+                          "{\"type\":\"function\",\"function\":{\"name\":…}}", request);
 }
 
 }  // namespace
@@ -128,33 +73,18 @@ std::optional<ApiError> parse_tools(const json& root, TurnRequest& request) {
 std::variant<TurnRequest, ApiError> parse_chat_request(std::string_view body,
                                                        const std::vector<std::string>& models,
                                                        const std::string& default_model) {
-  const json root = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return invalid_request("", "request body is not valid JSON");
-  if (!root.is_object())
-    return invalid_request("", "request body must be a JSON object, found " + type_name(root));
+  auto parsed = parse_body_object(body);
+  if (auto* error = std::get_if<ApiError>(&parsed)) return *error;
+  const json root = std::get<json>(std::move(parsed));
 
   TurnRequest request;
-  if (const auto model = root.find("model"); model != root.end() && !model->is_null()) {
-    if (!model->is_string())
-      return invalid_request("model", "model: expected a string, found " + type_name(*model));
-    request.model = model->get<std::string>();
-  } else {
-    request.model = default_model;
-  }
-  if (std::find(models.begin(), models.end(), request.model) == models.end()) {
-    ApiError e =
-        invalid_request("model", "The model '" + request.model.substr(0, 200) +
-                                     "' does not exist; GET /v1/models lists the served models");
-    e.status = 404;
-    e.code = "model_not_found";
-    return e;
-  }
+  if (auto error = read_model(root, models, default_model, request)) return *error;
 
   const auto messages = root.find("messages");
   if (messages == root.end()) return invalid_request("messages", "messages: required");
   if (!messages->is_array()) {
     return invalid_request("messages",
-                           "messages: expected an array, found " + type_name(*messages));
+                           "messages: expected an array, found " + json_type_name(*messages));
   }
   if (messages->empty())
     return invalid_request("messages", "messages: must contain at least one message");
@@ -164,12 +94,13 @@ std::variant<TurnRequest, ApiError> parse_chat_request(std::string_view body,
     const auto& m = (*messages)[i];
     const std::string where = "messages[" + std::to_string(i) + "]";
     if (!m.is_object())
-      return invalid_request(where, where + ": expected an object, found " + type_name(m));
+      return invalid_request(where, where + ": expected an object, found " + json_type_name(m));
     const auto role = m.find("role");
     if (role == m.end() || !role->is_string())
       return invalid_request(where + ".role", where + ".role: expected a string");
     const auto role_name = role->get<std::string>();
-    auto text = content_text(m.contains("content") ? m["content"] : json(), where + ".content");
+    auto text = content_text(m.contains("content") ? m["content"] : json(), where + ".content",
+                             {"text"}, true);
     if (auto* error = std::get_if<ApiError>(&text)) return *error;
     auto content = std::get<std::string>(std::move(text));
     if (role_name == "system" || role_name == "developer") {
@@ -205,15 +136,11 @@ std::variant<TurnRequest, ApiError> parse_chat_request(std::string_view body,
 
   if (const auto n = root.find("n"); n != root.end() && !n->is_null()) {
     if (!n->is_number_integer())
-      return invalid_request("n", "n: expected an integer, found " + type_name(*n));
+      return invalid_request("n", "n: expected an integer, found " + json_type_name(*n));
     if (n->get<std::int64_t>() != 1)
       return invalid_request("n", "n: only 1 choice per request is supported");
   }
-  if (const auto stream = root.find("stream"); stream != root.end() && !stream->is_null()) {
-    if (!stream->is_boolean())
-      return invalid_request("stream", "stream: expected a boolean, found " + type_name(*stream));
-    request.stream = stream->get<bool>();
-  }
+  if (auto error = read_flag(root, "stream", request.stream)) return *error;
   if (const auto options = root.find("stream_options");
       options != root.end() && !options->is_null()) {
     if (!options->is_object())

@@ -9,38 +9,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string type_name(const json& value) {
-  return value.is_null() ? "null" : std::string(value.type_name());
-}
-
-// A message's content: a string, or parts of type input_text, output_text or text.
-std::variant<std::string, ApiError> content_text(const json& content, const std::string& where) {
-  if (content.is_string()) return content.get<std::string>();
-  if (!content.is_array()) {
-    return invalid_request(
-        where,
-        where + ": expected a string or an array of content parts, found " + type_name(content));
-  }
-  std::string text;
-  for (std::size_t i = 0; i < content.size(); ++i) {
-    const auto& part = content[i];
-    const std::string at = where + "[" + std::to_string(i) + "]";
-    const auto type = part.is_object() ? part.value("type", json()) : json();
-    if (!type.is_string())
-      return invalid_request(at, at + ": expected an object with a string \"type\"");
-    const auto kind = type.get<std::string>();
-    if (kind != "input_text" && kind != "output_text" && kind != "text") {
-      return invalid_request(at + ".type", at + ".type: content of type '" + kind.substr(0, 64) +
-                                               "' is not supported; only text is (input_text, "
-                                               "output_text)");
-    }
-    if (!part.value("text", json()).is_string())
-      return invalid_request(at + ".text", at + ".text: expected a string");
-    text += part["text"].get<std::string>();
-  }
-  return text;
-}
-
 std::optional<ApiError> parse_input_items(const json& items, std::string& instructions,
                                           std::vector<HistoryItem>& conversation) {
   std::set<std::string> call_ids;
@@ -55,7 +23,8 @@ std::optional<ApiError> parse_input_items(const json& items, std::string& instru
       const auto role = item.value("role", json());
       if (!role.is_string())
         return invalid_request(where + ".role", where + ".role: expected a string");
-      auto text = content_text(item.value("content", json()), where + ".content");
+      auto text = content_text(item.value("content", json()), where + ".content",
+                               {"input_text", "output_text", "text"}, false);
       if (auto* error = std::get_if<ApiError>(&text)) return *error;
       auto content = std::get<std::string>(std::move(text));
       const auto name = role.get<std::string>();
@@ -96,7 +65,8 @@ std::optional<ApiError> parse_input_items(const json& items, std::string& instru
       if (output.is_string()) {
         text = output.get<std::string>();
       } else {
-        auto parts = content_text(output, where + ".output");
+        auto parts =
+            content_text(output, where + ".output", {"input_text", "output_text", "text"}, false);
         if (auto* error = std::get_if<ApiError>(&parts)) return *error;
         text = std::get<std::string>(std::move(parts));
       }
@@ -118,7 +88,7 @@ std::optional<ApiError> parse_tools(const json& root, TurnRequest& request) {
   const auto tools = root.find("tools");
   if (tools != root.end() && !tools->is_null()) {
     if (!tools->is_array())
-      return invalid_request("tools", "tools: expected an array, found " + type_name(*tools));
+      return invalid_request("tools", "tools: expected an array, found " + json_type_name(*tools));
     for (std::size_t i = 0; i < tools->size(); ++i) {
       const auto& tool = (*tools)[i];
       const std::string at = "tools[" + std::to_string(i) + "]";
@@ -146,25 +116,7 @@ std::optional<ApiError> parse_tools(const json& root, TurnRequest& request) {
       request.tools.push_back(std::move(spec));
     }
   }
-  if (const auto parallel = root.find("parallel_tool_calls");
-      parallel != root.end() && !parallel->is_null()) {
-    if (!parallel->is_boolean())
-      return invalid_request("parallel_tool_calls", "parallel_tool_calls: expected a boolean");
-    request.parallel_tool_calls = parallel->get<bool>();
-  }
-  const auto choice = root.find("tool_choice");
-  if (choice == root.end() || choice->is_null()) return std::nullopt;
-  if (choice->is_string() && (*choice == "none" || *choice == "auto" || *choice == "required")) {
-    request.tool_choice = choice->get<std::string>();
-  } else if (choice->is_object() && choice->value("type", "") == "function" &&
-             choice->value("name", json()).is_string()) {
-    request.tool_choice = (*choice)["name"].get<std::string>();
-  } else {
-    return invalid_request("tool_choice",
-                           "tool_choice: expected none, auto, required or "
-                           "{\"type\":\"function\",\"name\":…}");
-  }
-  return std::nullopt;
+  return read_tool_choice(root, "/name", "{\"type\":\"function\",\"name\":…}", request);
 }
 
 }  // namespace
@@ -172,10 +124,9 @@ std::optional<ApiError> parse_tools(const json& root, TurnRequest& request) {
 std::variant<TurnRequest, ApiError> parse_responses_request(std::string_view body,
                                                             const std::vector<std::string>& models,
                                                             const std::string& default_model) {
-  const json root = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return invalid_request("", "request body is not valid JSON");
-  if (!root.is_object())
-    return invalid_request("", "request body must be a JSON object, found " + type_name(root));
+  auto parsed = parse_body_object(body);
+  if (auto* error = std::get_if<ApiError>(&parsed)) return *error;
+  const json root = std::get<json>(std::move(parsed));
   for (const char* stateful : {"previous_response_id", "conversation"}) {
     if (const auto found = root.find(stateful); found != root.end() && !found->is_null()) {
       return invalid_request(stateful,
@@ -187,21 +138,7 @@ std::variant<TurnRequest, ApiError> parse_responses_request(std::string_view bod
 
   TurnRequest request;
   request.include_usage = true;
-  if (const auto model = root.find("model"); model != root.end() && !model->is_null()) {
-    if (!model->is_string())
-      return invalid_request("model", "model: expected a string, found " + type_name(*model));
-    request.model = model->get<std::string>();
-  } else {
-    request.model = default_model;
-  }
-  if (std::find(models.begin(), models.end(), request.model) == models.end()) {
-    ApiError e =
-        invalid_request("model", "The model '" + request.model.substr(0, 200) +
-                                     "' does not exist; GET /v1/models lists the served models");
-    e.status = 404;
-    e.code = "model_not_found";
-    return e;
-  }
+  if (auto error = read_model(root, models, default_model, request)) return *error;
   if (const auto instructions = root.find("instructions");
       instructions != root.end() && !instructions->is_null()) {
     if (!instructions->is_string())
@@ -218,14 +155,10 @@ std::variant<TurnRequest, ApiError> parse_responses_request(std::string_view bod
     if (auto error = parse_input_items(*input, request.instructions, conversation)) return *error;
   } else {
     return invalid_request(
-        "input", "input: expected a string or an array of items, found " + type_name(*input));
+        "input", "input: expected a string or an array of items, found " + json_type_name(*input));
   }
   split_last_user_message(std::move(conversation), request);
-  if (const auto stream = root.find("stream"); stream != root.end() && !stream->is_null()) {
-    if (!stream->is_boolean())
-      return invalid_request("stream", "stream: expected a boolean, found " + type_name(*stream));
-    request.stream = stream->get<bool>();
-  }
+  if (auto error = read_flag(root, "stream", request.stream)) return *error;
   if (auto error = parse_tools(root, request)) return *error;
   if (auto error = validate_turn_request(request)) {
     if (error->param == "messages") error->param = "input";

@@ -17,6 +17,100 @@ ApiError invalid_request(std::string param, std::string message) {
   return e;
 }
 
+std::string json_type_name(const json& value) {
+  return value.is_null() ? "null" : std::string(value.type_name());
+}
+
+std::variant<std::string, ApiError> content_text(const json& content, const std::string& where,
+                                                 const std::vector<std::string>& text_types,
+                                                 bool null_ok) {
+  if (content.is_null() && null_ok) return std::string();
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array()) {
+    return invalid_request(where, where +
+                                      ": expected a string or an array of content parts, found " +
+                                      json_type_name(content));
+  }
+  std::string text;
+  for (std::size_t i = 0; i < content.size(); ++i) {
+    const auto& part = content[i];
+    const std::string at = where + "[" + std::to_string(i) + "]";
+    const auto type = part.is_object() ? part.value("type", json()) : json();
+    if (!type.is_string()) {
+      return invalid_request(at, at + ": expected an object with a string \"type\"");
+    }
+    const auto kind = type.get<std::string>();
+    if (std::find(text_types.begin(), text_types.end(), kind) == text_types.end()) {
+      std::string accepted;
+      for (const auto& t : text_types) accepted += (accepted.empty() ? "'" : ", '") + t + "'";
+      return invalid_request(at + ".type", at + ".type: content part type '" + kind.substr(0, 64) +
+                                               "' is not supported; only text is (" + accepted +
+                                               ")");
+    }
+    if (!part.value("text", json()).is_string()) {
+      return invalid_request(at + ".text", at + ".text: expected a string");
+    }
+    text += part["text"].get<std::string>();
+  }
+  return text;
+}
+
+std::variant<json, ApiError> parse_body_object(std::string_view body) {
+  json root = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) return invalid_request("", "request body is not valid JSON");
+  if (!root.is_object()) {
+    return invalid_request("", "request body must be a JSON object, found " + json_type_name(root));
+  }
+  return root;
+}
+
+std::optional<ApiError> read_model(const json& root, const std::vector<std::string>& models,
+                                   const std::string& default_model, TurnRequest& request) {
+  request.model = default_model;
+  if (const auto model = root.find("model"); model != root.end() && !model->is_null()) {
+    if (!model->is_string()) {
+      return invalid_request("model", "model: expected a string, found " + json_type_name(*model));
+    }
+    request.model = model->get<std::string>();
+  }
+  if (std::find(models.begin(), models.end(), request.model) != models.end()) return std::nullopt;
+  ApiError e =
+      invalid_request("model", "The model '" + request.model.substr(0, 200) +
+                                   "' does not exist; GET /v1/models lists the served models");
+  e.status = 404;
+  e.code = "model_not_found";
+  return e;
+}
+
+std::optional<ApiError> read_tool_choice(const json& root, const char* name_path,
+                                         const char* object_form, TurnRequest& request) {
+  if (auto error = read_flag(root, "parallel_tool_calls", request.parallel_tool_calls))
+    return error;
+  const auto choice = root.find("tool_choice");
+  if (choice == root.end() || choice->is_null()) return std::nullopt;
+  const json::json_pointer name(name_path);
+  if (choice->is_string() && (*choice == "none" || *choice == "auto" || *choice == "required")) {
+    request.tool_choice = choice->get<std::string>();
+  } else if (choice->is_object() && choice->contains(name) && choice->at(name).is_string()) {
+    request.tool_choice = choice->at(name).get<std::string>();
+  } else {
+    return invalid_request(
+        "tool_choice", std::string("tool_choice: expected none, auto, required or ") + object_form);
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> read_flag(const json& root, const char* field, bool& out) {
+  const auto found = root.find(field);
+  if (found == root.end() || found->is_null()) return std::nullopt;
+  if (!found->is_boolean()) {
+    return invalid_request(
+        field, std::string(field) + ": expected a boolean, found " + json_type_name(*found));
+  }
+  out = found->get<bool>();
+  return std::nullopt;
+}
+
 std::vector<ToolSpec> TurnRequest::offered_tools() const {
   if (tool_choice == "none") return {};
   if (tool_choice == "auto" || tool_choice == "required") return tools;

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
 
 #include "proxy/api/api_error.h"
@@ -71,5 +73,29 @@ std::optional<ApiError> validate_turn_request(const TurnRequest& request);
 
 // 400 invalid_request_error naming `param`.
 ApiError invalid_request(std::string param, std::string message);
+
+// Readers both endpoints' parsers share.
+// The JSON object of a request body, or the 400 that says why not.
+std::variant<nlohmann::json, ApiError> parse_body_object(std::string_view body);
+// `model` (default when absent), which must be served: 404 model_not_found otherwise.
+std::optional<ApiError> read_model(const nlohmann::json& root,
+                                   const std::vector<std::string>& models,
+                                   const std::string& default_model, TurnRequest& request);
+// `tool_choice`: "none", "auto", "required", or an object naming a function at `name_path`
+// ("/function/name" in chat, "/name" in the Responses API); `object_form` shows that object in the
+// error. Also `parallel_tool_calls`.
+std::optional<ApiError> read_tool_choice(const nlohmann::json& root, const char* name_path,
+                                         const char* object_form, TurnRequest& request);
+// An optional boolean field (absent or null: `out` stays).
+std::optional<ApiError> read_flag(const nlohmann::json& root, const char* field, bool& out);
+// The text of a message's content: a string, or an array of parts whose `type` is one of
+// `text_types` (each with a string `text`), concatenated; null is "" when `null_ok`. Other part
+// types (images, files, audio) are refused naming the part.
+std::variant<std::string, ApiError> content_text(const nlohmann::json& content,
+                                                 const std::string& where,
+                                                 const std::vector<std::string>& text_types,
+                                                 bool null_ok);
+// "null", "string", "array", … for error messages.
+std::string json_type_name(const nlohmann::json& value);
 
 }  // namespace cxp::proxy
