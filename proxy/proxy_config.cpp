@@ -202,6 +202,12 @@ std::vector<SettingSpec> build_settings() {
   s.push_back(uint_setting("WORKER_RESTART_MAX", "worker.restartMax",
                            "consecutive failures before giving up (0 = never)",
                            &ProxyConfig::worker_restart_max, 0, 1000000));
+  s.push_back(uint_setting("WORKER_MAX_TURNS", "worker.maxTurns",
+                           "turns after which the worker is recycled (a warm successor takes over)",
+                           &ProxyConfig::worker_max_turns, 1, 1000000));
+  s.push_back(uint_setting("WORKER_MAX_RSS_MB", "worker.maxRssMB",
+                           "memory (MiB, the worker's process tree) at which it is recycled",
+                           &ProxyConfig::worker_max_rss_mb, 64, 1024 * 1024));
   s.push_back(ms_setting("WORKER_STABLE_MS", "worker.stableMs",
                          "ready this long → the restart streak and backoff reset",
                          &ProxyConfig::worker_stable_after, 1, kDayMs));

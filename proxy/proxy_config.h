@@ -39,6 +39,10 @@ struct ProxyConfig {
   std::chrono::milliseconds worker_shutdown_grace{10000};
   std::uint32_t worker_restart_max = 10;
   std::chrono::milliseconds worker_stable_after{30000};
+  // A worker's bounded lifetime: recycled (a warm successor takes over) after this many turns or
+  // once its process tree uses this much memory. Defaults from measurement (docs/benchmarks.md).
+  std::uint32_t worker_max_turns = 400;
+  std::uint32_t worker_max_rss_mb = 1024;
   bool trace_buffer = false;
   std::string trace_dir = ".codex-api/trace-buffer";
   std::chrono::seconds trace_ttl{86400};

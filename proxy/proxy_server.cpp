@@ -38,6 +38,10 @@ SupervisorSettings supervisor_settings(const ProxyConfig& config) {
   s.restart.backoff_max = config.worker_backoff_max;
   s.restart.restart_max = config.worker_restart_max;
   s.restart.stable_after = config.worker_stable_after;
+  s.recycle.max_turns = config.worker_max_turns;
+  s.recycle.max_rss_bytes = std::uint64_t{config.worker_max_rss_mb} * 1024 * 1024;
+  // A retiring worker's turns may run to their own time limit, and a little more.
+  s.retire_grace = config.worker_request_timeout + std::chrono::seconds(5);
   s.startup_timeout = config.worker_startup_timeout;
   s.handshake_timeout = config.worker_handshake_timeout;
   s.shutdown_grace = config.worker_shutdown_grace;

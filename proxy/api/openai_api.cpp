@@ -63,8 +63,14 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
     turns_.route_request(request, channel);
   });
   supervisor_.set_worker_lost_handler(
-      [this](const std::string& reason) { turns_.worker_lost(reason); });
-  supervisor_.set_in_flight_source([this] { return in_flight(); });
+      [this](const std::string& reason, const JsonRpcChannel* channel) {
+        turns_.worker_lost(channel, reason);
+      });
+  supervisor_.set_in_flight_source(
+      [this](const JsonRpcChannel* channel) { return turns_.active(channel); });
+  turn_settings_.on_turn_started = [this](const JsonRpcChannel* channel) {
+    supervisor_.note_turn(channel);
+  };
 }
 
 void OpenAiApi::register_routes(http::HttpRouter& router) {

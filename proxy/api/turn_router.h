@@ -24,17 +24,25 @@ class TurnListener {
 // nobody listens for is refused at once, so the worker never waits on us.
 class TurnRouter {
  public:
-  void attach(const std::string& thread_id, std::weak_ptr<TurnListener> listener);
+  // `channel`: the worker the thread lives on (a worker that ends fails only its own turns).
+  void attach(const std::string& thread_id, std::weak_ptr<TurnListener> listener,
+              const JsonRpcChannel* channel);
   void detach(const std::string& thread_id);
   void route(const RpcNotification& notification) const;
   void route_request(const RpcServerRequest& request, JsonRpcChannel& channel) const;
-  // The worker died: every attached listener hears it once, and the table empties.
-  void worker_lost(const std::string& reason);
+  // A worker died: every listener attached on its channel hears it once, and is forgotten.
+  void worker_lost(const JsonRpcChannel* channel, const std::string& reason);
+  // Turns attached on a worker's channel.
+  std::size_t active(const JsonRpcChannel* channel) const;
 
  private:
+  struct Entry {
+    std::weak_ptr<TurnListener> listener;
+    const JsonRpcChannel* channel = nullptr;
+  };
   std::shared_ptr<TurnListener> listener_of(const nlohmann::json& params) const;
 
-  std::map<std::string, std::weak_ptr<TurnListener>> listeners_;
+  std::map<std::string, Entry> listeners_;
 };
 
 }  // namespace cxp::proxy

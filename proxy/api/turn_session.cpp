@@ -144,7 +144,7 @@ void TurnSession::start_thread() {
     if (self->thread_id_.empty()) {
       return self->fail(worker_unavailable("worker answered thread/start without a thread id"));
     }
-    self->router_.attach(self->thread_id_, self->weak_from_this());
+    self->router_.attach(self->thread_id_, self->weak_from_this(), self->channel_.get());
     if (self->request_.history.empty()) return self->start_turn();
     self->inject_history();
   });
@@ -172,6 +172,7 @@ void TurnSession::start_turn() {
 
 void TurnSession::on_turn_started(RpcOutcome outcome) {
   if (failed_step(outcome, "turn/start")) return;
+  if (settings_.on_turn_started) settings_.on_turn_started(channel_.get());
   const auto& turn = outcome.result.value("turn", json::object());
   turn_id_ = turn.is_object() ? turn.value("id", "") : "";
   if (!request_.stream) return;

@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,6 +34,8 @@ struct TurnSettings {
   std::string worker_model;  // CODEX_MODEL: what the worker runs, whichever alias the client named
   // Function names codex keeps for itself: such a function is offered under another name.
   std::vector<std::string> reserved_tool_names;
+  // Told when a turn starts on a worker (its lifetime counts turns).
+  std::function<void(const JsonRpcChannel*)> on_turn_started;
   ApiStats* stats = nullptr;     // shared by all requests; required
   TraceBuffer* trace = nullptr;  // optional: records the request's JSON-RPC frames when enabled
   // Removes the proxy's secrets (and the model key) from error messages sent to clients; required.

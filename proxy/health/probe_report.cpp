@@ -21,6 +21,17 @@ json optional_int(const std::optional<int>& value) {
   return value ? json(*value) : json(nullptr);
 }
 
+// The handover of a recycled worker: both workers are visible while it is under way.
+json recycle_json(const RecycleSnapshot& r) {
+  return {{"phase", to_string(r.phase)},
+          {"reason", r.reason ? json(to_string(*r.reason)) : json(nullptr)},
+          {"successor_pid", r.successor_pid > 0 ? json(r.successor_pid) : json(nullptr)},
+          {"successor_failures", r.successor_failures},
+          {"successor_backoff_ms", r.successor_backoff_ms.count()},
+          {"retiring_pids", r.retiring_pids},
+          {"recycles", {{"turns", r.by_turns}, {"rss", r.by_rss}, {"forced", r.forced}}}};
+}
+
 json worker_json(const ProbeInput& in) {
   const auto& w = in.worker;
   return {{"state", to_string(w.state)},
@@ -33,7 +44,10 @@ json worker_json(const ProbeInput& in) {
           {"handshake_ms", w.handshake_ms ? json(w.handshake_ms->count()) : json(nullptr)},
           {"last_error", w.last_error.empty() ? json(nullptr) : json(w.last_error)},
           {"state_age_ms",
-           std::chrono::duration_cast<std::chrono::milliseconds>(in.now - w.state_since).count()}};
+           std::chrono::duration_cast<std::chrono::milliseconds>(in.now - w.state_since).count()},
+          {"turns", w.turns},
+          {"rss_bytes", w.rss_bytes},
+          {"recycle", recycle_json(w.recycle)}};
 }
 
 std::string worker_detail(const WorkerSnapshot& w) {
@@ -65,6 +79,11 @@ ProbeResponse readiness_probe(const ProbeInput& in, bool verbose) {
     std::string body = check_line(true, "ping", "");
     body += check_line(!shutting_down, "shutdown", "draining for shutdown");
     body += check_line(ready || shutting_down, "worker", worker_detail(w));
+    if (w.recycle.phase != RecyclePhase::kIdle || !w.recycle.retiring_pids.empty()) {
+      body += "[+]recycle " + std::string(to_string(w.recycle.phase)) + ", " +
+              std::to_string(w.recycle.retiring_pids.size()) +
+              " retiring worker(s) (does not affect readiness)\n";
+    }
     body += std::string("[+]maintenance ") + (in.maintenance ? "on" : "off") +
             " (does not affect readiness)\n";
     body += ready ? "readyz check passed\n" : "readyz check failed\n";

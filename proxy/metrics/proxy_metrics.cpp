@@ -76,6 +76,21 @@ ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
                         .Help("1 when the worker finished its handshake and takes requests")
                         .Register(*registry_)
                         .Add({})),
+      worker_rss_(prometheus::BuildGauge()
+                      .Name("codex_worker_rss_bytes")
+                      .Help("Memory of the current worker's process tree (latest sample)")
+                      .Register(*registry_)
+                      .Add({})),
+      worker_turns_(prometheus::BuildCounter()
+                        .Name("codex_worker_turns_total")
+                        .Help("Turns started on the workers")
+                        .Register(*registry_)
+                        .Add({})),
+      recycles_(prometheus::BuildCounter()
+                    .Name("codex_worker_recycles_total")
+                    .Help("Workers recycled: reason turns or rss (a warm successor took over), "
+                          "forced (past the hard limit, restarted with a gap)")
+                    .Register(*registry_)),
       streams_active_(prometheus::BuildGauge()
                           .Name("codex_streams_active")
                           .Help("Server-sent event streams open now")
@@ -157,6 +172,12 @@ std::string ProxyMetrics::scrape(const MetricsSources& s) {
   sync_counter(restarts_, static_cast<double>(s.worker.restarts_total));
   backoff_ms_.Set(static_cast<double>(s.worker.backoff_ms.count()));
   worker_ready_.Set(s.worker.state == WorkerState::kReady ? 1 : 0);
+  worker_rss_.Set(static_cast<double>(s.worker.rss_bytes));
+  sync_counter(worker_turns_, static_cast<double>(s.worker.turns_total));
+  sync_counter(recycles_.Add({{"reason", "turns"}}),
+               static_cast<double>(s.worker.recycle.by_turns));
+  sync_counter(recycles_.Add({{"reason", "rss"}}), static_cast<double>(s.worker.recycle.by_rss));
+  sync_counter(recycles_.Add({{"reason", "forced"}}), static_cast<double>(s.worker.recycle.forced));
   streams_active_.Set(static_cast<double>(s.streams_active));
   maintenance_.Set(s.maintenance ? 1 : 0);
   trace_files_.Set(static_cast<double>(s.trace_files));

@@ -60,6 +60,9 @@ class ProxyMetrics {
   prometheus::Counter& restarts_;
   prometheus::Gauge& backoff_ms_;
   prometheus::Gauge& worker_ready_;
+  prometheus::Gauge& worker_rss_;
+  prometheus::Counter& worker_turns_;
+  prometheus::Family<prometheus::Counter>& recycles_;
   prometheus::Gauge& streams_active_;
   prometheus::Counter& tool_started_;
   prometheus::Counter& tool_flushed_;

@@ -16,6 +16,8 @@ PodReport make_pod_report(const WorkerSnapshot& snapshot, bool maintenance,
   report.restart_streak = snapshot.restart_streak;
   report.backoff_ms = snapshot.backoff_ms.count();
   report.last_exit_code = snapshot.last_exit_code;
+  report.recycles_total =
+      snapshot.recycle.by_turns + snapshot.recycle.by_rss + snapshot.recycle.forced;
   report.maintenance = maintenance;
   report.settings_generation = settings_generation;
   return report;
@@ -29,6 +31,7 @@ json render_pod_status(const PodIdentity& pod, const PodReport& report,
                 {"restartsTotal", report.restarts_total},
                 {"restartStreak", report.restart_streak},
                 {"backoffMs", report.backoff_ms},
+                {"recyclesTotal", report.recycles_total},
                 {"maintenance", report.maintenance},
                 {"settingsGeneration", report.settings_generation},
                 {"lastHeartbeatTime", format_utc(heartbeat, UtcFormat::kSeconds)}};

@@ -28,6 +28,7 @@ struct PodReport {
   std::uint32_t restart_streak = 0;
   std::int64_t backoff_ms = 0;
   std::optional<int> last_exit_code;
+  std::uint64_t recycles_total = 0;  // handovers to a warm successor (and forced restarts)
   bool maintenance = false;
   std::int64_t settings_generation = 0;
   bool operator==(const PodReport&) const = default;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -15,6 +16,14 @@ struct RestartPolicy {
   std::chrono::milliseconds backoff_max{5000};
   std::uint32_t restart_max = 10;  // consecutive failures before giving up; 0 = never give up
   std::chrono::milliseconds stable_after{30000};  // ready this long → the restart streak resets
+};
+
+// A worker's bounded lifetime: a successor takes over after this many turns or this much memory
+// (0: no such limit). Past twice the turns or 1.5 times the memory with no successor ready, the
+// worker is restarted anyway, with a gap.
+struct RecyclePolicy {
+  std::uint64_t max_turns = 0;
+  std::uint64_t max_rss_bytes = 0;
 };
 
 // How a worker ended. Exactly one of exit_code / signal is set when the process was reaped.
@@ -38,10 +47,15 @@ class WorkerStateMachine {
   using Clock = std::chrono::steady_clock;
   // Called after every state change with (from, to, snapshot after the change).
   using Observer = std::function<void(WorkerState from, WorkerState to, const WorkerSnapshot&)>;
+  // Called after every recycle phase change with (from, to, snapshot after the change).
+  using RecycleObserver =
+      std::function<void(RecyclePhase from, RecyclePhase to, const WorkerSnapshot&)>;
 
-  WorkerStateMachine(RestartPolicy policy, std::uint64_t seed, Clock::time_point now);
+  WorkerStateMachine(RestartPolicy policy, std::uint64_t seed, Clock::time_point now,
+                     RecyclePolicy recycle = {});
 
   void set_observer(Observer observer) { observer_ = std::move(observer); }
+  void set_recycle_observer(RecycleObserver observer) { recycle_observer_ = std::move(observer); }
   const WorkerSnapshot& snapshot() const { return snapshot_; }
   const RestartPolicy& policy() const { return policy_; }
 
@@ -63,14 +77,40 @@ class WorkerStateMachine {
 
   bool accepting_requests() const { return snapshot_.state == WorkerState::kReady; }
 
+  // --- recycling ---
+  void turn_started();
+  void rss_sampled(std::uint64_t bytes);
+  // The limit that calls for a successor now, if any: only while ready and no handover is under
+  // way.
+  std::optional<RecycleReason> recycle_due() const;
+  // Past the hard limit (twice the turns; 1.5 times the memory once it has served a turn).
+  bool past_hard_limit() const;
+  // starting: a successor is spawned for `reason` (kept from the first attempt of a handover).
+  void successor_spawn_started(RecycleReason reason, Clock::time_point now);
+  // handshaking: the successor's exec succeeded.
+  void successor_exec_confirmed(int pid, Clock::time_point now);
+  // The successor is ready: it becomes the current worker; the former one retires.
+  void handover_completed(std::chrono::milliseconds handshake, Clock::time_point now);
+  // The successor failed (exit, failed handshake): backoff; returns the delay before the next.
+  std::chrono::milliseconds successor_failed(Clock::time_point now);
+  // A handover given up: the current worker stopped or is restarted.
+  void handover_abandoned(Clock::time_point now);
+  // The hard limit was passed with no successor: the current worker is restarted with a gap.
+  void recycle_forced(Clock::time_point now);
+  // A retiring worker ended.
+  void retired(int pid);
+
  private:
   void transition(WorkerState to, Clock::time_point now);
+  void recycle_transition(RecyclePhase to, Clock::time_point now);
 
   RestartPolicy policy_;
   JitteredBackoff backoff_;
   std::mt19937_64 rng_;
   WorkerSnapshot snapshot_;
   Observer observer_;
+  RecyclePolicy recycle_policy_;
+  RecycleObserver recycle_observer_;
 };
 
 }  // namespace cxp::proxy

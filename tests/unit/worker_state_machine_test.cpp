@@ -176,3 +176,83 @@ TEST_CASE("state names are the contract's words") {
   CHECK(to_string(WorkerState::kStopped) == "stopped");
   CHECK(to_string(WorkerState::kFailed) == "failed");
 }
+
+namespace {
+
+WorkerStateMachine ready_machine(RecyclePolicy recycle, Clock::time_point t0) {
+  WorkerStateMachine m(policy(), 7, t0, recycle);
+  m.spawn_started(t0);
+  m.exec_confirmed(100, t0);
+  m.handshake_completed(10ms, t0);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("recycling: a successor is due at the turn limit, takes over, and the old one retires") {
+  const auto t0 = Clock::now();
+  auto m = ready_machine({3, 0}, t0);
+  std::vector<std::pair<RecyclePhase, RecyclePhase>> phases;
+  m.set_recycle_observer([&](RecyclePhase from, RecyclePhase to, const WorkerSnapshot&) {
+    phases.emplace_back(from, to);
+  });
+  m.turn_started();
+  m.turn_started();
+  CHECK_FALSE(m.recycle_due());
+  m.turn_started();
+  REQUIRE(m.recycle_due() == RecycleReason::kTurns);
+  m.successor_spawn_started(RecycleReason::kTurns, t0);
+  CHECK_FALSE(m.recycle_due());  // one handover at a time
+  m.successor_exec_confirmed(200, t0);
+  CHECK(m.snapshot().recycle.successor_pid == 200);
+  CHECK(m.accepting_requests());  // the current worker serves throughout
+  m.handover_completed(15ms, t0);
+  const auto& s = m.snapshot();
+  CHECK(s.pid == 200);
+  CHECK(s.turns == 0);
+  CHECK(s.turns_total == 3);
+  CHECK(s.recycle.retiring_pids == std::vector<int>{100});
+  CHECK(s.recycle.by_turns == 1);
+  CHECK(s.state == WorkerState::kReady);
+  CHECK(s.restarts_total == 0);  // a recycle is not a restart
+  m.retired(100);
+  CHECK(m.snapshot().recycle.retiring_pids.empty());
+  CHECK(phases == std::vector<std::pair<RecyclePhase, RecyclePhase>>{
+                      {RecyclePhase::kIdle, RecyclePhase::kStarting},
+                      {RecyclePhase::kStarting, RecyclePhase::kHandshaking},
+                      {RecyclePhase::kHandshaking, RecyclePhase::kIdle}});
+}
+
+TEST_CASE(
+    "recycling by memory waits for a turn; the hard limit applies only after a failed successor") {
+  const auto t0 = Clock::now();
+  auto m = ready_machine({0, 100}, t0);
+  m.rss_sampled(160);
+  CHECK_FALSE(m.past_hard_limit());  // fresh worker: restarting it could not help
+  m.turn_started();
+  REQUIRE(m.recycle_due() == RecycleReason::kRss);
+  CHECK(m.past_hard_limit());
+  m.successor_spawn_started(RecycleReason::kRss, t0);
+  const auto delay = m.successor_failed(t0);
+  CHECK(delay >= 80ms);
+  CHECK(delay <= 100ms);
+  CHECK(m.snapshot().recycle.phase == RecyclePhase::kBackoff);
+  CHECK(m.snapshot().recycle.successor_failures == 1);
+  CHECK(m.snapshot().recycle.reason == RecycleReason::kRss);
+  m.recycle_forced(t0);
+  CHECK(m.snapshot().recycle.forced == 1);
+  CHECK(m.snapshot().recycle.phase == RecyclePhase::kIdle);
+}
+
+TEST_CASE("a crash of the current worker abandons a handover and resets its counts") {
+  const auto t0 = Clock::now();
+  auto m = ready_machine({2, 0}, t0);
+  m.turn_started();
+  m.turn_started();
+  m.successor_spawn_started(RecycleReason::kTurns, t0);
+  m.handover_abandoned(t0);
+  const auto decision = m.worker_exited({std::nullopt, 9, "killed"}, t0);
+  CHECK(decision.action == ExitDecision::Action::kRestartAfterBackoff);
+  CHECK(m.snapshot().turns == 0);
+  CHECK(m.snapshot().recycle.phase == RecyclePhase::kIdle);
+}
