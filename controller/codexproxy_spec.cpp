@@ -105,6 +105,8 @@ CodexProxy parse_codexproxy(const json& object, std::vector<std::string>& proble
   read(worker, "maxConcurrency", out.max_concurrency, "spec.worker", problems);
   read(worker, "requestTimeoutSeconds", out.request_timeout_seconds, "spec.worker", problems);
   read(worker, "drainSeconds", out.drain_seconds, "spec.worker", problems);
+  read(worker, "maxTurns", out.max_turns, "spec.worker", problems);
+  read(worker, "maxRssMB", out.max_rss_mb, "spec.worker", problems);
   read_worker_model(worker, out, problems);
   const auto& backoff = child(worker, "backoff");
   read(backoff, "initialMs", out.backoff_initial_ms, "spec.worker.backoff", problems);

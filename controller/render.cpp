@@ -102,6 +102,8 @@ WorkerModelPod render_worker_model(const CodexProxySpec& spec) {
         {{"name", "codex-auth"}, {"mountPath", kCodexAuthMountPath}, {"readOnly", true}});
   }
   if (spec.builtin_tools) out.env.push_back(env_value("WORKER_BUILTIN_TOOLS", "true"));
+  out.env.push_back(env_value("WORKER_MAX_TURNS", std::to_string(spec.max_turns)));
+  out.env.push_back(env_value("WORKER_MAX_RSS_MB", std::to_string(spec.max_rss_mb)));
   if (!spec.config_overrides.empty()) {
     std::string lines;
     for (const auto& [key, value] : spec.config_overrides) lines += key + "=" + value + "\n";

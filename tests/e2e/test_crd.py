@@ -36,7 +36,7 @@ class CrdTest(KubeTestCase):
         self.assertEqual(spec["replicas"], 1)
         self.assertEqual(spec["worker"], {"model": "gpt-5", "maxConcurrency": 4, "requestTimeoutSeconds": 120,
                                           "backoff": {"initialMs": 250, "maxMs": 5000}, "drainSeconds": 10,
-                                          "builtinTools": False})
+                                          "builtinTools": False, "maxTurns": 400, "maxRssMB": 1024})
         self.assertEqual(spec["maintenance"], {"enabled": False, "retryAfterSeconds": 120})
         self.assertEqual(spec["traceBuffer"], {"enabled": False, "ttlSeconds": 86400, "maxFiles": 100})
         self.assertEqual(spec["probes"]["readiness"], {"periodSeconds": 5, "failureThreshold": 2})
