@@ -45,8 +45,8 @@ struct CodexProxySpec {
   std::int32_t backoff_initial_ms = 250;
   std::int32_t backoff_max_ms = 5000;
   std::int32_t drain_seconds = 10;
-  std::int32_t max_turns = 400;      // a worker's lifetime in turns (WORKER_MAX_TURNS)
-  std::int32_t max_rss_mb = 1024;    // … and in memory (WORKER_MAX_RSS_MB)
+  std::int32_t max_turns = 400;    // a worker's lifetime in turns (WORKER_MAX_TURNS)
+  std::int32_t max_rss_mb = 1024;  // … and in memory (WORKER_MAX_RSS_MB)
   WorkerCredentials credentials;
   ProviderSpec provider;
   std::map<std::string, std::string> config_overrides;  // codex `-c key=value`, sorted by key

@@ -41,29 +41,25 @@ std::optional<ApiError> parse_assistant_calls(const json& m, const std::string& 
 }
 
 std::optional<ApiError> parse_tools(const json& root, TurnRequest& request) {
-  const auto tools = root.find("tools");
-  if (tools != root.end() && !tools->is_null()) {
-    if (!tools->is_array())
-      return invalid_request("tools", "tools: expected an array, found " + json_type_name(*tools));
-    for (std::size_t i = 0; i < tools->size(); ++i) {
-      const auto& tool = (*tools)[i];
-      const std::string at = "tools[" + std::to_string(i) + "]";
-      if (!tool.is_object() || tool.value("type", "") != "function") {
-        return invalid_request(at + ".type", at + ".type: only \"function\" tools are supported");
-      }
-      const auto function = tool.find("function");
-      if (function == tool.end() || !function->is_object()) {
-        return invalid_request(at + ".function", at + ".function: expected an object");
-      }
-      ToolSpec spec;
-      if (auto error = parse_tool(
-              function->value("name", json()), function->value("description", json()),
-              function->value("parameters", json()), at + ".function", request.tools, spec)) {
-        return error;
-      }
-      request.tools.push_back(std::move(spec));
-    }
-  }
+  auto error =
+      read_tools(root, [&](const json& tool, const std::string& at) -> std::optional<ApiError> {
+        if (!tool.is_object() || tool.value("type", "") != "function") {
+          return invalid_request(at + ".type", at + ".type: only \"function\" tools are supported");
+        }
+        const auto function = tool.find("function");
+        if (function == tool.end() || !function->is_object()) {
+          return invalid_request(at + ".function", at + ".function: expected an object");
+        }
+        ToolSpec spec;
+        if (auto bad = parse_tool(
+                function->value("name", json()), function->value("description", json()),
+                function->value("parameters", json()), at + ".function", request.tools, spec)) {
+          return bad;
+        }
+        request.tools.push_back(std::move(spec));
+        return std::nullopt;
+      });
+  if (error) return error;
   return read_tool_choice(root, "/function/name",
                           "{\"type\":\"function\",\"function\":{\"name\":…}}", request);
 }

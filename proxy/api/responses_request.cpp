@@ -85,37 +85,34 @@ std::optional<ApiError> parse_input_items(const json& items, std::string& instru
 }
 
 std::optional<ApiError> parse_tools(const json& root, TurnRequest& request) {
-  const auto tools = root.find("tools");
-  if (tools != root.end() && !tools->is_null()) {
-    if (!tools->is_array())
-      return invalid_request("tools", "tools: expected an array, found " + json_type_name(*tools));
-    for (std::size_t i = 0; i < tools->size(); ++i) {
-      const auto& tool = (*tools)[i];
-      const std::string at = "tools[" + std::to_string(i) + "]";
-      if (!tool.is_object() || !tool.value("type", json()).is_string()) {
-        return invalid_request(at + ".type",
-                               at + ".type: expected a tool object with a string type");
-      }
-      if (tool["type"] != "function") {
-        // A hosted tool (web_search, file_search, …) or a namespace: codex-proxy's worker cannot
-        // run these for the caller. The request goes on without it, as with any provider that
-        // lacks a tool (e.g. the Codex CLI's web_search).
-        if (request.ignored_tools.size() < 32) {
-          request.ignored_tools.push_back(tool["type"].get<std::string>().substr(0, 64) +
-                                          (tool.value("name", json()).is_string()
-                                               ? ":" + tool["name"].get<std::string>().substr(0, 64)
-                                               : std::string()));
+  auto error =
+      read_tools(root, [&](const json& tool, const std::string& at) -> std::optional<ApiError> {
+        if (!tool.is_object() || !tool.value("type", json()).is_string()) {
+          return invalid_request(at + ".type",
+                                 at + ".type: expected a tool object with a string type");
         }
-        continue;
-      }
-      ToolSpec spec;
-      if (auto error = parse_tool(tool.value("name", json()), tool.value("description", json()),
+        if (tool["type"] != "function") {
+          // A hosted tool (web_search, file_search, …) or a namespace: codex-proxy's worker cannot
+          // run these for the caller. The request goes on without it, as with any provider that
+          // lacks a tool (e.g. the Codex CLI's web_search).
+          if (request.ignored_tools.size() < 32) {
+            request.ignored_tools.push_back(
+                tool["type"].get<std::string>().substr(0, 64) +
+                (tool.value("name", json()).is_string()
+                     ? ":" + tool["name"].get<std::string>().substr(0, 64)
+                     : std::string()));
+          }
+          return std::nullopt;
+        }
+        ToolSpec spec;
+        if (auto bad = parse_tool(tool.value("name", json()), tool.value("description", json()),
                                   tool.value("parameters", json()), at, request.tools, spec)) {
-        return error;
-      }
-      request.tools.push_back(std::move(spec));
-    }
-  }
+          return bad;
+        }
+        request.tools.push_back(std::move(spec));
+        return std::nullopt;
+      });
+  if (error) return error;
   return read_tool_choice(root, "/name", "{\"type\":\"function\",\"name\":…}", request);
 }
 

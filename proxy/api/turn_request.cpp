@@ -100,6 +100,19 @@ std::optional<ApiError> read_tool_choice(const json& root, const char* name_path
   return std::nullopt;
 }
 
+std::optional<ApiError> read_tools(
+    const json& root,
+    const std::function<std::optional<ApiError>(const json&, const std::string&)>& visit) {
+  const auto tools = root.find("tools");
+  if (tools == root.end() || tools->is_null()) return std::nullopt;
+  if (!tools->is_array())
+    return invalid_request("tools", "tools: expected an array, found " + json_type_name(*tools));
+  for (std::size_t i = 0; i < tools->size(); ++i) {
+    if (auto error = visit((*tools)[i], "tools[" + std::to_string(i) + "]")) return error;
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> read_flag(const json& root, const char* field, bool& out) {
   const auto found = root.find(field);
   if (found == root.end() || found->is_null()) return std::nullopt;

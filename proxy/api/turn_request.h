@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -86,6 +87,11 @@ std::optional<ApiError> read_model(const nlohmann::json& root,
 // error. Also `parallel_tool_calls`.
 std::optional<ApiError> read_tool_choice(const nlohmann::json& root, const char* name_path,
                                          const char* object_form, TurnRequest& request);
+// The optional `tools` array: `visit(tool, "tools[i]")` for each entry, stopping at the first
+// error; absent or null is no tools, anything but an array is refused.
+std::optional<ApiError> read_tools(
+    const nlohmann::json& root,
+    const std::function<std::optional<ApiError>(const nlohmann::json&, const std::string&)>& visit);
 // An optional boolean field (absent or null: `out` stays).
 std::optional<ApiError> read_flag(const nlohmann::json& root, const char* field, bool& out);
 // The text of a message's content: a string, or an array of parts whose `type` is one of
