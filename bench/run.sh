@@ -5,6 +5,8 @@
 #                               (bench/bench_real_worker.py): direct stdio vs through the proxy
 #   bench/run.sh tools [ARGS]   function-call round trips, /v1/responses vs /v1/chat/completions
 #                               (bench/bench_tools.py)
+#   bench/run.sh soak [ARGS]    a steady-rate soak across worker recycles: latency during vs outside
+#                               handovers, the pod's memory minute by minute (bench/bench_soak.py)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh" >/dev/null
@@ -12,5 +14,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 case "${1:-}" in
   real) shift; exec python3 "$ROOT/bench/bench_real_worker.py" "$@" ;;
   tools) shift; exec python3 "$ROOT/bench/bench_tools.py" "$@" ;;
+  soak) shift; exec python3 "$ROOT/bench/bench_soak.py" "$@" ;;
 esac
 exec python3 "$ROOT/bench/bench_proxy.py" "$@"

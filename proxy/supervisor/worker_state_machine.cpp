@@ -62,8 +62,18 @@ void WorkerStateMachine::turn_started() {
   ++snapshot_.turns_total;
 }
 
-void WorkerStateMachine::rss_sampled(std::uint64_t bytes) {
+bool WorkerStateMachine::rss_sampled(std::uint64_t bytes) {
   snapshot_.rss_bytes = bytes;
+  if (rss_limit_below_idle_ || recycle_policy_.max_rss_bytes == 0 || snapshot_.turns > 0 ||
+      bytes < recycle_policy_.max_rss_bytes) {
+    return false;
+  }
+  rss_limit_below_idle_ = true;
+  return true;
+}
+
+bool WorkerStateMachine::rss_limit_applies() const {
+  return recycle_policy_.max_rss_bytes > 0 && !rss_limit_below_idle_ && snapshot_.turns > 0;
 }
 
 std::optional<RecycleReason> WorkerStateMachine::recycle_due() const {
@@ -73,7 +83,7 @@ std::optional<RecycleReason> WorkerStateMachine::recycle_due() const {
   if (recycle_policy_.max_turns > 0 && snapshot_.turns >= recycle_policy_.max_turns) {
     return RecycleReason::kTurns;
   }
-  if (recycle_policy_.max_rss_bytes > 0 && snapshot_.rss_bytes >= recycle_policy_.max_rss_bytes) {
+  if (rss_limit_applies() && snapshot_.rss_bytes >= recycle_policy_.max_rss_bytes) {
     return RecycleReason::kRss;
   }
   return std::nullopt;
@@ -82,8 +92,7 @@ std::optional<RecycleReason> WorkerStateMachine::recycle_due() const {
 bool WorkerStateMachine::past_hard_limit() const {
   // A worker that has served nothing is never past a memory limit: restarting it could not help.
   return (recycle_policy_.max_turns > 0 && snapshot_.turns >= 2 * recycle_policy_.max_turns) ||
-         (recycle_policy_.max_rss_bytes > 0 && snapshot_.turns > 0 &&
-          snapshot_.rss_bytes >= recycle_policy_.max_rss_bytes / 2 * 3);
+         (rss_limit_applies() && snapshot_.rss_bytes >= recycle_policy_.max_rss_bytes / 2 * 3);
 }
 
 void WorkerStateMachine::successor_spawn_started(RecycleReason reason, Clock::time_point now) {

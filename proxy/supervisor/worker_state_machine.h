@@ -79,9 +79,13 @@ class WorkerStateMachine {
 
   // --- recycling ---
   void turn_started();
-  void rss_sampled(std::uint64_t bytes);
+  // Returns true the first time a worker that has served no turn is found at or above the memory
+  // limit: the limit is below an idle worker, so recycling by memory could never help (it would
+  // replace every worker at once). Memory then no longer triggers recycling; turns still do.
+  bool rss_sampled(std::uint64_t bytes);
+  bool rss_limit_below_idle() const { return rss_limit_below_idle_; }
   // The limit that calls for a successor now, if any: only while ready and no handover is under
-  // way.
+  // way; memory only once the worker has served a turn.
   std::optional<RecycleReason> recycle_due() const;
   // Past the hard limit (twice the turns; 1.5 times the memory once it has served a turn).
   bool past_hard_limit() const;
@@ -103,6 +107,7 @@ class WorkerStateMachine {
  private:
   void transition(WorkerState to, Clock::time_point now);
   void recycle_transition(RecyclePhase to, Clock::time_point now);
+  bool rss_limit_applies() const;
 
   RestartPolicy policy_;
   JitteredBackoff backoff_;
@@ -111,6 +116,7 @@ class WorkerStateMachine {
   Observer observer_;
   RecyclePolicy recycle_policy_;
   RecycleObserver recycle_observer_;
+  bool rss_limit_below_idle_ = false;
 };
 
 }  // namespace cxp::proxy

@@ -533,7 +533,15 @@ void WorkerSupervisor::schedule_rss_sample() {
                     "cannot read the worker's memory from /proc; recycling by "
                     "WORKER_MAX_TURNS only"}});
       }
-      machine_.rss_sampled(rss);
+      if (machine_.rss_sampled(rss)) {
+        log_.error("worker_rss_limit_below_idle",
+                   {{"pid", current_->pid},
+                    {"rss_bytes", rss},
+                    {"message",
+                     "WORKER_MAX_RSS_MB is below the memory of a worker that has served no turn ("
+                     "" + std::to_string(rss / (1024 * 1024)) +
+                         " MiB): raise it; recycling by WORKER_MAX_TURNS only"}});
+      }
       check_recycle();
     }
     schedule_rss_sample();

@@ -113,6 +113,17 @@ class RecyclingTest(ProxyTestCase):
         self.assertGreaterEqual(recycles(proxy)["rss"], 1, f"no recycle by memory below {limit_mb} MiB")
         self.assertEqual(proxy.find_event("worker_recycle_completed")["reason"], "rss")
 
+    def test_a_memory_limit_below_the_idle_worker_is_reported_and_turns_still_recycle(self):
+        proxy = self.start_real_proxy(env={"WORKER_MAX_RSS_MB": "64", "WORKER_MAX_TURNS": "2"})
+        wait_until(lambda: proxy.events("worker_rss_limit_below_idle"), 20, interval=0.2,
+                   message="worker_rss_limit_below_idle for a limit below an idle worker")
+        for i in range(5):
+            status, _, _ = chat(proxy, f"[[reply:turn {i}]]")
+            self.assertEqual(status, 200)
+        wait_until(lambda: recycles(proxy)["turns"] >= 1, 20, message="a recycle by turns")
+        self.assertEqual(recycles(proxy)["rss"], 0, "memory recycled a worker below its idle size")
+        self.assertEqual(len(proxy.events("worker_rss_limit_below_idle")), 1)
+
     def test_a_successor_that_cannot_start_keeps_the_old_worker_serving_until_the_hard_limit(self):
         wrapper, marker = self.gated_worker()
         proxy = self.start_real_proxy(env={"CODEX_BIN": wrapper, "WORKER_MAX_TURNS": "3",

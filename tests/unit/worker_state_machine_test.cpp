@@ -227,9 +227,11 @@ TEST_CASE(
     "recycling by memory waits for a turn; the hard limit applies only after a failed successor") {
   const auto t0 = Clock::now();
   auto m = ready_machine({0, 100}, t0);
-  m.rss_sampled(160);
-  CHECK_FALSE(m.past_hard_limit());  // fresh worker: restarting it could not help
+  CHECK_FALSE(m.rss_sampled(80));
   m.turn_started();
+  CHECK_FALSE(m.rss_sampled(99));
+  CHECK_FALSE(m.recycle_due());
+  CHECK_FALSE(m.rss_sampled(160));
   REQUIRE(m.recycle_due() == RecycleReason::kRss);
   CHECK(m.past_hard_limit());
   m.successor_spawn_started(RecycleReason::kRss, t0);
@@ -242,6 +244,21 @@ TEST_CASE(
   m.recycle_forced(t0);
   CHECK(m.snapshot().recycle.forced == 1);
   CHECK(m.snapshot().recycle.phase == RecyclePhase::kIdle);
+}
+
+TEST_CASE("a memory limit below an idle worker is reported once and never recycles") {
+  const auto t0 = Clock::now();
+  auto m = ready_machine({3, 100}, t0);
+  CHECK(m.rss_sampled(120));  // no turn served yet: the limit is below the idle worker
+  CHECK(m.rss_limit_below_idle());
+  CHECK_FALSE(m.rss_sampled(130));  // once
+  m.turn_started();
+  CHECK_FALSE(m.rss_sampled(300));
+  CHECK_FALSE(m.recycle_due());      // memory no longer recycles (no storm of successors)
+  CHECK_FALSE(m.past_hard_limit());  // nor forces a restart
+  m.turn_started();
+  m.turn_started();
+  CHECK(m.recycle_due() == RecycleReason::kTurns);  // turns still do
 }
 
 TEST_CASE("a crash of the current worker abandons a handover and resets its counts") {
