@@ -84,7 +84,10 @@ class RecyclingTest(ProxyTestCase):
         statuses = watch.close()
         self.assertEqual([s for s, _ in results], [200] * 48, [r for s, r in results if s != 200][:3])
         self.assertEqual({s for s in statuses}, {200}, "readyz was not 200 throughout")
-        self.assertGreaterEqual(recycles(proxy)["turns"], 3)
+        # 48 turns, a successor due every 8: while one starts the current worker keeps serving (up to
+        # its hard limit of 16, never reached here since nothing is forced), so at least 2 handovers.
+        self.assertGreaterEqual(recycles(proxy)["turns"], 2)
+        self.assertEqual(recycles(proxy)["forced"], 0)
         self.assertEqual(proxy.readyz()[1]["worker"]["restarts_total"], 0)
         # The former workers are gone once their turns finished.
         current = proxy.readyz()[1]["worker"]["pid"]
@@ -93,8 +96,8 @@ class RecyclingTest(ProxyTestCase):
         wait_until(lambda: not [p for p in worker_pids(proxy) - {current} if pid_alive(p)], 30,
                    message="every former worker to have exited")
         completed = proxy.events("worker_recycle_completed")
-        self.assertGreaterEqual(len(completed), 3)
-        self.assertEqual(completed[0]["reason"], "turns")
+        self.assertEqual(len(completed), recycles(proxy)["turns"])
+        self.assertEqual({e["reason"] for e in completed}, {"turns"})
         _, _, metrics = proxy.request("GET", "/metrics")
         self.assertIn('codex_worker_recycles_total{reason="turns"}', metrics.decode())
 
