@@ -7,6 +7,7 @@ the test fails. Ports are chosen by the kernel (PORT=0) and read back from the p
 """
 import os
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
@@ -43,3 +44,14 @@ class ProxyTestCase(unittest.TestCase):
         if wait_ready:
             proxy.wait_ready(timeout=REAL_READY_TIMEOUT)
         return proxy
+
+    def worker_wrapper(self, script):
+        """An executable shell script (`script` after `#!/bin/sh`) in a temporary folder of this test,
+        to stand as CODEX_BIN in front of the real worker; returns (path, folder)."""
+        work = tempfile.TemporaryDirectory(prefix="cxp-wrapper-")
+        self.addCleanup(work.cleanup)
+        path = os.path.join(work.name, "codex-wrapper")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n" + script)
+        os.chmod(path, 0o755)
+        return path, work.name

@@ -100,13 +100,9 @@ class RealCodexTest(ProxyTestCase):
     @unittest.skipUnless(subprocess.run(["which", "strace"], capture_output=True).returncode == 0,
                          "strace is installed by scripts/setup.sh")
     def test_the_worker_connects_to_nothing_but_its_model(self):
-        work = tempfile.TemporaryDirectory(prefix="cxp-strace-")
-        self.addCleanup(work.cleanup)
-        trace = os.path.join(work.name, "connect.trace")
-        wrapper = os.path.join(work.name, "codex-traced")
-        with open(wrapper, "w") as f:
-            f.write(f'#!/bin/sh\nexec strace -f -qq -e trace=connect -o {trace} {REAL_CODEX} "$@"\n')
-        os.chmod(wrapper, 0o755)
+        wrapper, folder = self.worker_wrapper(
+            f'exec strace -f -qq -e trace=connect -o "$(dirname "$0")/connect.trace" {REAL_CODEX} "$@"\n')
+        trace = os.path.join(folder, "connect.trace")
         proxy = self.start_real_proxy(env={"CODEX_BIN": wrapper})
         status, _, raw = chat(proxy, "[[reply:fine]]")
         self.assertEqual(status, 200, raw)

@@ -6,8 +6,6 @@ import http.client
 import json
 import os
 import signal
-import stat
-import tempfile
 import threading
 import time
 import unittest
@@ -56,14 +54,10 @@ def worker_pids(proxy):
 class RecyclingTest(ProxyTestCase):
     def gated_worker(self):
         """A CODEX_BIN that runs the real codex unless the returned marker file exists."""
-        work = tempfile.TemporaryDirectory(prefix="cxp-gate-")
-        self.addCleanup(work.cleanup)
-        marker = os.path.join(work.name, "refuse")
-        wrapper = os.path.join(work.name, "gated-codex")
-        with open(wrapper, "w") as f:
-            f.write(f'#!/bin/sh\nif [ -e "{marker}" ]; then echo "refusing to start (test)" >&2; exit 3; fi\n'
-                    f'exec "{REAL_CODEX}" "$@"\n')
-        os.chmod(wrapper, stat.S_IRWXU)
+        wrapper, folder = self.worker_wrapper(
+            'if [ -e "$(dirname "$0")/refuse" ]; then echo "refusing to start (test)" >&2; exit 3; fi\n'
+            f'exec "{REAL_CODEX}" "$@"\n')
+        marker = os.path.join(folder, "refuse")
         return wrapper, marker
 
     def test_recycling_by_turns_under_load_refuses_nothing_and_readyz_stays_200(self):
