@@ -194,7 +194,9 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
             if (self->current(seq) && self->buffer_.size() < 64 * 1024) return self->watch_client();
             if (self->current(seq)) return;  // too much pipelined data: stop reading until done
           }
-          if (ec && ec != asio::error::operation_aborted && self->current(seq)) {
+          // An error other than our own cancel: the client closed or reset the connection.
+          const bool peer_gone = ec && ec != asio::error::operation_aborted;
+          if (peer_gone && self->current(seq)) {
             self->client_gone_ = true;
             auto callbacks = std::move(self->gone_callbacks_);
             self->gone_callbacks_.clear();
@@ -202,6 +204,11 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
           }
           if (self->resume_after_watch_) {
             self->resume_after_watch_ = false;
+            // The end of the stream may have been read here after the response was written
+            // (our cancel came too late). Reading again would wait for a readiness edge that
+            // never comes (the reactor is edge-triggered) and hold the socket in CLOSE_WAIT
+            // until the idle timeout.
+            if (peer_gone) return self->close();
             self->next_request();
           }
         });

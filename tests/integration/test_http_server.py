@@ -136,6 +136,73 @@ class FileDescriptorExhaustionTest(ProxyTestCase):
         wait_until(lambda: _livez_ok(proxy), 10, interval=0.1, message="/livez after the fds were freed")
 
 
+class ConnectionLeakTest(ProxyTestCase):
+    """Connections end when their clients end them, whatever the answer was: a refusal answered at
+    once races the client's close against our own watch of the socket."""
+
+    def hammer(self, proxy, seconds=3.0, clients=20, stream=False):
+        import http.client
+        import threading
+        answered = []  # list.append is atomic across threads
+        stop = time.monotonic() + seconds
+        body = json.dumps({"model": "gpt-5", "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+
+        def client():
+            while time.monotonic() < stop:
+                conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+                conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                conn.close()  # keep-alive was offered: the proxy waits for a next request, then sees EOF
+                answered.append(response.status)
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return {status: answered.count(status) for status in set(answered)}
+
+    def assert_fds_return(self, proxy, baseline, statuses):
+        # A leaked connection would stay in CLOSE_WAIT until the 60 s keep-alive idle timeout.
+        try:
+            wait_until(lambda: _open_fds(proxy) <= baseline, 10, interval=0.2)
+        except AssertionError:
+            self.fail(f"codex-proxy holds {_open_fds(proxy)} fds ({_close_wait(proxy)} connections in "
+                      f"CLOSE_WAIT), {baseline} before {statuses}")
+
+    def test_refusals_answered_at_once_leave_no_connection_behind(self):
+        proxy = self.start_proxy(env={"FAKE_CODEX_HANDSHAKE_FAIL": "hang"})
+        wait_until(lambda: proxy.find_event("listening"), 10)
+        baseline = _open_fds(proxy)
+        statuses = self.hammer(proxy)
+        self.assertEqual(set(statuses), {503}, statuses)
+        self.assertGreater(statuses[503], 500)
+        self.assertEqual(proxy.request("GET", "/livez")[0], 200)
+        self.assert_fds_return(proxy, baseline, statuses)
+
+    def test_answers_and_streams_leave_no_connection_behind(self):
+        proxy = self.start_proxy()
+        proxy.wait_ready()
+        baseline = _open_fds(proxy)
+        statuses = self.hammer(proxy, seconds=2.0, clients=10, stream=False)
+        statuses_stream = self.hammer(proxy, seconds=2.0, clients=10, stream=True)
+        self.assertEqual(set(statuses) | set(statuses_stream), {200}, (statuses, statuses_stream))
+        self.assert_fds_return(proxy, baseline, (statuses, statuses_stream))
+
+
+def _open_fds(proxy):
+    return len(os.listdir(f"/proc/{proxy.process.pid}/fd"))
+
+
+def _close_wait(proxy):
+    try:
+        out = subprocess.run(["ss", "-tanp", "state", "close-wait"], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return "?"
+    return sum(1 for line in out.splitlines() if f"pid={proxy.process.pid}," in line)
+
+
 def _livez_ok(proxy):
     try:
         return proxy.request("GET", "/livez", timeout=1)[0] == 200
