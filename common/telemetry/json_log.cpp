@@ -52,14 +52,6 @@ std::string_view level_name(LogLevel level) {
   return "info";
 }
 
-void redact_strings(nlohmann::json& value, const Redactor& redactor) {
-  if (value.is_string()) {
-    value = redactor.redact(value.get_ref<const std::string&>());
-  } else if (value.is_structured()) {
-    for (auto& item : value) redact_strings(item, redactor);
-  }
-}
-
 }  // namespace
 
 LogLevel parse_log_level(std::string_view source, std::string_view text) {
@@ -106,7 +98,7 @@ void JsonLog::write(LogLevel level, std::string_view event, nlohmann::json field
     line["component"] = component_;
     line["event"] = event;
     if (fields.is_object()) {
-      redact_strings(fields, *redactor);
+      redactor->redact_json(fields);
       for (auto& [key, value] : fields.items()) line[key] = std::move(value);
     }
     sink_logger()->info(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));

@@ -21,7 +21,9 @@ void configure_json_log(LogLevel min_level, Redactor redactor);
 // Writes one JSON object per line to stdout:
 //   {"timestamp":"2026-11-22T21:00:00.123Z","level":"info","component":"supervisor",
 //    "event":"worker_started", ...fields}
-// Every string value in `fields` passes through the configured Redactor first. Never throws.
+// `fields` pass through the configured Redactor first (Redactor::redact_json: every value under a
+// credential key such as "token" is masked at any depth, every other string redacted as text).
+// Never throws.
 class JsonLog {
  public:
   explicit JsonLog(std::string component) : component_(std::move(component)) {}

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <nlohmann/json.hpp>
 
 namespace cxp::telemetry {
 namespace {
@@ -11,12 +12,27 @@ constexpr std::size_t kMinSecretLength = 4;
 constexpr std::size_t kMinKeyBodyLength = 8;
 
 // Keys whose values run to the end of the line when unquoted (HTTP header style).
-constexpr std::array<std::string_view, 4> kHeaderKeys = {"proxy-authorization", "authorization",
-                                                         "set-cookie", "cookie"};
+constexpr std::array<std::string_view, 4> kHeaderKeys = {"proxy_authorization", "authorization",
+                                                         "set_cookie", "cookie"};
 // Keys whose unquoted values end at whitespace or a separator (query string / JSON / env style).
-constexpr std::array<std::string_view, 12> kValueKeys = {
-    "x-api-key",     "api_key", "api-key",  "apikey", "access_token", "refresh_token",
-    "client_secret", "secret",  "password", "passwd", "token",        "auth_token"};
+constexpr std::array<std::string_view, 15> kValueKeys = {
+    "x_api_key", "api_key",       "apikey",      "access_token", "refresh_token",
+    "id_token",  "client_secret", "secret",      "password",     "passwd",
+    "token",     "auth_token",    "private_key", "credentials",  "bearer_token"};
+constexpr std::array<std::string_view, 5> kCredentialSuffixes = {"_token", "_secret", "_password",
+                                                                 "_api_key", "_apikey"};
+
+// Lower case, `-` as `_`.
+std::string normalized_key(std::string_view key) {
+  std::string out(key);
+  for (auto& c : out)
+    c = c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool is_header_key(std::string_view normalized) {
+  return std::find(kHeaderKeys.begin(), kHeaderKeys.end(), normalized) != kHeaderKeys.end();
+}
 
 bool is_word_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
@@ -44,24 +60,16 @@ void replace_all(std::string& text, std::string_view needle) {
   }
 }
 
-// If a credential key starts at `at`, returns the length of the key; otherwise 0.
+// If a credential key (a whole word) starts at `at`, returns its length; otherwise 0.
 std::size_t credential_key_at(std::string_view text, std::size_t at, bool& header_style) {
   if (at > 0 && is_word_char(text[at - 1])) return 0;
-  for (auto key : kHeaderKeys) {
-    if (starts_with_nocase(text, at, key) &&
-        (at + key.size() == text.size() || !is_word_char(text[at + key.size()]))) {
-      header_style = true;
-      return key.size();
-    }
-  }
-  for (auto key : kValueKeys) {
-    if (starts_with_nocase(text, at, key) &&
-        (at + key.size() == text.size() || !is_word_char(text[at + key.size()]))) {
-      header_style = false;
-      return key.size();
-    }
-  }
-  return 0;
+  std::size_t end = at;
+  while (end < text.size() && is_word_char(text[end]) && end - at <= 64) ++end;
+  if (end == at || end - at > 64) return 0;
+  const auto key = normalized_key(text.substr(at, end - at));
+  if (!Redactor::is_credential_key(key)) return 0;
+  header_style = is_header_key(key);
+  return end - at;
 }
 
 // Given the position right after a key, finds the value span that follows `:` or `=`.
@@ -140,6 +148,18 @@ std::string redact_patterns(std::string_view text) {
 
 }  // namespace
 
+bool Redactor::is_credential_key(std::string_view key) {
+  const auto name = normalized_key(key);
+  if (is_header_key(name) ||
+      std::find(kValueKeys.begin(), kValueKeys.end(), name) != kValueKeys.end()) {
+    return true;
+  }
+  return std::any_of(kCredentialSuffixes.begin(), kCredentialSuffixes.end(), [&](auto suffix) {
+    return name.size() > suffix.size() &&
+           name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  });
+}
+
 Redactor::Redactor(std::vector<std::string> secrets) {
   for (auto& secret : secrets) {
     if (secret.size() >= kMinSecretLength) secrets_.push_back(std::move(secret));
@@ -153,6 +173,37 @@ std::string Redactor::redact(std::string_view text) const {
   std::string out(text);
   for (const auto& secret : secrets_) replace_all(out, secret);
   return redact_patterns(out);
+}
+
+}  // namespace cxp::telemetry
+
+namespace cxp::telemetry {
+namespace {
+
+void mask_strings(nlohmann::json& value) {
+  if (value.is_string()) {
+    value = std::string(Redactor::kMask);
+  } else if (value.is_structured()) {
+    for (auto& item : value) mask_strings(item);
+  }
+}
+
+}  // namespace
+
+void Redactor::redact_json(nlohmann::json& value) const {
+  if (value.is_string()) {
+    value = redact(value.get_ref<const std::string&>());
+  } else if (value.is_object()) {
+    for (auto& [key, item] : value.items()) {
+      if (is_credential_key(key)) {
+        mask_strings(item);
+      } else {
+        redact_json(item);
+      }
+    }
+  } else if (value.is_array()) {
+    for (auto& item : value) redact_json(item);
+  }
 }
 
 }  // namespace cxp::telemetry

@@ -72,6 +72,9 @@ void TraceBuffer::write(const std::string& request_id, std::string_view route,
                              {"timestamp", compact_timestamp(now)},
                              {"frames", recording.frames()},
                              {"frames_dropped", recording.dropped()}};
+  // Key-aware first (a credential key's whole value, and each string's text as written), then
+  // the file's text as a whole.
+  redactor_.redact_json(document);
   const std::string text =
       redactor_.redact(document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
   std::error_code ec;

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
 #include <random>
 
 using cxp::telemetry::Redactor;
@@ -70,4 +71,47 @@ TEST_CASE("redaction never throws or loops on hostile input") {
   CHECK(r.redact("token=") == "token=");
   CHECK(r.redact("Authorization:") == "Authorization:");
   CHECK(r.redact("\"token\":\"") == "\"token\":\"");
+}
+
+TEST_CASE("credential keys are recognised by name, suffix and spelling, not by counts") {
+  for (const char* key : {"token", "Authorization", "proxy-authorization", "SET-COOKIE", "api_key",
+                          "X-Api-Key", "apikey", "admin_token", "metrics-token", "client_secret",
+                          "db_password", "openai_api_key", "credentials", "id_token"}) {
+    CHECK_MESSAGE(Redactor::is_credential_key(key), key);
+  }
+  for (const char* key : {"tokens", "max_tokens", "prompt_tokens", "token_count", "model",
+                          "secretary", "passwords_checked", "turn_id", ""}) {
+    CHECK_FALSE_MESSAGE(Redactor::is_credential_key(key), key);
+  }
+}
+
+TEST_CASE("structured fields are redacted by key name at any depth") {
+  const Redactor r;
+  auto value = nlohmann::json::parse(R"({
+    "token": "x",
+    "model": "gpt-5",
+    "usage": {"prompt_tokens": 12, "max_tokens": 100},
+    "request": {"headers": {"Authorization": "Basic dXNlcjpwYXNz", "accept": "json"}},
+    "list": [{"admin_token": "adm1n"}, {"credentials": {"user": "u", "pass": "p4ss"}}],
+    "token_count": 3,
+    "note": "see api_key=hunter2hunter2 here"
+  })");
+  r.redact_json(value);
+  CHECK(value["token"] == "[REDACTED]");  // short values too: the key says what it is
+  CHECK(value["model"] == "gpt-5");
+  CHECK(value["usage"]["prompt_tokens"] == 12);
+  CHECK(value["request"]["headers"]["Authorization"] == "[REDACTED]");
+  CHECK(value["request"]["headers"]["accept"] == "json");
+  CHECK(value["list"][0]["admin_token"] == "[REDACTED]");
+  CHECK(value["list"][1]["credentials"]["user"] == "[REDACTED]");
+  CHECK(value["list"][1]["credentials"]["pass"] == "[REDACTED]");
+  CHECK(value["token_count"] == 3);
+  CHECK(value["note"] == "see api_key=[REDACTED] here");
+}
+
+TEST_CASE("suffixed credential keys are redacted in text too") {
+  const Redactor r;
+  CHECK(r.redact("ADMIN_TOKEN=abcdef123 next") == "ADMIN_TOKEN=[REDACTED] next");
+  CHECK(r.redact(R"({"metrics-token": "m3trics"})") == R"({"metrics-token": "[REDACTED]"})");
+  CHECK(r.redact("max_tokens=100") == "max_tokens=100");
 }
