@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,16 +23,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "pylib"))
 from bench_proxy import DirectWorker, pct, proxy_load, rss_kib, start_proxy  # noqa: E402
-from real_worker import MODEL_KEY, real_worker_env  # noqa: E402
+from real_worker import real_worker_env, start_stub_process  # noqa: E402
 from proxy_process import REAL_CODEX  # noqa: E402
-
-STUB = os.path.join(ROOT, "tests", "model-stub", "model_stub.py")
 
 
 def start_stub():
-    proc = subprocess.Popen([sys.executable, STUB, "--api-key", MODEL_KEY], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    return proc, json.loads(proc.stdout.readline())["base_url"]
+    return start_stub_process()
 
 
 def tree_rss_kib(pid):

@@ -7,6 +7,8 @@
 #                               (bench/bench_tools.py)
 #   bench/run.sh soak [ARGS]    a steady-rate soak across worker recycles: latency during vs outside
 #                               handovers, the pod's memory minute by minute (bench/bench_soak.py)
+#   bench/run.sh chaos [ARGS]   200 clients while the worker is SIGKILLed every 2 s, and while the
+#                               model stalls, resets and fails: outcomes, fds/RSS (bench/bench_chaos.py)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh" >/dev/null
@@ -15,5 +17,6 @@ case "${1:-}" in
   real) shift; exec python3 "$ROOT/bench/bench_real_worker.py" "$@" ;;
   tools) shift; exec python3 "$ROOT/bench/bench_tools.py" "$@" ;;
   soak) shift; exec python3 "$ROOT/bench/bench_soak.py" "$@" ;;
+  chaos) shift; exec python3 "$ROOT/bench/bench_chaos.py" "$@" ;;
 esac
 exec python3 "$ROOT/bench/bench_proxy.py" "$@"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every build and test dependency of the project. Idempotent: a second run only checks.
 #   scripts/setup.sh            install what is missing
+#   scripts/setup.sh --fuzz     and clang with libFuzzer's runtime (bench/fuzz.sh)
 # Debian packages come from apt; the Codex CLI (a real worker peer for tests) from npm, pinned in
 # tests/node/package.json; the local control plane's binaries are built from Go modules
 # (scripts/cluster/install.sh, cached in ~/.cache/codexproxy-tools).
@@ -27,6 +28,9 @@ DEB_PACKAGES=(
   python3-jsonschema  # protocol conformance: frames validated against codex's own JSON Schema
   strace  # the real worker's network calls are traced in a test (it must reach only its model)
 )
+if [ "${1:-}" = "--fuzz" ]; then
+  DEB_PACKAGES+=(clang libclang-rt-14-dev)  # libFuzzer and the sanitizer runtimes for clang 14
+fi
 # Tools that may already come from elsewhere (e.g. a newer Node.js): install from Debian only when
 # the command is missing.
 declare -A COMMAND_PACKAGES=([python3]=python3 [node]=nodejs [npm]=npm)

@@ -11,7 +11,9 @@ std::string api_error_json(const ApiError& error) {
       {"code", error.code.empty() ? nlohmann::json(nullptr) : nlohmann::json(error.code)},
       {"param", error.param.empty() ? nlohmann::json(nullptr) : nlohmann::json(error.param)}};
   if (error.retryable) body["retryable"] = true;
-  return nlohmann::json{{"error", body}}.dump();
+  // Messages quote client and worker text, possibly cut inside a UTF-8 sequence: never throw.
+  return nlohmann::json{{"error", body}}.dump(-1, ' ', false,
+                                              nlohmann::json::error_handler_t::replace);
 }
 
 http::HttpResponse render_api_error(const http::HttpRequest& request, const ApiError& error) {

@@ -108,12 +108,18 @@ std::optional<TokenUsage> usage_from_notification(const json& params) {
   if (usage == params.end() || !usage->is_object()) return std::nullopt;
   const auto last = usage->find("last");
   if (last == usage->end() || !last->is_object()) return std::nullopt;
+  // Counts of another type read as absent (a worker's frame never throws).
+  const auto count = [&](const char* key, std::int64_t fallback) {
+    const auto found = last->find(key);
+    return found != last->end() && found->is_number_integer() ? found->get<std::int64_t>()
+                                                              : fallback;
+  };
   TokenUsage out;
-  out.prompt_tokens = last->value("inputTokens", std::int64_t{0});
-  out.completion_tokens = last->value("outputTokens", std::int64_t{0});
-  out.total_tokens = last->value("totalTokens", out.prompt_tokens + out.completion_tokens);
-  out.cached_tokens = last->value("cachedInputTokens", std::int64_t{0});
-  out.reasoning_tokens = last->value("reasoningOutputTokens", std::int64_t{0});
+  out.prompt_tokens = count("inputTokens", 0);
+  out.completion_tokens = count("outputTokens", 0);
+  out.total_tokens = count("totalTokens", out.prompt_tokens + out.completion_tokens);
+  out.cached_tokens = count("cachedInputTokens", 0);
+  out.reasoning_tokens = count("reasoningOutputTokens", 0);
   return out;
 }
 

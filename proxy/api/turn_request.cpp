@@ -238,4 +238,12 @@ std::optional<ApiError> validate_turn_request(const TurnRequest& request) {
   return std::nullopt;
 }
 
+std::optional<std::string> tool_arguments_text(const nlohmann::json& arguments) {
+  if (arguments.is_null()) return std::string("{}");
+  if (!arguments.is_string()) return arguments.dump();
+  const auto& text = arguments.get_ref<const std::string&>();
+  if (nlohmann::json::parse(text, nullptr, false).is_discarded()) return std::nullopt;
+  return text;
+}
+
 }  // namespace cxp::proxy

@@ -104,4 +104,8 @@ std::variant<std::string, ApiError> content_text(const nlohmann::json& content,
 // "null", "string", "array", … for error messages.
 std::string json_type_name(const nlohmann::json& value);
 
+// The arguments of a worker's tool call as the JSON text a client receives: an absent argument
+// is "{}", a JSON value its text; a string must itself be JSON (nullopt when it is not).
+std::optional<std::string> tool_arguments_text(const nlohmann::json& arguments);
+
 }  // namespace cxp::proxy

@@ -32,15 +32,6 @@ json not_run(std::string_view why) {
           {"success", false}};
 }
 
-// A function call's arguments as JSON text, or nullopt when they are not JSON.
-std::optional<std::string> arguments_text(const json& arguments) {
-  if (arguments.is_null()) return std::string("{}");
-  if (!arguments.is_string()) return arguments.dump();
-  const auto& text = arguments.get_ref<const std::string&>();
-  if (json::parse(text, nullptr, false).is_discarded()) return std::nullopt;
-  return text;
-}
-
 }  // namespace
 
 TurnSession::TurnSession(boost::asio::io_context& io, http::ExchangePtr exchange,
@@ -139,8 +130,7 @@ void TurnSession::start_thread() {
   }
   rpc("thread/start", params, [self = shared_from_this()](RpcOutcome outcome) {
     if (self->finished_ || self->failed_step(outcome, "thread/start")) return;
-    const auto& thread = outcome.result.value("thread", json::object());
-    self->thread_id_ = thread.is_object() ? thread.value("id", "") : "";
+    self->thread_id_ = frame_string(frame_field(outcome.result, "thread"), "id");
     if (self->thread_id_.empty()) {
       return self->fail(worker_unavailable("worker answered thread/start without a thread id"));
     }
@@ -173,8 +163,7 @@ void TurnSession::start_turn() {
 void TurnSession::on_turn_started(RpcOutcome outcome) {
   if (failed_step(outcome, "turn/start")) return;
   if (settings_.on_turn_started) settings_.on_turn_started(channel_.get());
-  const auto& turn = outcome.result.value("turn", json::object());
-  turn_id_ = turn.is_object() ? turn.value("id", "") : "";
+  turn_id_ = frame_string(frame_field(outcome.result, "turn"), "id");
   if (!request_.stream) return;
   http::HttpResponse head{beast_http::status::ok, exchange_->request().version()};
   head.set(beast_http::field::content_type, "text/event-stream");
@@ -190,8 +179,7 @@ void TurnSession::on_turn_started(RpcOutcome outcome) {
 
 void TurnSession::interrupt_late_turn(const RpcOutcome& outcome) {
   if (!outcome.ok) return;
-  const auto& turn = outcome.result.value("turn", json::object());
-  turn_id_ = turn.is_object() ? turn.value("id", "") : "";
+  turn_id_ = frame_string(frame_field(outcome.result, "turn"), "id");
   log_.info("late_turn_interrupted",
             {{"request_id", exchange_->request_id()}, {"route", renderer_->route()}});
   interrupt_turn();
@@ -202,25 +190,24 @@ void TurnSession::on_worker_notification(const RpcNotification& note) {
   trace("from_worker", {{"method", note.method}, {"params", note.params}});
   const auto& p = note.params;
   if (note.method == "item/agentMessage/delta") {
-    if (!turn_id_.empty() && p.value("turnId", turn_id_) != turn_id_) return;
-    const auto delta = p.value("delta", std::string());
+    if (!turn_id_.empty() && frame_string(p, "turnId", turn_id_) != turn_id_) return;
+    const auto delta = frame_string(p, "delta");
     if (!delta.empty()) text(delta);
   } else if (note.method == "thread/tokenUsage/updated") {
     usage_ = usage_from_notification(p);
   } else if (note.method == "error") {
     // willRetry: codex retries the model by itself; only a final error decides the answer.
-    if (!p.value("willRetry", false) && p.contains("error") && p["error"].is_object()) {
-      model_error_ = p["error"];
+    if (!frame_bool(p, "willRetry", false) && frame_field(p, "error").is_object()) {
+      model_error_ = frame_field(p, "error");
     }
   } else if (note.method == "rawResponseItem/completed") {
     // The model's own function calls, as it made them: how many item/tool/call requests to expect.
-    const auto& item = p.value("item", json::object());
-    const bool offered =
-        item.is_object() && !caller_name(item.value("name", std::string())).empty();
-    const auto call_id = item.is_object() ? item.value("call_id", std::string()) : std::string();
+    const auto& item = frame_field(p, "item");
+    const bool offered = !caller_name(frame_string(item, "name")).empty();
+    const auto call_id = frame_string(item, "call_id");
     const bool past = std::any_of(request_.history.begin(), request_.history.end(),
                                   [&](const HistoryItem& h) { return h.call_id == call_id; });
-    if (item.is_object() && item.value("type", "") == "function_call" && offered && !past) {
+    if (frame_string(item, "type") == "function_call" && offered && !past) {
       announced_calls_.push_back(call_id);
     }
   } else if (note.method == "rawResponse/completed") {
@@ -243,15 +230,15 @@ void TurnSession::on_tool_call(const RpcServerRequest& request) {
   auto& counters = settings_.stats->tool_buffer;
   ++counters.started;
   const auto& p = request.params;
-  const auto name = caller_name(p.value("tool", std::string()));
-  const auto call_id = p.value("callId", std::string());
-  const bool declared = !name.empty() && p.value("namespace", json()).is_null();
-  const auto arguments = arguments_text(p.value("arguments", json()));
+  const auto name = caller_name(frame_string(p, "tool"));
+  const auto call_id = frame_string(p, "callId");
+  const bool declared = !name.empty() && frame_field(p, "namespace").is_null();
+  const auto arguments = tool_arguments_text(frame_field(p, "arguments"));
   std::string refusal;
   if (finished_) {
     refusal = std::string(kCallReturned);
   } else if (!declared || call_id.empty()) {
-    refusal = "unknown function '" + p.value("tool", std::string()).substr(0, 64) +
+    refusal = "unknown function '" + frame_string(p, "tool").substr(0, 64) +
               "': call only the functions provided";
   } else if (!arguments) {
     refusal = "the arguments of '" + name + "' are not JSON; call it again with a JSON object";
@@ -327,15 +314,12 @@ void TurnSession::answer_pending_calls(std::string_view why) {
 }
 
 void TurnSession::on_turn_completed(const json& params) {
-  const auto& turn = params.value("turn", json::object());
-  const std::string status = turn.is_object() ? turn.value("status", "completed") : "completed";
+  const auto& turn = frame_field(params, "turn");
+  const std::string status = frame_string(turn, "status", "completed");
   if (status == "completed") return complete(calls_.empty() ? "stop" : "tool_calls");
   if (status == "failed") {
     // The final `error` notification and the failed turn's `error` carry the same reason.
-    const bool turn_error = turn.is_object() && turn.contains("error") && turn["error"].is_object();
-    return fail(model_failure(model_error_.is_object() ? model_error_
-                              : turn_error             ? turn["error"]
-                                                       : json()));
+    return fail(model_failure(model_error_.is_object() ? model_error_ : frame_field(turn, "error")));
   }
   fail(worker_unavailable("the worker ended the turn with status '" + status.substr(0, 64) + "'"));
 }

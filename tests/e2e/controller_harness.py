@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 import urllib.request
 
+import artifacts
 from kube import SOURCE_DIR, KubeTestCase, kubectl, wait_until
 
 BIN_DIR = os.environ.get("CXP_BIN_DIR", os.path.join(SOURCE_DIR, "build/bin"))
@@ -20,6 +21,7 @@ CONTROLLER = os.path.join(BIN_DIR, "codexproxy-controller")
 def sa_kubeconfig(namespace, account, out):
     subprocess.run([CLUSTER_SH, "sa-kubeconfig", namespace, account, out], check=True,
                    capture_output=True, text=True)
+    artifacts.note_kubeconfig_token(out)
     return out
 
 
@@ -116,6 +118,7 @@ class Controller:
     def close(self):
         self.stop(signal.SIGKILL)
         self.log_file.close()
+        artifacts.keep("controller", [self.log_file.name])
         if os.environ.get("CXP_KEEP_LOGS") is None and os.path.exists(self.log_file.name):
             os.unlink(self.log_file.name)
 

@@ -204,7 +204,8 @@ class ControllerTest(ControllerTestCase):
         self.assertEqual(controller.writes(), writes)
         self.assertEqual(sum(controller.metric("rest_client_requests_total", method=m)
                              for m in ("POST", "PUT", "PATCH", "DELETE")), mutating)
-        self.assertGreaterEqual(controller.metric("controller_runtime_reconcile_total"), reconciles)
+        # Reconciles may come (pods' status churn) but stay few: a loop would make hundreds in 30 s.
+        self.assertLessEqual(controller.metric("controller_runtime_reconcile_total") - reconciles, 10)
 
 
 class ControllerDocsTest(ControllerTestCase):

@@ -12,7 +12,8 @@ import tempfile
 import time
 import unittest
 
-from harness import MODEL_KEY, ProxyTestCase, last_user_text, message_text, messages_of, wait_until
+from harness import MODEL_KEY, REAL_CODEX, ProxyTestCase, last_user_text, message_text, messages_of, wait_until
+from rpc_tap import read_tap, tap_wrapper  # noqa: E402  (tests/pylib)
 
 
 def chat_body(content="hi", **extra):
@@ -303,12 +304,31 @@ class ModelFailureTest(ProxyTestCase):
         assert_stream_ends_with_error(self, body, "model_error")
 
     def test_a_model_that_never_answers_gives_504_and_the_turn_is_interrupted(self):
-        proxy = self.start_real_proxy(env={"WORKER_REQUEST_TIMEOUT_MS": "1500"})
+        # A tap records the JSON-RPC both ways: the 504 must come from a turn that started and
+        # reached the model, and the interrupt must name that turn (a turn/start never answered
+        # would also end in a 504, but with no turn to interrupt).
+        work = tempfile.TemporaryDirectory(prefix="cxp-tap-")
+        self.addCleanup(work.cleanup)
+        log = os.path.join(work.name, "rpc.jsonl")
+        proxy = self.start_real_proxy(env={"WORKER_REQUEST_TIMEOUT_MS": "1500",
+                                           "CODEX_BIN": tap_wrapper(work.name, log, REAL_CODEX)})
         started = time.monotonic()
         status, _, raw = post(proxy, chat_body("[[hang]]"))
         self.assertEqual(status, 504, raw)
         self.assertGreater(time.monotonic() - started, 1.4)
         self.assertEqual(json.loads(raw)["error"]["code"], "timeout")
+        self.assertEqual([last_user_text(r) for r in self.model.requests()], ["[[hang]]"])
+        frames = read_tap(log)
+        starts = [f["id"] for d, f in frames if d == "to_worker" and f.get("method") == "turn/start"]
+        self.assertEqual(len(starts), 1)
+        turn_ids = [f["result"]["turn"]["id"] for d, f in frames
+                    if d == "from_worker" and f.get("id") == starts[0] and "result" in f]
+        self.assertEqual(len(turn_ids), 1, "the worker answered turn/start with a turn")
+        wait_until(lambda: [f for d, f in read_tap(log) if d == "to_worker" and f.get("method") == "turn/interrupt"],
+                   10, message="turn/interrupt")
+        interrupts = [f["params"]["turnId"] for d, f in read_tap(log)
+                      if d == "to_worker" and f.get("method") == "turn/interrupt"]
+        self.assertEqual(interrupts, turn_ids)
         # turn/interrupt made the worker drop its request to the model.
         wait_until(lambda: self.model.events("client_disconnected"), 10, message="the model request to be dropped")
         status, _, _ = post(proxy, chat_body())

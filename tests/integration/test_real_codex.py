@@ -9,6 +9,7 @@ import tempfile
 import unittest
 
 from harness import MODEL_KEY, REAL_CODEX, ProxyTestCase, Proxy, pid_alive, wait_until
+import artifacts  # noqa: E402  (tests/pylib)
 
 
 def chat(proxy, content):
@@ -63,6 +64,7 @@ class RealCodexTest(ProxyTestCase):
         root = tempfile.TemporaryDirectory(prefix="cxp-auth-")
         self.addCleanup(root.cleanup)
         source = os.path.join(root.name, "mounted-auth.json")
+        artifacts.note_secrets(["eyJ-secret-access-token-42"])
         with open(source, "w") as f:
             json.dump({"auth_mode": "chatgpt", "tokens": {"access_token": "eyJ-secret-access-token-42"}}, f)
         os.chmod(source, 0o444)

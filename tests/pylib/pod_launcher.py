@@ -28,6 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import artifacts  # noqa: E402
 from polling import wait_until  # noqa: E402
 from proxy_process import FAKE_WORKER, Proxy  # noqa: E402
 
@@ -67,7 +68,9 @@ class PodLauncher:
             raise PodNotStartable(f"{kind} {name!r} not found")
         data = obj.get("data") or {}
         if kind == "secret":
-            return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+            decoded = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+            artifacts.note_secrets(list(decoded.values()))  # a pod's secrets must never reach its logs
+            return decoded
         return dict(data)
 
     def _key(self, kind, ref):

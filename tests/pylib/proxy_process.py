@@ -7,6 +7,7 @@ import signal
 import subprocess
 import tempfile
 
+import artifacts
 from polling import wait_until
 
 BIN_DIR = os.environ.get("CXP_BIN_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../build/bin"))
@@ -16,10 +17,15 @@ FAKE_WORKER = os.path.join(BIN_DIR, "codex-fake-worker")
 REAL_CODEX = os.path.join(SOURCE_DIR, "tests/node/node_modules/.bin/codex")
 
 
+SANITIZER_OPTIONS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+
+
 def pass_fake_script(env):
     """`env` with its FAKE_CODEX_* variables named in WORKER_ENV_PASSTHROUGH: the worker's
-    environment is an allow-list, and codex-fake-worker reads its script from these."""
-    scripted = sorted(k for k in env if k.startswith("FAKE_CODEX_"))
+    environment is an allow-list, and codex-fake-worker reads its script from these. The sanitizer
+    options of a sanitized run (tests/run_sanitized.sh) pass too, so a sanitized codex-fake-worker
+    reports where codex-proxy does."""
+    scripted = sorted(k for k in env if k.startswith("FAKE_CODEX_") or k in SANITIZER_OPTIONS)
     if not scripted:
         return env
     return {**env, "WORKER_ENV_PASSTHROUGH": ",".join(filter(None, [env.get("WORKER_ENV_PASSTHROUGH", ""),
@@ -67,6 +73,7 @@ class Proxy:
             full_env["CODEX_BIN"] = codex_bin
         full_env.update(env or {})
         full_env = pass_fake_script(full_env)
+        artifacts.note_env_secrets(full_env)
         self.seen_worker_pids = set()
         with open(self.log_path, "wb") as out, open(self.stderr_path, "wb") as err:
             def limit_files():
@@ -164,6 +171,7 @@ class Proxy:
             except ProcessLookupError:
                 pass
             self.process.wait(timeout=10)
+        artifacts.keep("proxy", [self.log_path, self.stderr_path, *artifacts.trace_files(self.workdir.name)])
         for pid in self.seen_worker_pids:
             try:
                 os.killpg(pid, signal.SIGKILL)

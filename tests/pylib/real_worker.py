@@ -4,7 +4,9 @@ One place for the configuration every real-worker test (and the benchmarks) uses
 (tests/model-stub) on loopback, a private CODEX_HOME, the stub as the worker's model provider with
 codex's own retries off (so a scripted failure is answered at once), and the model key.
 """
+import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -13,6 +15,7 @@ from proxy_process import REAL_CODEX, SOURCE_DIR
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "model-stub"))
 from model_stub import ModelStub  # noqa: E402  (re-exported)
 
+STUB = os.path.join(SOURCE_DIR, "tests", "model-stub", "model_stub.py")
 MODEL_KEY = "sk-stub-model-key-0123456789abcdef"
 MODEL_KEY_VAR = "STUB_MODEL_API_KEY"
 # codex's retries of the model off: a scripted failure reaches the client at once.
@@ -39,6 +42,14 @@ def real_worker_env(base_url, codex_home, overrides=NO_RETRIES, **extra):
     }
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def start_stub_process(log_path=None):
+    """The model stub in a process of its own (under load, the caller's threads stay free);
+    returns (process, base_url). The caller kills the process."""
+    args = [sys.executable, STUB, "--api-key", MODEL_KEY] + (["--log", log_path] if log_path else [])
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return process, json.loads(process.stdout.readline())["base_url"]
 
 
 class RealWorker:
