@@ -11,6 +11,10 @@
 #                                           writes a kubeconfig that acts as ServiceAccount NS/SA
 #   scripts/cluster.sh restart-apiserver [DOWN_SECONDS]
 #                                           stops kube-apiserver, waits, starts it on the same port
+#   scripts/cluster.sh restart-etcd [DOWN_SECONDS]
+#                                           the same for etcd (its data kept)
+#   scripts/cluster.sh compact-etcd         compacts etcd's history up to its current revision:
+#                                           older resourceVersions are gone (watches get 410)
 #
 # Everything listens on 127.0.0.1 only, on free ports. Logs: build/cluster/logs/<component>.log.
 set -euo pipefail
@@ -160,23 +164,51 @@ start_apiserver() {  # bin (uses API_PORT, ETCD_PORT)
     "https://127.0.0.1:$API_PORT/readyz"
 }
 
-# Stops kube-apiserver, waits `down_seconds`, starts it again on the same port (outage drills).
-cmd_restart_apiserver() {
+start_etcd() {  # bin (uses ETCD_PORT, ETCD_PEER_PORT)
+  log "starting etcd on 127.0.0.1:$ETCD_PORT"
+  start_component etcd "$1/etcd" --data-dir "$DIR/etcd" --name local \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "local=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --quota-backend-bytes 2147483648
+  wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+}
+
+load_ports() {
   [ -f "$DIR/ports.env" ] || die "no cluster under $DIR; run scripts/cluster.sh up"
   # shellcheck disable=SC1091
   . "$DIR/ports.env"
-  local pid down="${1:-0}"
-  pid="$(pid_of kube-apiserver)"
+}
+
+# Stops a component (kube-apiserver or etcd), waits `down_seconds`, starts it again on the same
+# ports (outage drills).
+restart_component() {  # name down_seconds
+  load_ports
+  local name="$1" down="${2:-0}" pid
+  pid="$(pid_of "$name")"
   if [ -n "$pid" ]; then
     kill -TERM -- "-$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
   fi
-  log "kube-apiserver stopped; down for ${down}s"
+  log "$name stopped; down for ${down}s"
   sleep "$down"
-  mv "$LOGS/kube-apiserver.log" "$LOGS/kube-apiserver.previous.log" 2>/dev/null || true
-  start_apiserver "$BIN"
-  log "kube-apiserver is back"
+  mv "$LOGS/$name.log" "$LOGS/$name.previous.log" 2>/dev/null || true
+  case "$name" in
+    kube-apiserver) start_apiserver "$BIN" ;;
+    etcd) start_etcd "$BIN" ;;
+  esac
+  log "$name is back"
+}
+
+cmd_compact_etcd() {
+  load_ports
+  local revision
+  revision="$(curl -fsS -X POST "http://127.0.0.1:$ETCD_PORT/v3/kv/range" -d '{"key":"AA=="}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])')" \
+    || die "cannot read etcd's revision"
+  curl -fsS -X POST "http://127.0.0.1:$ETCD_PORT/v3/kv/compaction" \
+    -d "{\"revision\": \"$revision\", \"physical\": true}" >/dev/null || die "etcd compaction failed"
+  log "etcd compacted at revision $revision"
 }
 
 cmd_up() {
@@ -194,6 +226,7 @@ cmd_up() {
   KCM_PORT=$(free_port); SCHED_PORT=$(free_port); KWOK_PORT=$(free_port)
   cat > "$DIR/ports.env" <<ENV
 ETCD_PORT=$ETCD_PORT
+ETCD_PEER_PORT=$ETCD_PEER_PORT
 API_PORT=$API_PORT
 KCM_PORT=$KCM_PORT
 SCHED_PORT=$SCHED_PORT
@@ -206,12 +239,7 @@ ENV
   write_kubeconfig "$DIR/scheduler.kubeconfig" system:kube-scheduler scheduler
   write_kubeconfig "$DIR/kwok.kubeconfig" kwok kwok
 
-  log "starting etcd on 127.0.0.1:$ETCD_PORT"
-  start_component etcd "$bin/etcd" --data-dir "$DIR/etcd" --name local \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "local=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --quota-backend-bytes 2147483648
-  wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+  start_etcd "$bin"
 
   start_apiserver "$bin"
 
@@ -284,6 +312,8 @@ case "${1:-}" in
   status) cmd_status ;;
   env) cmd_env ;;
   sa-kubeconfig) shift; cmd_sa_kubeconfig "$@" ;;
-  restart-apiserver) shift; cmd_restart_apiserver "$@" ;;
+  restart-apiserver) shift; restart_component kube-apiserver "$@" ;;
+  restart-etcd) shift; restart_component etcd "$@" ;;
+  compact-etcd) cmd_compact_etcd ;;
   *) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac

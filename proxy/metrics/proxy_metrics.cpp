@@ -142,7 +142,17 @@ ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
               .Name("codex_trace_buffer_write_errors_total")
               .Help("Trace files that could not be written (full disk, unwritable directory)")
               .Register(*registry_)
-              .Add({})) {
+              .Add({})),
+      status_reports_written_(prometheus::BuildCounter()
+                                  .Name("codex_status_reports_total")
+                                  .Help("Status reports of this pod to its CodexProxy, by result")
+                                  .Register(*registry_)
+                                  .Add({{"result", "written"}})),
+      status_reports_failed_(prometheus::BuildCounter()
+                                 .Name("codex_status_reports_total")
+                                 .Help("Status reports of this pod to its CodexProxy, by result")
+                                 .Register(*registry_)
+                                 .Add({{"result", "failed"}})) {
   auto& insecure_family = prometheus::BuildGauge()
                               .Name("codex_insecure_config")
                               .Help("1 for each setting left insecure at startup")
@@ -184,6 +194,8 @@ std::string ProxyMetrics::scrape(const MetricsSources& s) {
   sync_counter(trace_pruned_ttl_, static_cast<double>(s.trace_pruned_ttl));
   sync_counter(trace_pruned_count_, static_cast<double>(s.trace_pruned_count));
   sync_counter(trace_write_errors_, static_cast<double>(s.trace_write_errors));
+  sync_counter(status_reports_written_, static_cast<double>(s.status_reports_written));
+  sync_counter(status_reports_failed_, static_cast<double>(s.status_reports_failed));
   const auto aborted = s.tool_buffer.aborted.load();
   sync_counter(tool_started_, static_cast<double>(s.tool_buffer.started.load()));
   sync_counter(tool_flushed_, static_cast<double>(s.tool_buffer.flushed.load()));

@@ -31,6 +31,9 @@ struct MetricsSources {
   std::uint64_t trace_pruned_ttl = 0;
   std::uint64_t trace_pruned_count = 0;
   std::uint64_t trace_write_errors = 0;
+  // The pod's status reports (server-side applies of its entry), when it runs in a cluster.
+  std::uint64_t status_reports_written = 0;
+  std::uint64_t status_reports_failed = 0;
 };
 
 // Label values come only from bounded sets: known routes (else "other"), GET/POST (else "other"),
@@ -73,6 +76,8 @@ class ProxyMetrics {
   prometheus::Counter& trace_pruned_ttl_;
   prometheus::Counter& trace_pruned_count_;
   prometheus::Counter& trace_write_errors_;
+  prometheus::Counter& status_reports_written_;
+  prometheus::Counter& status_reports_failed_;
   // (scrape time, aborted total) over the last kAnomalyWindow, for codex_tool_buffer_anomaly.
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> aborted_history_;
 };

@@ -25,6 +25,8 @@ class ClusterLink {
 
   void start();
   void report(const PodReport& report) { reporter_.update(report); }
+  std::uint64_t reports_written() const { return reporter_.writes(); }
+  std::uint64_t reports_failed() const { return reporter_.failures(); }
   // Sends the last report (waiting at most `flush`), then stops watching.
   void stop(std::chrono::milliseconds flush);
 

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <fstream>
 
+#include "common/private_file.h"
 #include "common/utc_time.h"
 
 namespace cxp::proxy {
@@ -80,19 +81,9 @@ void TraceBuffer::write(const std::string& request_id, std::string_view route,
   std::error_code ec;
   fs::create_directories(settings_.dir, ec);
   const fs::path temp = settings_.dir / ("." + name + ".tmp" + std::to_string(++sequence_));
-  bool ok = !ec;
-  if (ok) {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    ok = out.good();
-  }
-  if (ok) {
-    fs::rename(temp, settings_.dir / name, ec);
-    ok = !ec;
-  }
+  // Prompts and answers: readable by the pod's user only (mode 0600).
+  const bool ok = !ec && !write_private_file(settings_.dir / name, temp, text, /*durable=*/false);
   if (!ok) {
-    fs::remove(temp, ec);
     ++write_errors_;
     log_.warn("trace_write_failed", {{"request_id", request_id},
                                      {"error_code", "trace_write_failed"},

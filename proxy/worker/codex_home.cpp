@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/config_value.h"
+#include "common/private_file.h"
 
 namespace cxp::proxy {
 namespace {
@@ -42,29 +43,8 @@ std::string read_auth_json(const std::string& source) {
 // Written to a temporary name with mode 0600, then renamed: codex never sees half a file.
 void install_private_file(const fs::path& target, const std::string& content) {
   const auto temporary = target.parent_path() / (".auth.json.tmp." + std::to_string(::getpid()));
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    throw ConfigError("CODEX_HOME: cannot write " + target.string() + ": " + std::strerror(errno));
-  }
-  std::size_t written = 0;
-  while (written < content.size()) {
-    const auto n = ::write(fd, content.data() + written, content.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int error = errno;
-      ::close(fd);
-      ::unlink(temporary.c_str());
-      throw ConfigError("CODEX_HOME: cannot write " + target.string() + ": " +
-                        std::strerror(error));
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  ::fsync(fd);
-  ::close(fd);
-  if (::rename(temporary.c_str(), target.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temporary.c_str());
-    throw ConfigError("CODEX_HOME: cannot write " + target.string() + ": " + std::strerror(error));
+  if (const auto error = write_private_file(target, temporary, content, /*durable=*/true)) {
+    throw ConfigError("CODEX_HOME: cannot write " + target.string() + ": " + *error);
   }
 }
 

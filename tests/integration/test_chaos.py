@@ -6,6 +6,7 @@ client's timeout, and the proxy's file descriptors and memory must come back aft
 CLOSE_WAIT leak of issue 16 held 2,194 sockets after such a run). Figures: bench/run.sh chaos."""
 import asyncio
 import os
+import sys
 import tempfile
 import unittest
 
@@ -24,6 +25,7 @@ RSS_SLACK_KIB = 24 * 1024
 class ChaosTestCase(ProxyTestCase):
     def start_chaos_proxy(self, **env):
         stub, base_url = start_stub_process()
+        self.addCleanup(stub.stdout.close)
         self.addCleanup(stub.wait, 10)
         self.addCleanup(stub.kill)
         home = tempfile.TemporaryDirectory(prefix="cxp-chaos-home-")
@@ -39,6 +41,7 @@ class ChaosTestCase(ProxyTestCase):
 
     def assert_every_answer_complete_or_retryable(self, report, minimum_ok):
         summary = f"{len(report.outcomes)} answers: {report.by_kind()}"
+        print(f"\n{self.id()}: {summary}, longest {report.longest():.1f} s", file=sys.stderr)
         self.assertEqual(report.problems(), [], summary)
         self.assertGreaterEqual(report.count("ok", stream=True), minimum_ok, summary)
         self.assertGreaterEqual(report.count("ok", stream=False), minimum_ok, summary)

@@ -317,7 +317,7 @@ class ModelFailureTest(ProxyTestCase):
         self.assertEqual(status, 504, raw)
         self.assertGreater(time.monotonic() - started, 1.4)
         self.assertEqual(json.loads(raw)["error"]["code"], "timeout")
-        self.assertEqual([last_user_text(r) for r in self.model.requests()], ["[[hang]]"])
+        self.assertEqual([last_user_text(r["body"]) for r in self.model.requests()], ["[[hang]]"])
         frames = read_tap(log)
         starts = [f["id"] for d, f in frames if d == "to_worker" and f.get("method") == "turn/start"]
         self.assertEqual(len(starts), 1)

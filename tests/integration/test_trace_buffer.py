@@ -46,6 +46,8 @@ class TraceBufferTest(ProxyTestCase):
         files = wait_until(self.files, 5, message="a trace file")
         self.assertEqual(len(files), 1)
         self.assertTrue(files[0].endswith("-trace-req-1.json"), files[0])
+        # prompts and answers: readable by the pod's user only
+        self.assertEqual(os.stat(os.path.join(self.trace_dir, files[0])).st_mode & 0o777, 0o600)
         with open(os.path.join(self.trace_dir, files[0])) as f:
             raw = f.read()
         document = json.loads(raw)

@@ -222,10 +222,10 @@ class WorkerKiller(threading.Thread):
         super().__init__(daemon=True)
         self.proxy, self.every = proxy, every
         self.kills = 0
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def run(self):
-        while not self._stop.wait(self.every):
+        while not self._stopping.wait(self.every):
             try:
                 pid = self.proxy.readyz()[1]["worker"].get("pid")
             except (OSError, ValueError, KeyError):
@@ -238,5 +238,5 @@ class WorkerKiller(threading.Thread):
                     pass
 
     def stop(self):
-        self._stop.set()
+        self._stopping.set()
         self.join(10)
