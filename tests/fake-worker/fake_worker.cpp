@@ -203,6 +203,7 @@ class FakeWorker {
     if (method == "thread/start") return on_thread_start(id, params);
     if (method == "turn/start") return on_turn_start(id, params);
     if (method == "turn/interrupt") return on_turn_interrupt(id, params);
+    if (method == "thread/unsubscribe") return reply(id, {{"status", "unsubscribed"}});
     if (method == "thread/inject_items") {
       if (threads_.count(params.value("threadId", "")) == 0) {
         return fail(id, -32602, "thread not found: " + params.value("threadId", ""));

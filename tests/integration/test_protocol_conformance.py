@@ -83,8 +83,19 @@ class ConformanceTest(ProxyTestCase):
         self.assertTrue(answered, "the proxy answered the worker's requests (tool calls, user input)")
         methods = [f.get("method") for d, f in frames if d == "to_worker"]
         for method in ("initialize", "initialized", "thread/start", "turn/start", "turn/interrupt",
-                       "thread/inject_items"):
+                       "thread/inject_items", "thread/unsubscribe"):
             self.assertIn(method, methods)
+        # Every thread the proxy started it let go of at the end of its request (else the worker
+        # keeps each one loaded for its whole life).
+        started = {f["id"] for d, f in frames if d == "to_worker" and f.get("method") == "thread/start"}
+        threads = {f["result"]["thread"]["id"] for d, f in frames
+                   if d == "from_worker" and f.get("id") in started and "result" in f}
+
+        def unsubscribed():
+            return {f["params"]["threadId"] for d, f in read_tap(log)
+                    if d == "to_worker" and f.get("method") == "thread/unsubscribe"}
+        wait_until(lambda: unsubscribed() >= threads, 10, message="every thread unsubscribed")
+        self.assertEqual(len(threads), len(started))
         # The handshake comes first, and nothing is sent before `initialize` is answered.
         self.assertEqual(methods[:2], ["initialize", "initialized"])
         # The real worker's own frames validate too (a check of the validator itself) — but for the
