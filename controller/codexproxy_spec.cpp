@@ -4,6 +4,7 @@
 #include <regex>
 
 #include "common/codex_config.h"
+#include "common/json_fields.h"
 
 namespace cxp::controller {
 namespace {
@@ -91,10 +92,10 @@ std::vector<SecretUse> referenced_secrets(const CodexProxySpec& spec) {
 CodexProxy parse_codexproxy(const json& object, std::vector<std::string>& problems) {
   CodexProxy proxy;
   const auto& metadata = child(object, "metadata");
-  proxy.name = metadata.value("name", "");
-  proxy.namespace_name = metadata.value("namespace", "");
-  proxy.uid = metadata.value("uid", "");
-  proxy.generation = metadata.value("generation", std::int64_t{0});
+  proxy.name = string_field(metadata, "name");
+  proxy.namespace_name = string_field(metadata, "namespace");
+  proxy.uid = string_field(metadata, "uid");
+  proxy.generation = int_field(metadata, "generation", 0);
   if (object.contains("status") && object["status"].is_object()) proxy.status = object["status"];
   const auto& spec = child(object, "spec");
   auto& out = proxy.spec;

@@ -74,12 +74,13 @@ KubeConfig load_kubeconfig(const std::string& path, const std::string& context) 
     throw ConfigError(where + ": " + error.what());
   }
   const fs::path base = fs::path(path).parent_path();
-  std::string context_name = context;
-  if (context_name.empty()) {
-    if (!root["current-context"]) throw ConfigError(where + ": no current-context");
-    context_name = root["current-context"].as<std::string>();
-  }
   try {
+    if (!root.IsMap()) throw ConfigError(where + ": not a YAML mapping");
+    std::string context_name = context;
+    if (context_name.empty()) {
+      if (!root["current-context"]) throw ConfigError(where + ": no current-context");
+      context_name = root["current-context"].as<std::string>();
+    }
     const auto ctx = find_named(root["contexts"], context_name, "context", where);
     if (!ctx || !ctx["cluster"])
       throw ConfigError(where + ": context '" + context_name + "' names no cluster");

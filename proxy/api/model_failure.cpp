@@ -4,7 +4,7 @@
 #include <array>
 #include <string_view>
 
-#include "proxy/rpc/json_rpc_message.h"
+#include "common/json_fields.h"
 
 namespace cxp::proxy {
 namespace {
@@ -49,7 +49,7 @@ ApiError model_failure(const json& turn_error) {
   e.code = "model_error";
   std::string reason;
   if (turn_error.is_object()) {
-    reason = frame_string(turn_error, "message");
+    reason = string_field(turn_error, "message");
     const auto details = turn_error.find("additionalDetails");
     if (details != turn_error.end() && details->is_string() && !details->get<std::string>().empty())
       reason += (reason.empty() ? "" : ": ") + details->get<std::string>();

@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/http/field.hpp>
 
+#include "common/json_fields.h"
 #include "proxy/api/model_failure.h"
 
 namespace cxp::proxy {
@@ -130,7 +131,7 @@ void TurnSession::start_thread() {
   }
   rpc("thread/start", params, [self = shared_from_this()](RpcOutcome outcome) {
     if (self->finished_ || self->failed_step(outcome, "thread/start")) return;
-    self->thread_id_ = frame_string(frame_field(outcome.result, "thread"), "id");
+    self->thread_id_ = string_field(field_of(outcome.result, "thread"), "id");
     if (self->thread_id_.empty()) {
       return self->fail(worker_unavailable("worker answered thread/start without a thread id"));
     }
@@ -163,7 +164,7 @@ void TurnSession::start_turn() {
 void TurnSession::on_turn_started(RpcOutcome outcome) {
   if (failed_step(outcome, "turn/start")) return;
   if (settings_.on_turn_started) settings_.on_turn_started(channel_.get());
-  turn_id_ = frame_string(frame_field(outcome.result, "turn"), "id");
+  turn_id_ = string_field(field_of(outcome.result, "turn"), "id");
   if (!request_.stream) return;
   http::HttpResponse head{beast_http::status::ok, exchange_->request().version()};
   head.set(beast_http::field::content_type, "text/event-stream");
@@ -179,7 +180,7 @@ void TurnSession::on_turn_started(RpcOutcome outcome) {
 
 void TurnSession::interrupt_late_turn(const RpcOutcome& outcome) {
   if (!outcome.ok) return;
-  turn_id_ = frame_string(frame_field(outcome.result, "turn"), "id");
+  turn_id_ = string_field(field_of(outcome.result, "turn"), "id");
   log_.info("late_turn_interrupted",
             {{"request_id", exchange_->request_id()}, {"route", renderer_->route()}});
   interrupt_turn();
@@ -190,24 +191,24 @@ void TurnSession::on_worker_notification(const RpcNotification& note) {
   trace("from_worker", {{"method", note.method}, {"params", note.params}});
   const auto& p = note.params;
   if (note.method == "item/agentMessage/delta") {
-    if (!turn_id_.empty() && frame_string(p, "turnId", turn_id_) != turn_id_) return;
-    const auto delta = frame_string(p, "delta");
+    if (!turn_id_.empty() && string_field(p, "turnId", turn_id_) != turn_id_) return;
+    const auto delta = string_field(p, "delta");
     if (!delta.empty()) text(delta);
   } else if (note.method == "thread/tokenUsage/updated") {
     usage_ = usage_from_notification(p);
   } else if (note.method == "error") {
     // willRetry: codex retries the model by itself; only a final error decides the answer.
-    if (!frame_bool(p, "willRetry", false) && frame_field(p, "error").is_object()) {
-      model_error_ = frame_field(p, "error");
+    if (!bool_field(p, "willRetry", false) && field_of(p, "error").is_object()) {
+      model_error_ = field_of(p, "error");
     }
   } else if (note.method == "rawResponseItem/completed") {
     // The model's own function calls, as it made them: how many item/tool/call requests to expect.
-    const auto& item = frame_field(p, "item");
-    const bool offered = !caller_name(frame_string(item, "name")).empty();
-    const auto call_id = frame_string(item, "call_id");
+    const auto& item = field_of(p, "item");
+    const bool offered = !caller_name(string_field(item, "name")).empty();
+    const auto call_id = string_field(item, "call_id");
     const bool past = std::any_of(request_.history.begin(), request_.history.end(),
                                   [&](const HistoryItem& h) { return h.call_id == call_id; });
-    if (frame_string(item, "type") == "function_call" && offered && !past) {
+    if (string_field(item, "type") == "function_call" && offered && !past) {
       announced_calls_.push_back(call_id);
     }
   } else if (note.method == "rawResponse/completed") {
@@ -230,15 +231,15 @@ void TurnSession::on_tool_call(const RpcServerRequest& request) {
   auto& counters = settings_.stats->tool_buffer;
   ++counters.started;
   const auto& p = request.params;
-  const auto name = caller_name(frame_string(p, "tool"));
-  const auto call_id = frame_string(p, "callId");
-  const bool declared = !name.empty() && frame_field(p, "namespace").is_null();
-  const auto arguments = tool_arguments_text(frame_field(p, "arguments"));
+  const auto name = caller_name(string_field(p, "tool"));
+  const auto call_id = string_field(p, "callId");
+  const bool declared = !name.empty() && field_of(p, "namespace").is_null();
+  const auto arguments = tool_arguments_text(field_of(p, "arguments"));
   std::string refusal;
   if (finished_) {
     refusal = std::string(kCallReturned);
   } else if (!declared || call_id.empty()) {
-    refusal = "unknown function '" + frame_string(p, "tool").substr(0, 64) +
+    refusal = "unknown function '" + string_field(p, "tool").substr(0, 64) +
               "': call only the functions provided";
   } else if (!arguments) {
     refusal = "the arguments of '" + name + "' are not JSON; call it again with a JSON object";
@@ -314,12 +315,12 @@ void TurnSession::answer_pending_calls(std::string_view why) {
 }
 
 void TurnSession::on_turn_completed(const json& params) {
-  const auto& turn = frame_field(params, "turn");
-  const std::string status = frame_string(turn, "status", "completed");
+  const auto& turn = field_of(params, "turn");
+  const std::string status = string_field(turn, "status", "completed");
   if (status == "completed") return complete(calls_.empty() ? "stop" : "tool_calls");
   if (status == "failed") {
     // The final `error` notification and the failed turn's `error` carry the same reason.
-    return fail(model_failure(model_error_.is_object() ? model_error_ : frame_field(turn, "error")));
+    return fail(model_failure(model_error_.is_object() ? model_error_ : field_of(turn, "error")));
   }
   fail(worker_unavailable("the worker ended the turn with status '" + status.substr(0, 64) + "'"));
 }

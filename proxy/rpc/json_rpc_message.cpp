@@ -30,23 +30,6 @@ RpcMessage parse_rpc_line(std::string_view line) {
   return response;
 }
 
-const nlohmann::json& frame_field(const nlohmann::json& object, std::string_view key) {
-  static const nlohmann::json kNull;
-  if (!object.is_object()) return kNull;
-  const auto found = object.find(key);
-  return found == object.end() ? kNull : *found;
-}
-
-std::string frame_string(const nlohmann::json& object, std::string_view key, std::string fallback) {
-  const auto& value = frame_field(object, key);
-  return value.is_string() ? value.get<std::string>() : fallback;
-}
-
-bool frame_bool(const nlohmann::json& object, std::string_view key, bool fallback) {
-  const auto& value = frame_field(object, key);
-  return value.is_boolean() ? value.get<bool>() : fallback;
-}
-
 std::string render_rpc_request(std::int64_t id, std::string_view method,
                                const nlohmann::json& params) {
   return nlohmann::json{{"id", id}, {"method", method}, {"params", params}}.dump();

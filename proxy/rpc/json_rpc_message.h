@@ -31,16 +31,6 @@ using RpcMessage = std::variant<RpcResponse, RpcNotification, RpcServerRequest, 
 
 RpcMessage parse_rpc_line(std::string_view line);
 
-// Lenient reads of a worker's frames: a field of the wrong type reads as absent, and nothing
-// throws, whatever shape the worker sends (a frame must never take the proxy down).
-// The value under `key`, or null when `object` is not an object or has no such key.
-const nlohmann::json& frame_field(const nlohmann::json& object, std::string_view key);
-// The string under `key`, or `fallback` when absent or not a string.
-std::string frame_string(const nlohmann::json& object, std::string_view key,
-                         std::string fallback = {});
-// The boolean under `key`, or `fallback` when absent or not a boolean.
-bool frame_bool(const nlohmann::json& object, std::string_view key, bool fallback);
-
 // Renders a request or notification line (no trailing newline). `id` < 0 means notification.
 std::string render_rpc_request(std::int64_t id, std::string_view method,
                                const nlohmann::json& params);

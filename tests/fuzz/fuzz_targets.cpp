@@ -19,6 +19,7 @@
 
 #include "common/config_value.h"
 #include "common/http/http_server.h"
+#include "common/json_fields.h"
 #include "common/kube/kube_config.h"
 #include "common/telemetry/redaction.h"
 #include "controller/codexproxy_spec.h"
@@ -94,10 +95,10 @@ int worker_lines(const std::uint8_t* data, std::size_t size) {
     const auto message = proxy::parse_rpc_line(line);
     if (const auto* request = std::get_if<proxy::RpcServerRequest>(&message)) {
       const auto& p = request->params;
-      const auto arguments = proxy::tool_arguments_text(proxy::frame_field(p, "arguments"));
+      const auto arguments = proxy::tool_arguments_text(field_of(p, "arguments"));
       if (arguments) {
         require(is_json(*arguments), "tool arguments handed to a client are JSON");
-        const proxy::ToolCallOut call{proxy::frame_string(p, "callId"), proxy::frame_string(p, "tool"),
+        const proxy::ToolCallOut call{string_field(p, "callId"), string_field(p, "tool"),
                                       *arguments};
         require(is_json(proxy::render_completion(meta, "", {call}, "tool_calls", std::nullopt)),
                 "a completion with the call is JSON");
@@ -107,11 +108,11 @@ int worker_lines(const std::uint8_t* data, std::size_t size) {
       (void)proxy::render_rpc_error_reply(request->id, -32601, request->method);
     } else if (const auto* note = std::get_if<proxy::RpcNotification>(&message)) {
       (void)proxy::usage_from_notification(note->params);
-      (void)proxy::frame_bool(note->params, "willRetry", false);
-      const auto& turn = proxy::frame_field(note->params, "turn");
-      const auto failure = proxy::model_failure(proxy::frame_field(note->params, "error").is_object()
-                                                    ? proxy::frame_field(note->params, "error")
-                                                    : proxy::frame_field(turn, "error"));
+      (void)bool_field(note->params, "willRetry", false);
+      const auto& turn = field_of(note->params, "turn");
+      const auto failure = proxy::model_failure(field_of(note->params, "error").is_object()
+                                                    ? field_of(note->params, "error")
+                                                    : field_of(turn, "error"));
       require(failure.status == 502 && is_json(proxy::api_error_json(failure)),
               "a model failure is a 502 envelope");
     }
