@@ -4,7 +4,12 @@
 #include <cctype>
 #include <charconv>
 
+#include "common/utf8.h"
+
 namespace cxp {
+
+// A bad value is quoted in its error, but only so much of it (a ConfigMap value may be 1 MiB).
+constexpr std::size_t kQuotedValueBytes = 64;
 namespace {
 
 std::string trimmed(std::string_view text) {
@@ -25,8 +30,8 @@ std::int64_t parse_integer(std::string_view source, std::string_view text, std::
   const auto* last = value.data() + value.size();
   const auto [end, ec] = std::from_chars(first, last, parsed);
   if (value.empty() || ec != std::errc{} || end != last) {
-    throw ConfigError(std::string(source) + ": expected an integer, found '" + std::string(text) +
-                      "'");
+    throw ConfigError(std::string(source) + ": expected an integer, found '" +
+                      utf8_prefix(text, kQuotedValueBytes) + "'");
   }
   if (parsed < min || parsed > max) {
     throw ConfigError(std::string(source) + ": expected a value between " + std::to_string(min) +
@@ -41,8 +46,8 @@ bool parse_boolean(std::string_view source, std::string_view text) {
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (value == "true" || value == "1" || value == "yes" || value == "on") return true;
   if (value == "false" || value == "0" || value == "no" || value == "off") return false;
-  throw ConfigError(std::string(source) + ": expected true or false, found '" + std::string(text) +
-                    "'");
+  throw ConfigError(std::string(source) + ": expected true or false, found '" +
+                    utf8_prefix(text, kQuotedValueBytes) + "'");
 }
 
 }  // namespace cxp

@@ -84,7 +84,7 @@ ProxyServer::ProxyServer(ProxyConfig config)
 void ProxyServer::report_state() {
   if (cluster_) {
     cluster_->report(make_pod_report(supervisor_.snapshot(), maintenance_.state().enabled,
-                                     settings_generation_));
+                                     settings_generation_, settings_problem_));
   }
 }
 
@@ -92,6 +92,7 @@ void ProxyServer::apply_live_settings(const LiveSettings& settings) {
   maintenance_.set({settings.maintenance, settings.retry_after_s}, "codexproxy_settings");
   trace_.apply(settings.trace_enabled, std::chrono::seconds(settings.trace_ttl_s),
                settings.trace_max_files);
+  settings_problem_ = settings.problem;
   if (settings.generation != settings_generation_) {
     settings_generation_ = settings.generation;
     log_.info("settings_applied", {{"settings_generation", settings.generation},

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "common/json_fields.h"
+#include "common/utf8.h"
 
 namespace cxp::proxy {
 namespace {
@@ -55,7 +56,7 @@ ApiError model_failure(const json& turn_error) {
       reason += (reason.empty() ? "" : ": ") + details->get<std::string>();
   }
   if (reason.empty()) reason = "no reason given";
-  if (reason.size() > 2000) reason = reason.substr(0, 2000) + "…";
+  reason = utf8_prefix(reason, 2000);
   e.message = "the model provider failed: " + reason;
   const auto kind = model_failure_kind(turn_error);
   const int status = http_status_of(info_of(turn_error));

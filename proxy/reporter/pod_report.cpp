@@ -2,13 +2,14 @@
 
 #include "common/config_value.h"
 #include "common/utc_time.h"
+#include "common/utf8.h"
 
 namespace cxp::proxy {
 
 using nlohmann::json;
 
 PodReport make_pod_report(const WorkerSnapshot& snapshot, bool maintenance,
-                          std::int64_t settings_generation) {
+                          std::int64_t settings_generation, std::string settings_error) {
   PodReport report;
   report.ready = snapshot.state == WorkerState::kReady;
   report.worker_state = std::string(to_string(snapshot.state));
@@ -20,6 +21,7 @@ PodReport make_pod_report(const WorkerSnapshot& snapshot, bool maintenance,
       snapshot.recycle.by_turns + snapshot.recycle.by_rss + snapshot.recycle.forced;
   report.maintenance = maintenance;
   report.settings_generation = settings_generation;
+  report.settings_error = std::move(settings_error);
   return report;
 }
 
@@ -36,6 +38,8 @@ json render_pod_status(const PodIdentity& pod, const PodReport& report,
                 {"settingsGeneration", report.settings_generation},
                 {"lastHeartbeatTime", format_utc(heartbeat, UtcFormat::kSeconds)}};
   if (report.last_exit_code) entry["lastExitCode"] = *report.last_exit_code;
+  // Always sent (empty when fine): with server-side apply an absent field would keep a stale one.
+  entry["settingsError"] = report.settings_error;
   return {{"apiVersion", "codexproxy.io/v1alpha1"},
           {"kind", "CodexProxy"},
           {"metadata", {{"name", pod.codexproxy_name}, {"namespace", pod.pod_namespace}}},
@@ -45,7 +49,9 @@ json render_pod_status(const PodIdentity& pod, const PodReport& report,
 LiveSettings parse_live_settings(const json& data, const LiveSettings& previous,
                                  std::vector<std::string>& problems) {
   LiveSettings out = previous;
+  out.problem.clear();
   if (!data.is_object()) return out;
+  const auto first_problem = problems.size();
   const auto text = [&](const char* key) -> std::optional<std::string> {
     const auto found = data.find(key);
     if (found == data.end() || !found->is_string()) return std::nullopt;
@@ -78,6 +84,10 @@ LiveSettings parse_live_settings(const json& data, const LiveSettings& previous,
   guarded("settingsGeneration", [&](const std::string& s, const std::string& v) {
     out.generation = parse_integer(s, v, 0, INT64_MAX);
   });
+  for (auto i = first_problem; i < problems.size(); ++i) {
+    out.problem += (out.problem.empty() ? "" : "; ") + problems[i];
+  }
+  out.problem = utf8_prefix(out.problem, kMaxSettingsError);
   return out;
 }
 

@@ -31,11 +31,12 @@ struct PodReport {
   std::uint64_t recycles_total = 0;  // handovers to a warm successor (and forced restarts)
   bool maintenance = false;
   std::int64_t settings_generation = 0;
+  std::string settings_error;  // why the latest settings were not all applied; empty when they were
   bool operator==(const PodReport&) const = default;
 };
 
 PodReport make_pod_report(const WorkerSnapshot& snapshot, bool maintenance,
-                          std::int64_t settings_generation);
+                          std::int64_t settings_generation, std::string settings_error = {});
 
 // The server-side-apply body that sets this pod's entry in status.pods.
 nlohmann::json render_pod_status(const PodIdentity& pod, const PodReport& report,
@@ -49,7 +50,11 @@ struct LiveSettings {
   std::int64_t trace_ttl_s = 86400;
   std::uint32_t trace_max_files = 100;
   std::int64_t generation = 0;
+  // The problems of the latest ConfigMap version ("; "-joined, at most kMaxSettingsError bytes),
+  // empty when every value applied: the pod kept its previous value for each bad key.
+  std::string problem;
 };
+inline constexpr std::size_t kMaxSettingsError = 1024;
 
 // Reads the ConfigMap's data. A key with a bad value keeps the value from `previous` and becomes
 // a problem naming the key; missing keys keep `previous` too.

@@ -1,4 +1,5 @@
 #include "proxy/reporter/pod_report.h"
+#include "common/utf8.h"
 
 #include <doctest/doctest.h>
 
@@ -63,4 +64,33 @@ TEST_CASE("live settings: bad values keep the previous value and are named") {
   REQUIRE(problems.size() == 2);
   CHECK(problems[0].find("maintenance.enabled") != std::string::npos);
   CHECK(problems[1].find("traceBuffer.maxFiles") != std::string::npos);
+}
+
+TEST_CASE("live settings: the problems go into the pod's entry, bounded, and clear when fixed") {
+  std::vector<std::string> problems;
+  const std::string huge(1 << 20, 'x');  // a hand-edited 1 MiB value
+  const auto bad = parse_live_settings(
+      json{{"maintenance.enabled", huge}, {"traceBuffer.ttlSeconds", "é" + huge}}, LiveSettings{},
+      problems);
+  CHECK(bad.problem.find("maintenance.enabled") != std::string::npos);
+  CHECK(bad.problem.find("traceBuffer.ttlSeconds") != std::string::npos);
+  CHECK(bad.problem.size() <= kMaxSettingsError + 3);
+  CHECK(problems[0].size() < 200);  // the value is quoted in part only
+  const PodIdentity pod{"demo-abc", "ns", "demo"};
+  auto report = make_pod_report(WorkerSnapshot{}, false, 3, bad.problem);
+  const auto entry = render_pod_status(pod, report, std::chrono::system_clock::now())["status"]["pods"][0];
+  CHECK(entry["settingsError"] == bad.problem);
+  CHECK_NOTHROW((void)render_pod_status(pod, report, std::chrono::system_clock::now()).dump());
+  const auto good = parse_live_settings(json{{"maintenance.enabled", "true"}}, bad, problems);
+  CHECK(good.problem.empty());
+  report = make_pod_report(WorkerSnapshot{}, true, 4, good.problem);
+  CHECK(render_pod_status(pod, report, std::chrono::system_clock::now())["status"]["pods"][0]["settingsError"] == "");
+}
+
+TEST_CASE("utf8_prefix never cuts a character in two") {
+  CHECK(cxp::utf8_prefix("short", 64) == "short");
+  CHECK(cxp::utf8_prefix("abcdef", 3) == "abc…");
+  const std::string accents = "éééé";  // 2 bytes each
+  CHECK(cxp::utf8_prefix(accents, 3) == "é…");
+  CHECK(nlohmann::json(cxp::utf8_prefix(accents, 5)).dump() == "\"éé…\"");
 }
