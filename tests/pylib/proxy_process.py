@@ -17,7 +17,7 @@ FAKE_WORKER = os.path.join(BIN_DIR, "codex-fake-worker")
 REAL_CODEX = os.path.join(SOURCE_DIR, "tests/node/node_modules/.bin/codex")
 
 
-SANITIZER_OPTIONS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+SANITIZER_OPTIONS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS")
 # Under tests/run_sanitized.sh: the binaries are instrumented (ASan keeps freed memory in quarantine,
 # so RSS figures mean nothing there; LeakSanitizer checks leaks at exit instead).
 SANITIZED = "ASAN_OPTIONS" in os.environ
