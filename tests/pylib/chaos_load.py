@@ -185,20 +185,21 @@ def fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def rss_kib(pid):
+def _status_number(pid, field):
+    """A number of /proc/<pid>/status, e.g. VmRSS (KiB) or Threads; 0 when absent."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kib(pid):
+    return _status_number(pid, "VmRSS")
 
 
 def threads(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return 0
+    return _status_number(pid, "Threads")
 
 
 def children(pid):
