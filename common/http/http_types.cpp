@@ -23,7 +23,9 @@ HttpResponse make_response(const HttpRequest& request, int status, std::string c
 HttpResponse make_error(const HttpRequest& request, int status, std::string_view message,
                         std::string_view type, std::string_view code) {
   nlohmann::json body = {{"error", {{"message", message}, {"type", type}, {"code", code}}}};
-  return make_response(request, status, "application/json", body.dump());
+  // The message may quote the request (its path): never throw on bytes that are not UTF-8.
+  return make_response(request, status, "application/json",
+                       body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 std::string request_id_for(const HttpRequest& request) {

@@ -93,7 +93,7 @@ ProbeResponse readiness_probe(const ProbeInput& in, bool verbose) {
                {"reason", readiness_reason(w)},
                {"maintenance", in.maintenance},
                {"worker", worker_json(in)}};
-  return {status, kJson, body.dump()};
+  return {status, kJson, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
 
 ProbeResponse liveness_probe(const ProbeInput& in, bool verbose) {
@@ -111,7 +111,7 @@ ProbeResponse liveness_probe(const ProbeInput& in, bool verbose) {
   json body = {{"live", live},
                {"reason", live ? "ok" : "restart_limit"},
                {"worker", {{"state", to_string(w.state)}, {"restart_streak", w.restart_streak}}}};
-  return {status, kJson, body.dump()};
+  return {status, kJson, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
 
 ProbeResponse health_summary(const ProbeInput& in) {
@@ -122,7 +122,7 @@ ProbeResponse health_summary(const ProbeInput& in) {
                {"reason", readiness_reason(w)},
                {"maintenance", in.maintenance},
                {"worker", worker_json(in)}};
-  return {200, kJson, body.dump()};
+  return {200, kJson, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
 
 }  // namespace cxp::proxy
