@@ -67,6 +67,18 @@ class HttpContractTest(ProxyTestCase):
         self.assertIn("/nope", error["message"])
         self.assertTrue(headers.get("X-Request-Id"))
 
+    def test_a_path_that_is_not_utf8_gets_the_404_envelope_not_a_500(self):
+        # Found by fuzzing: the envelope quotes the path, and raw 0xFF bytes made it throw.
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:
+            s.sendall(b"GET /\xff\xfe%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := s.recv(4096):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 404"), head)
+        self.assertEqual(json.loads(body)["error"]["code"], "not_found")
+        self.assertFalse(self.proxy.find_event("handler_failed"))
+
     def test_wrong_method_gets_405_with_allow(self):
         status, headers, body = self.proxy.request("POST", "/readyz", body=b"{}")
         self.assertEqual(status, 405)
