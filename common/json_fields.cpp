@@ -9,8 +9,7 @@ const nlohmann::json& field_of(const nlohmann::json& object, std::string_view ke
   return found == object.end() ? kNull : *found;
 }
 
-std::string string_field(const nlohmann::json& object, std::string_view key,
-                         std::string fallback) {
+std::string string_field(const nlohmann::json& object, std::string_view key, std::string fallback) {
   const auto& value = field_of(object, key);
   return value.is_string() ? value.get<std::string>() : fallback;
 }
@@ -20,8 +19,7 @@ bool bool_field(const nlohmann::json& object, std::string_view key, bool fallbac
   return value.is_boolean() ? value.get<bool>() : fallback;
 }
 
-std::int64_t int_field(const nlohmann::json& object, std::string_view key,
-                       std::int64_t fallback) {
+std::int64_t int_field(const nlohmann::json& object, std::string_view key, std::int64_t fallback) {
   const auto& value = field_of(object, key);
   return value.is_number_integer() ? value.get<std::int64_t>() : fallback;
 }

@@ -1,5 +1,5 @@
-// libFuzzer's entry for one target, chosen at build time (CXP_FUZZ_TARGET): tests/fuzz/CMakeLists.txt
-// builds one executable per target, `bench/fuzz.sh` runs them.
+// libFuzzer's entry for one target, chosen at build time (CXP_FUZZ_TARGET):
+// tests/fuzz/CMakeLists.txt builds one executable per target, `bench/fuzz.sh` runs them.
 #include <cstdio>
 #include <cstdlib>
 

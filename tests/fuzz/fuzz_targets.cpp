@@ -6,9 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -197,9 +197,9 @@ int live_settings(const std::uint8_t* data, std::size_t size) {
   if (parsed.is_discarded() || !parsed.is_object()) return 0;
   json configmap_data = json::object();
   for (const auto& [key, value] : parsed.items()) {
-    configmap_data[key] =
-        value.is_string() ? value.get<std::string>()
-                          : value.dump(-1, ' ', false, json::error_handler_t::replace);
+    configmap_data[key] = value.is_string()
+                              ? value.get<std::string>()
+                              : value.dump(-1, ' ', false, json::error_handler_t::replace);
   }
   proxy::LiveSettings previous;
   previous.retry_after_s = 7;
@@ -293,10 +293,10 @@ int http_server(const std::uint8_t* data, std::size_t size) {
 
 const std::vector<FuzzTarget>& fuzz_targets() {
   static const std::vector<FuzzTarget> targets{
-      {"chat_request", chat_request},       {"responses_request", responses_request},
-      {"worker_lines", worker_lines},       {"redactor", redactor_target},
-      {"kubeconfig", kubeconfig},           {"codexproxy_spec", codexproxy_spec},
-      {"live_settings", live_settings},     {"http_server", http_server},
+      {"chat_request", chat_request},   {"responses_request", responses_request},
+      {"worker_lines", worker_lines},   {"redactor", redactor_target},
+      {"kubeconfig", kubeconfig},       {"codexproxy_spec", codexproxy_spec},
+      {"live_settings", live_settings}, {"http_server", http_server},
   };
   return targets;
 }

@@ -21,7 +21,8 @@ TEST_CASE("every fuzz input of the committed corpus replays cleanly") {
     for (const auto& entry : fs::directory_iterator(folder)) {
       if (!entry.is_regular_file()) continue;
       std::ifstream file(entry.path(), std::ios::binary);
-      const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+      const std::string bytes((std::istreambuf_iterator<char>(file)),
+                              std::istreambuf_iterator<char>());
       INFO("fuzz input " << entry.path().string());
       CHECK(target.run(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()) == 0);
       ++inputs;

@@ -1,7 +1,8 @@
 #include "proxy/reporter/pod_report.h"
-#include "common/utf8.h"
 
 #include <doctest/doctest.h>
+
+#include "common/utf8.h"
 
 using namespace cxp::proxy;
 using nlohmann::json;
@@ -78,13 +79,16 @@ TEST_CASE("live settings: the problems go into the pod's entry, bounded, and cle
   CHECK(problems[0].size() < 200);  // the value is quoted in part only
   const PodIdentity pod{"demo-abc", "ns", "demo"};
   auto report = make_pod_report(WorkerSnapshot{}, false, 3, bad.problem);
-  const auto entry = render_pod_status(pod, report, std::chrono::system_clock::now())["status"]["pods"][0];
+  const auto entry =
+      render_pod_status(pod, report, std::chrono::system_clock::now())["status"]["pods"][0];
   CHECK(entry["settingsError"] == bad.problem);
   CHECK_NOTHROW((void)render_pod_status(pod, report, std::chrono::system_clock::now()).dump());
   const auto good = parse_live_settings(json{{"maintenance.enabled", "true"}}, bad, problems);
   CHECK(good.problem.empty());
   report = make_pod_report(WorkerSnapshot{}, true, 4, good.problem);
-  CHECK(render_pod_status(pod, report, std::chrono::system_clock::now())["status"]["pods"][0]["settingsError"] == "");
+  CHECK(render_pod_status(pod, report,
+                          std::chrono::system_clock::now())["status"]["pods"][0]["settingsError"] ==
+        "");
 }
 
 TEST_CASE("utf8_prefix never cuts a character in two") {
