@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -257,9 +258,11 @@ class ServerUnderFuzz {
     timeval timeout{5, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    // libFuzzer's timer signals interrupt blocking calls (EINTR): those are retried.
     std::size_t sent = 0;
     while (sent < bytes.size()) {
       const auto n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;  // the server closed early (a refused request): fine
       sent += static_cast<std::size_t>(n);
     }
@@ -268,7 +271,9 @@ class ServerUnderFuzz {
     for (;;) {
       const auto n = ::recv(fd, buffer, sizeof buffer, 0);
       if (n == 0) break;  // closed: done
+      if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
+        if (errno != ECONNRESET) std::fprintf(stderr, "recv: %s\n", std::strerror(errno));
         require(errno == ECONNRESET, "the server closes the connection within its timeouts");
         break;
       }
