@@ -1,10 +1,13 @@
 #include "controller/codexproxy_spec.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <regex>
 
 #include "common/codex_config.h"
 #include "common/json_fields.h"
+#include "common/utf8.h"
 
 namespace cxp::controller {
 namespace {
@@ -18,15 +21,33 @@ void read(const json& object, const char* key, T& out, const std::string& path,
   if (!object.is_object()) return;
   const auto found = object.find(key);
   if (found == object.end() || found->is_null()) return;
-  try {
-    out = found->get<T>();
-  } catch (const json::exception&) {
-    problems.push_back(path + "." + key + ": expected " +
-                       (std::is_same_v<T, bool>          ? "a boolean"
-                        : std::is_same_v<T, std::string> ? "a string"
-                                                         : "an integer") +
-                       ", found " + found->dump());
+  bool ok = false;
+  if constexpr (std::is_same_v<T, bool>) {
+    ok = found->is_boolean();
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    ok = found->is_string();
+  } else {
+    // An integer that fits: a float (7.7e96) or a huge number is a problem, not a conversion.
+    static_assert(std::is_integral_v<T>);
+    constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+    constexpr auto kMin = static_cast<std::int64_t>(std::numeric_limits<T>::min());
+    if (found->is_number_unsigned()) {
+      ok = found->get<std::uint64_t>() <= kMax;
+    } else if (found->is_number_integer()) {
+      const auto value = found->get<std::int64_t>();
+      ok = value >= kMin && (value < 0 || static_cast<std::uint64_t>(value) <= kMax);
+    }
   }
+  if (ok) {
+    out = found->get<T>();
+    return;
+  }
+  problems.push_back(path + "." + key + ": expected " +
+                     (std::is_same_v<T, bool>          ? "a boolean"
+                      : std::is_same_v<T, std::string> ? "a string"
+                                                       : "an integer in range") +
+                     ", found " +
+                     utf8_prefix(found->dump(-1, ' ', false, json::error_handler_t::replace), 64));
 }
 
 const json& child(const json& object, const char* key) {

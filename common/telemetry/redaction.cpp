@@ -194,12 +194,21 @@ void Redactor::redact_json(nlohmann::json& value) const {
   if (value.is_string()) {
     value = redact(value.get_ref<const std::string&>());
   } else if (value.is_object()) {
+    // Keys are foreign text too (a worker frame's, a model's arguments): a key that holds a
+    // credential is renamed (its value kept under the redacted name; colliding names merge).
+    bool renamed = false;
     for (auto& [key, item] : value.items()) {
       if (is_credential_key(key)) {
         mask_strings(item);
       } else {
         redact_json(item);
       }
+      renamed = renamed || redact(key) != key;
+    }
+    if (renamed) {
+      nlohmann::json out = nlohmann::json::object();
+      for (auto& [key, item] : value.items()) out[redact(key)] = std::move(item);
+      value = std::move(out);
     }
   } else if (value.is_array()) {
     for (auto& item : value) redact_json(item);

@@ -15,7 +15,7 @@ namespace cxp::telemetry {
 //    `key: value`, `key=value` or `"key": "value"`.
 // Each removed value becomes `[REDACTED]`. The function is pure and never throws on any input.
 // `redact_json` does the same for structured data: every string under a credential key, at any
-// depth, is masked whole; every other string passes through `redact`.
+// depth, is masked whole; every other string, and every key, passes through `redact`.
 class Redactor {
  public:
   static constexpr std::string_view kMask = "[REDACTED]";

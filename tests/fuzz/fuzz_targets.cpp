@@ -254,7 +254,13 @@ class ServerUnderFuzz {
     address.sin_family = AF_INET;
     address.sin_port = htons(server_->port());
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    require(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0, "connect");
+    // connect() interrupted by a signal goes on in the background: wait until it is done.
+    int connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    while (connected != 0 && (errno == EINTR || errno == EALREADY)) {
+      connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+      if (connected != 0 && errno == EISCONN) connected = 0;
+    }
+    require(connected == 0, "connect");
     timeval timeout{5, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);

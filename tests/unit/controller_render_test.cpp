@@ -168,6 +168,20 @@ TEST_CASE("fields of the wrong type are problems, not exceptions") {
   CHECK(problems[1].find("spec.worker.maxConcurrency: expected an integer") != std::string::npos);
 }
 
+TEST_CASE("numbers that are not integers of the field's range are problems, not conversions") {
+  std::vector<std::string> problems;
+  const auto proxy = parse_codexproxy(
+      json::parse(R"({"metadata":{"name":"x","generation":"7"},"spec":{"replicas":7.7e96,)"
+                  R"("worker":{"maxConcurrency":4294967297,"maxTurns":-5}}})"),
+      problems);
+  REQUIRE(problems.size() == 2);
+  CHECK(problems[0].find("spec.replicas: expected an integer in range") != std::string::npos);
+  CHECK(problems[1].find("spec.worker.maxConcurrency") != std::string::npos);
+  CHECK(proxy.spec.replicas == 1);    // kept its default
+  CHECK(proxy.spec.max_turns == -5);  // in range for the type: validate_spec judges it
+  CHECK(proxy.generation == 0);       // metadata read leniently
+}
+
 TEST_CASE("an object that already holds every desired field needs no write") {
   const auto desired = json::parse(R"({"spec":{"ports":[{"name":"http","port":1}],"x":{}},"n":1})");
   CHECK(contains_subset(

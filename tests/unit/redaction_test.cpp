@@ -115,3 +115,14 @@ TEST_CASE("suffixed credential keys are redacted in text too") {
   CHECK(r.redact(R"({"metrics-token": "m3trics"})") == R"({"metrics-token": "[REDACTED]"})");
   CHECK(r.redact("max_tokens=100") == "max_tokens=100");
 }
+
+TEST_CASE("a configured secret in a JSON key is redacted too") {
+  const Redactor r({"sk-configured-secret-42"});
+  auto document = nlohmann::json::parse(
+      R"({"outer":{"my sk-configured-secret-42 key":"v","token":"t"},"ok":"sk-configured-secret-42"})");
+  r.redact_json(document);
+  const auto text = document.dump();
+  CHECK_FALSE(leaks(text, "sk-configured-secret-42"));
+  CHECK(document["outer"]["my [REDACTED] key"] == "v");
+  CHECK(document["outer"]["token"] == "[REDACTED]");
+}
