@@ -175,34 +175,20 @@ std::string Redactor::redact(std::string_view text) const {
   return redact_patterns(out);
 }
 
-}  // namespace cxp::telemetry
-
-namespace cxp::telemetry {
-namespace {
-
-void mask_strings(nlohmann::json& value) {
-  if (value.is_string()) {
-    value = std::string(Redactor::kMask);
-  } else if (value.is_structured()) {
-    for (auto& item : value) mask_strings(item);
-  }
+void Redactor::redact_json(nlohmann::json& value) const {
+  redact_json(value, false);
 }
 
-}  // namespace
-
-void Redactor::redact_json(nlohmann::json& value) const {
+// `masked`: under a credential key, where every string is masked whole.
+void Redactor::redact_json(nlohmann::json& value, bool masked) const {
   if (value.is_string()) {
-    value = redact(value.get_ref<const std::string&>());
+    value = masked ? std::string(kMask) : redact(value.get_ref<const std::string&>());
   } else if (value.is_object()) {
     // Keys are foreign text too (a worker frame's, a model's arguments): a key that holds a
     // credential is renamed (its value kept under the redacted name; colliding names merge).
     bool renamed = false;
     for (auto& [key, item] : value.items()) {
-      if (is_credential_key(key)) {
-        mask_strings(item);
-      } else {
-        redact_json(item);
-      }
+      redact_json(item, masked || is_credential_key(key));
       renamed = renamed || redact(key) != key;
     }
     if (renamed) {
@@ -211,7 +197,7 @@ void Redactor::redact_json(nlohmann::json& value) const {
       value = std::move(out);
     }
   } else if (value.is_array()) {
-    for (auto& item : value) redact_json(item);
+    for (auto& item : value) redact_json(item, masked);
   }
 }
 

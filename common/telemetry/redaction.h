@@ -34,6 +34,8 @@ class Redactor {
   static bool is_credential_key(std::string_view key);
 
  private:
+  void redact_json(nlohmann::json& value, bool masked) const;
+
   std::vector<std::string> secrets_;
 };
 
