@@ -181,6 +181,16 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
                              header_too_big ? "headers_too_large" : "bad_request"));
   }
 
+  // The client closed or reset the connection while its response was pending: tell whoever
+  // produces it (once), so that it stops (a turn is interrupted, its worker slot freed).
+  void client_went_away() {
+    if (client_gone_) return;
+    client_gone_ = true;
+    auto callbacks = std::move(gone_callbacks_);
+    gone_callbacks_.clear();
+    for (auto& callback : callbacks) callback();
+  }
+
   // While a response is pending, a read tells us when the client goes away. Bytes that arrive
   // (a pipelined request) stay in the buffer for the next read.
   void watch_client() {
@@ -196,12 +206,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
           }
           // An error other than our own cancel: the client closed or reset the connection.
           const bool peer_gone = ec && ec != asio::error::operation_aborted;
-          if (peer_gone && self->current(seq)) {
-            self->client_gone_ = true;
-            auto callbacks = std::move(self->gone_callbacks_);
-            self->gone_callbacks_.clear();
-            for (auto& callback : callbacks) callback();
-          }
+          if (peer_gone && self->current(seq)) self->client_went_away();
           if (self->resume_after_watch_) {
             self->resume_after_watch_ = false;
             // The end of the stream may have been read here after the response was written
@@ -231,8 +236,11 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
                         self->out_.pop_front();
                         if (ec) {
+                          // The client reset the connection (or stopped reading): whoever
+                          // produces the response must hear it, as when the watch sees it.
                           self->out_.clear();
                           self->writing_ = false;
+                          if (!self->finished_) self->client_went_away();
                           return self->finish(false);
                         }
                         self->write_next();

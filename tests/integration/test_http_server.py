@@ -2,6 +2,7 @@
 import json
 import os
 import socket
+import struct
 import subprocess
 import time
 import unittest
@@ -220,6 +221,27 @@ def _livez_ok(proxy):
         return proxy.request("GET", "/livez", timeout=1)[0] == 200
     except OSError:
         return False
+
+
+class ClientGoneOnWriteTest(ProxyTestCase):
+    def test_a_client_whose_reset_is_seen_by_a_write_is_gone_for_the_turn_too(self):
+        # Found by the sanitized run: a client that resets while a write is pending is seen by the
+        # write, not by the read that watches for it; the turn must hear it all the same (before,
+        # it held its stream and worker slot until the turn ended — never, for a hung turn).
+        # Here the watching read is stopped on purpose: 70 KiB pipelined behind the request.
+        proxy = self.start_proxy(env={"FAKE_CODEX_HANG_TURNS": "1", "PROXY_SSE_KEEPALIVE_MS": "200"})
+        proxy.wait_ready()
+        body = json.dumps({"stream": True, "messages": [{"role": "user", "content": "x"}]}).encode()
+        s = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body + b"x" * (70 * 1024))
+        s.recv(4096)  # the stream's head: the turn runs
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # a reset
+        wait_until(lambda: proxy.find_event("client_disconnected"), 20, interval=0.05,
+                   message="the turn to hear that its client is gone")
+        status, _, metrics = proxy.request("GET", "/metrics")
+        self.assertIn(b"\ncodex_streams_active 0\n", metrics)
 
 
 class WorkerGarbageTest(ProxyTestCase):

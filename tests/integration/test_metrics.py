@@ -83,9 +83,9 @@ class MetricsTest(ProxyTestCase):
         self.addCleanup(conn.close)
         conn.request("POST", "/v1/chat/completions", headers={"Content-Type": "application/json"},
                      body=json.dumps({"stream": True, "messages": [{"role": "user", "content": "x"}]}))
-        wait_until(lambda: value(self.scrape(proxy), "codex_streams_active") == 1, 5, message="one open stream")
+        wait_until(lambda: value(self.scrape(proxy), "codex_streams_active") == 1, 20, message="one open stream")
         conn.close()
-        wait_until(lambda: value(self.scrape(proxy), "codex_streams_active") == 0, 5, message="no open stream")
+        wait_until(lambda: value(self.scrape(proxy), "codex_streams_active") == 0, 20, message="no open stream")
         proxy.request("POST", "/internal/maintenance", body=json.dumps({"enabled": True}),
                       headers={"Authorization": "Bearer admin-token-xyz", "Content-Type": "application/json"})
         self.assertEqual(value(self.scrape(proxy), "codex_maintenance_mode"), 1)
