@@ -164,6 +164,39 @@ start_apiserver() {  # bin (uses API_PORT, ETCD_PORT)
     "https://127.0.0.1:$API_PORT/readyz"
 }
 
+start_kcm() {  # bin (uses KCM_PORT)
+  start_component kube-controller-manager "$1/kube-controller-manager" \
+    --kubeconfig "$DIR/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$DIR/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$DIR/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --use-service-account-credentials=true --controllers '*' --cert-dir "$DIR/kcm-certs" --v=1
+}
+
+# After an outage drill: the controller manager's informers may sit in a long backoff, and a new
+# namespace would get no default ServiceAccount for minutes. A real cluster's static pod would be
+# restarted by its liveness probe; here: probe with a namespace, restart it if it does not serve.
+ensure_controller_manager() {
+  local ns="cluster-probe-$$-$RANDOM" served=1
+  kubectl --kubeconfig "$KUBECONFIG_ADMIN" create namespace "$ns" >/dev/null 2>&1 || return 0
+  for _ in $(seq 100); do
+    if kubectl --kubeconfig "$KUBECONFIG_ADMIN" get serviceaccount default -n "$ns" >/dev/null 2>&1; then
+      served=0; break
+    fi
+    sleep 0.2
+  done
+  if [ $served -ne 0 ]; then
+    log "kube-controller-manager did not serve a new namespace in 20 s: restarting it"
+    local pid; pid="$(pid_of kube-controller-manager)"
+    [ -n "$pid" ] && kill -TERM -- "-$pid" 2>/dev/null || true
+    sleep 1
+    start_kcm "$BIN"
+    wait_for kube-controller-manager 60 kubectl --kubeconfig "$KUBECONFIG_ADMIN" get serviceaccount default -n "$ns"
+  fi
+  kubectl --kubeconfig "$KUBECONFIG_ADMIN" delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+}
+
 start_etcd() {  # bin (uses ETCD_PORT, ETCD_PEER_PORT)
   log "starting etcd on 127.0.0.1:$ETCD_PORT"
   start_component etcd "$1/etcd" --data-dir "$DIR/etcd" --name local \
@@ -197,6 +230,8 @@ restart_component() {  # name down_seconds
     kube-apiserver) start_apiserver "$BIN" ;;
     etcd) start_etcd "$BIN" ;;
   esac
+  wait_for kube-apiserver 60 kubectl --kubeconfig "$KUBECONFIG_ADMIN" get --raw /readyz
+  ensure_controller_manager
   log "$name is back"
 }
 
@@ -244,13 +279,7 @@ ENV
   start_apiserver "$bin"
 
   log "starting kube-controller-manager and kube-scheduler"
-  start_component kube-controller-manager "$bin/kube-controller-manager" \
-    --kubeconfig "$DIR/controller-manager.kubeconfig" \
-    --authentication-kubeconfig "$DIR/controller-manager.kubeconfig" \
-    --authorization-kubeconfig "$DIR/controller-manager.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
-    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
-    --use-service-account-credentials=true --controllers '*' --cert-dir "$DIR/kcm-certs" --v=1
+  start_kcm "$bin"
   start_component kube-scheduler "$bin/kube-scheduler" \
     --kubeconfig "$DIR/scheduler.kubeconfig" \
     --authentication-kubeconfig "$DIR/scheduler.kubeconfig" \
