@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_fields.h"
+
 namespace cxp::proxy {
 namespace {
 
@@ -109,17 +111,12 @@ std::optional<TokenUsage> usage_from_notification(const json& params) {
   const auto last = usage->find("last");
   if (last == usage->end() || !last->is_object()) return std::nullopt;
   // Counts of another type read as absent (a worker's frame never throws).
-  const auto count = [&](const char* key, std::int64_t fallback) {
-    const auto found = last->find(key);
-    return found != last->end() && found->is_number_integer() ? found->get<std::int64_t>()
-                                                              : fallback;
-  };
   TokenUsage out;
-  out.prompt_tokens = count("inputTokens", 0);
-  out.completion_tokens = count("outputTokens", 0);
-  out.total_tokens = count("totalTokens", out.prompt_tokens + out.completion_tokens);
-  out.cached_tokens = count("cachedInputTokens", 0);
-  out.reasoning_tokens = count("reasoningOutputTokens", 0);
+  out.prompt_tokens = int_field(*last, "inputTokens", 0);
+  out.completion_tokens = int_field(*last, "outputTokens", 0);
+  out.total_tokens = int_field(*last, "totalTokens", out.prompt_tokens + out.completion_tokens);
+  out.cached_tokens = int_field(*last, "cachedInputTokens", 0);
+  out.reasoning_tokens = int_field(*last, "reasoningOutputTokens", 0);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <boost/beast/http/field.hpp>
 
 #include "common/json_fields.h"
+#include "common/utf8.h"
 #include "proxy/api/model_failure.h"
 
 namespace cxp::proxy {
@@ -239,7 +240,7 @@ void TurnSession::on_tool_call(const RpcServerRequest& request) {
   if (finished_) {
     refusal = std::string(kCallReturned);
   } else if (!declared || call_id.empty()) {
-    refusal = "unknown function '" + string_field(p, "tool").substr(0, 64) +
+    refusal = "unknown function '" + utf8_prefix(string_field(p, "tool"), 64) +
               "': call only the functions provided";
   } else if (!arguments) {
     refusal = "the arguments of '" + name + "' are not JSON; call it again with a JSON object";
@@ -250,7 +251,7 @@ void TurnSession::on_tool_call(const RpcServerRequest& request) {
     if (!finished_) {
       log_.warn("tool_call_refused", {{"request_id", exchange_->request_id()},
                                       {"route", renderer_->route()},
-                                      {"tool", name.substr(0, 64)},
+                                      {"tool", utf8_prefix(name, 64)},
                                       {"message", refusal}});
     }
     trace("to_worker", {{"id", request.id}, {"result", not_run(refusal)}});
@@ -322,7 +323,8 @@ void TurnSession::on_turn_completed(const json& params) {
     // The final `error` notification and the failed turn's `error` carry the same reason.
     return fail(model_failure(model_error_.is_object() ? model_error_ : field_of(turn, "error")));
   }
-  fail(worker_unavailable("the worker ended the turn with status '" + status.substr(0, 64) + "'"));
+  fail(worker_unavailable("the worker ended the turn with status '" + utf8_prefix(status, 64) +
+                          "'"));
 }
 
 void TurnSession::on_worker_lost(const std::string& reason) {
