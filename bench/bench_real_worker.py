@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "pylib"))
 from bench_proxy import DirectWorker, pct, proxy_load, rss_kib, start_proxy  # noqa: E402
 from real_worker import real_worker_env, start_stub_process  # noqa: E402
 from proxy_process import REAL_CODEX  # noqa: E402
+from chaos_load import tree_total  # noqa: E402
 
 
 def start_stub():
@@ -33,16 +34,7 @@ def start_stub():
 
 def tree_rss_kib(pid):
     """RSS of a process and its descendants (the npm `codex` wrapper runs the native binary)."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            total += rss_kib(current)
-            with open(f"/proc/{current}/task/{current}/children") as f:
-                todo += [int(c) for c in f.read().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total
+    return tree_total(pid, rss_kib)
 
 
 def line(name, values, wall=None, unit_ms=True):

@@ -24,23 +24,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "pylib"))
-from chaos_load import LoadReport, Outcome, _read_answer, children, fds, request, rss_kib, threads  # noqa: E402
+from chaos_load import LoadReport, Outcome, _read_answer, fds, request, rss_kib, threads, tree_total  # noqa: E402
 from proxy_process import Proxy  # noqa: E402
 from real_worker import real_worker_env, start_stub_process  # noqa: E402
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
-
-
-def tree(pid, gauge):
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            total += gauge(current)
-            todo += children(current)
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total
 
 
 async def responses_request(port, timeout):
@@ -120,8 +108,8 @@ async def main():
             minute += 1
             worker = proxy.readyz()[1]["worker"].get("pid") or 0
             samples.append((minute, rss_kib(pid), fds(pid), threads(pid),
-                            tree(worker, rss_kib) if worker else 0, tree(worker, fds) if worker else 0,
-                            tree(worker, threads) if worker else 0))
+                            tree_total(worker, rss_kib) if worker else 0, tree_total(worker, fds) if worker else 0,
+                            tree_total(worker, threads) if worker else 0))
             minute_reports.append(len(report.outcomes))
 
     async def killer():

@@ -202,18 +202,19 @@ def threads(pid):
     return _status_number(pid, "Threads")
 
 
-def children(pid):
-    """The pids of `pid`'s direct children."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(") ", 1)[1].split()[1]) == pid:
-                        out.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
+def tree_total(pid, gauge):
+    """`gauge` (rss_kib, fds, threads) summed over a process and its descendants (the npm `codex`
+    launcher runs the native binary)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += gauge(current)
+            with open(f"/proc/{current}/task/{current}/children") as f:
+                todo += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
 
 
 class WorkerKiller(threading.Thread):
