@@ -4,6 +4,9 @@
 #
 #   scripts/cluster.sh install              build/cache the pinned binaries (scripts/cluster/install.sh)
 #   scripts/cluster.sh up                   start everything under build/cluster/ (installs first)
+#   scripts/cluster.sh up --real-node       and a real node beside the kwok nodes: kubelet +
+#                                           containerd + runc (scripts/cluster/node.sh; root), with
+#                                           the images of scripts/images.sh imported when built
 #   scripts/cluster.sh down                 stop everything it started; safe after a failed up
 #   scripts/cluster.sh status               what runs, exit 1 if the plane is not healthy
 #   scripts/cluster.sh env                  prints `export KUBECONFIG=…` (and PATH for helm/kwok)
@@ -80,6 +83,9 @@ extendedKeyUsage=serverAuth"
   cert controller-manager "/CN=system:kube-controller-manager" "extendedKeyUsage=clientAuth"
   cert scheduler "/CN=system:kube-scheduler" "extendedKeyUsage=clientAuth"
   cert kwok "/O=system:masters/CN=kwok" "extendedKeyUsage=clientAuth"
+  # The API server's client certificate towards kubelets (logs, exec), and the real node's own.
+  cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "extendedKeyUsage=clientAuth"
+  cert node "/O=system:nodes/CN=system:node:$(hostname)" "extendedKeyUsage=clientAuth"
   cd - >/dev/null
 }
 
@@ -133,6 +139,7 @@ YAML
 
 stop_all() {
   local name pid i
+  [ -d "$DIR/node" ] && "$ROOT/scripts/cluster/node.sh" down "$DIR"
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     name="${COMPONENTS[$i]}"
     pid="$(pid_of "$name")"
@@ -156,6 +163,7 @@ start_apiserver() {  # bin (uses API_PORT, ETCD_PORT)
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
     --tls-cert-file "$PKI/serving.crt" --tls-private-key-file "$PKI/serving.key" \
     --client-ca-file "$PKI/ca.crt" \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --authorization-mode RBAC --service-cluster-ip-range 10.96.0.0/16 \
@@ -246,7 +254,30 @@ cmd_compact_etcd() {
   log "etcd compacted at revision $revision"
 }
 
+# The images scripts/images.sh built, into the real node (it cannot pull them: no registry).
+import_images() {
+  local names archive_dir="$DIR/node/images" missing=0 image
+  names="$("$ROOT/scripts/images.sh" names)"
+  for image in $names; do
+    CONTAINERS_CONF="$ROOT/build/images/containers.conf" podman image exists "$image" 2>/dev/null || missing=1
+  done
+  if [ $missing -ne 0 ]; then
+    log "the images are not built (scripts/images.sh build): the real node has none of ours"
+    return 0
+  fi
+  log "importing $(echo $names) into the real node"
+  "$ROOT/scripts/images.sh" save "$archive_dir" || die "saving the images failed"
+  "$ROOT/scripts/cluster/node.sh" import "$DIR" "$archive_dir"/*.tar
+  rm -rf "$archive_dir"
+}
+
 cmd_up() {
+  REAL_NODE=0
+  case "${1:-}" in
+    "") ;;
+    --real-node) REAL_NODE=1 ;;
+    *) die "unknown option '$1' (scripts/cluster.sh up [--real-node])" ;;
+  esac
   if [ -f "$DIR/ports.env" ] && cmd_status >/dev/null 2>&1; then
     log "already running ($KUBECONFIG_ADMIN)"
     return 0
@@ -294,8 +325,14 @@ ENV
     --node-ip 127.0.0.1 --cidr 10.244.0.1/16 --server-address "127.0.0.1:$KWOK_PORT"
   wait_for kwok 30 curl -fsS "http://127.0.0.1:$KWOK_PORT/healthz"
   create_nodes
-  wait_for kube-apiserver 60 kubectl --kubeconfig "$KUBECONFIG_ADMIN" wait --for=condition=Ready node --all --timeout=2s
+  if [ "$NODES" -gt 0 ]; then
+    wait_for kube-apiserver 60 kubectl --kubeconfig "$KUBECONFIG_ADMIN" wait --for=condition=Ready node --all --timeout=2s
+  fi
   wait_for kube-controller-manager 60 kubectl --kubeconfig "$KUBECONFIG_ADMIN" get serviceaccount default -n default
+  if [ "$REAL_NODE" = 1 ]; then
+    "$ROOT/scripts/cluster/node.sh" up "$DIR" || { stop_all; die "the real node did not start (see above)"; }
+    import_images
+  fi
   log "ready: export KUBECONFIG=$KUBECONFIG_ADMIN"
 }
 
@@ -307,7 +344,9 @@ cmd_down() {
 
 cmd_status() {
   local ok=0 name
-  for name in "${COMPONENTS[@]}"; do
+  local components=("${COMPONENTS[@]}")
+  [ -d "$DIR/node" ] && components+=(containerd kubelet)
+  for name in "${components[@]}"; do
     if alive "$name"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: not running"; ok=1; fi
   done
   if [ $ok -eq 0 ]; then
@@ -336,7 +375,7 @@ cmd_sa_kubeconfig() {  # namespace serviceaccount out
 
 case "${1:-}" in
   install) "$ROOT/scripts/cluster/install.sh" ;;
-  up) cmd_up ;;
+  up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
@@ -344,5 +383,5 @@ case "${1:-}" in
   restart-apiserver) shift; restart_component kube-apiserver "$@" ;;
   restart-etcd) shift; restart_component etcd "$@" ;;
   compact-etcd) cmd_compact_etcd ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,19p' "$0" >&2; exit 2 ;;
 esac

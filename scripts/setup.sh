@@ -27,6 +27,9 @@ DEB_PACKAGES=(
   python3-yaml  # the Helm chart tests read rendered manifests
   python3-jsonschema  # protocol conformance: frames validated against codex's own JSON Schema
   strace  # the real worker's network calls are traced in a test (it must reach only its model)
+  # The images tier: build and run the images (scripts/images.sh), and a real node (kubelet +
+  # containerd + runc + the CNI bridge) beside the kwok nodes (scripts/cluster/node.sh)
+  buildah podman runc uidmap mmdebstrap containerd containernetworking-plugins iptables iproute2
 )
 if [ "${1:-}" = "--fuzz" ]; then
   DEB_PACKAGES+=(clang libclang-rt-14-dev)  # libFuzzer and the sanitizer runtimes for clang 14

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the pinned control-plane binaries from their Go modules into a cache outside the repo:
-#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, helm.
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet (the real node of the
+#   images tier), kwok, helm.
 # Idempotent: a binary that exists with the right version is not rebuilt.
 #   scripts/cluster/install.sh          prints the bin directory on its last line
 # Cache: $CXP_TOOLS_CACHE (default ~/.cache/codexproxy-tools). Needs Go and the Go module proxy.
 set -euo pipefail
 
-K8S_VERSION="1.33.13"     # kube-apiserver, kube-controller-manager, kube-scheduler
+K8S_VERSION="1.33.13"     # kube-apiserver, kube-controller-manager, kube-scheduler, kubelet
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
 ETCD_VERSION="3.5.35"
 KWOK_VERSION="0.7.0"      # ships default pod stages
 HELM_VERSION="3.19.5"
@@ -64,11 +66,10 @@ etcd_module_version() {
 }
 
 build_kubernetes() {
-  local want="v$K8S_VERSION"
-  if stamp_ok kube-apiserver "$want" && stamp_ok kube-controller-manager "$want" && stamp_ok kube-scheduler "$want"; then
-    return
-  fi
-  log "building kube-apiserver, kube-controller-manager, kube-scheduler $want (first time: several minutes)"
+  local want="v$K8S_VERSION" missing=() b
+  for b in "${K8S_BINARIES[@]}"; do stamp_ok "$b" "$want" || missing+=("$b"); done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "building ${missing[*]} $want (first time: several minutes)"
   local dir="$WORK/kubernetes-$K8S_VERSION"
   write_wrapper "$dir" k8s.io/kubernetes "$want" k8s_staging_version
   cat > "$dir/tools.go" <<'GO'
@@ -80,6 +81,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   local minor="${K8S_VERSION#1.}"; minor="${minor%%.*}"
@@ -90,9 +92,8 @@ GO
   done
   step kubernetes-tidy sh -c "cd '$dir' && go mod tidy"
   step kubernetes-build sh -c "cd '$dir' && go build -trimpath -ldflags '$ldflags' -o '$BIN/' \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler"
-  for b in kube-apiserver kube-controller-manager kube-scheduler; do stamp "$b" "$want"; done
+      ${missing[*]/#/k8s.io/kubernetes/cmd/}"
+  for b in "${missing[@]}"; do stamp "$b" "$want"; done
 }
 
 build_etcd() {

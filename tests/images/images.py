@@ -1,0 +1,61 @@
+"""The built images and podman, for the images tier (scripts/images.sh builds them)."""
+import os
+import socket
+import subprocess
+import tempfile
+import uuid
+
+import artifacts
+
+SOURCE_DIR = os.environ.get("CXP_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
+IMAGES_SH = os.path.join(SOURCE_DIR, "scripts/images.sh")
+# podman reads the configuration scripts/images.sh writes (runc, cgroupfs, ulimits).
+PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": os.path.join(SOURCE_DIR, "build/images/containers.conf")}
+
+
+def _names():
+    names = subprocess.run([IMAGES_SH, "names"], check=True, capture_output=True, text=True).stdout.split()
+    return os.environ.get("CXP_PROXY_IMAGE", names[0]), os.environ.get("CXP_CONTROLLER_IMAGE", names[1])
+
+
+PROXY_IMAGE, CONTROLLER_IMAGE = _names()
+
+
+def podman(*args, check=True, timeout=120):
+    result = subprocess.run(["podman", *args], capture_output=True, text=True, env=PODMAN_ENV, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args[:3])}… failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Container:
+    """A detached container; `stop` removes it (its log is kept for the secret scan first)."""
+
+    def __init__(self, image, options, env, args=()):
+        self.name = f"cxp-check-{uuid.uuid4().hex[:8]}"
+        env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+        podman("run", "-d", "--name", self.name, *options, *env_args, image, *args)
+
+    def exited(self):
+        state = podman("inspect", "--format", "{{.State.Running}}", self.name, check=False).stdout.strip()
+        return state != "true"
+
+    def logs(self):
+        result = podman("logs", self.name, check=False)
+        return result.stdout + result.stderr
+
+    def exec(self, *command):
+        return podman("exec", self.name, *command, check=False)
+
+    def stop(self):
+        with tempfile.NamedTemporaryFile("w", prefix=f"{self.name}-", suffix=".log") as log:
+            log.write(self.logs())
+            log.flush()
+            artifacts.keep("container", [log.name])
+        podman("rm", "-f", "-t", "10", self.name, check=False)

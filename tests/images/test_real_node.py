@@ -1,0 +1,196 @@
+"""The built images on a real node: kubelet + containerd + runc (CTest images.real_node).
+
+The chart is installed with its default image (the controller image scripts/images.sh built, so the
+controller runs as a real pod with its ServiceAccount token), a CodexProxy runs the built proxy image
+with the real codex pointed at the model stub, and the test checks what only a real kubelet shows:
+its own probes, `kubectl logs` and `exec`, the projected ServiceAccount token used by the pod's
+reporter, a worker crash seen in `kubectl get codexproxy`, a hung proxy restarted by the liveness
+probe, a rolling template change and graceful termination within the grace period.
+Needs `scripts/cluster.sh up --real-node` on CXP_CLUSTER_DIR with the images imported.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("CXP_SOURCE_DIR", os.path.join(HERE, "../.."))
+os.environ.setdefault("CXP_CLUSTER_DIR", os.path.join(SOURCE_DIR, "build/images/cluster"))
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/e2e"))
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/pylib"))
+
+import artifacts  # noqa: E402
+from images import PROXY_IMAGE, CONTROLLER_IMAGE  # noqa: E402
+from kube import CLUSTER_DIR, kubectl, kubectl_json, wait_until  # noqa: E402
+from real_worker import MODEL_KEY, MODEL_KEY_VAR, ModelStub  # noqa: E402
+from test_helm import helm  # noqa: E402
+
+CHART = os.path.join(SOURCE_DIR, "charts/codexproxy-operator")
+NAMESPACE = "real-node"
+NAME = "node"
+GATEWAY = "10.85.0.1"  # the host on the node's pod network (scripts/cluster/node.sh)
+DRAIN_SECONDS = 3
+
+
+def ctr(*args):
+    return subprocess.run(["ctr", "--address", os.path.join(CLUSTER_DIR, "node/containerd.sock"),
+                           "--namespace", "k8s.io", *args], capture_output=True, text=True, check=True).stdout
+
+
+def pods():
+    return kubectl_json("get", "pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/instance={NAME}")["items"]
+
+
+def ready_pods():
+    return [p for p in pods() if p["metadata"].get("deletionTimestamp") is None and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+
+
+def codexproxy():
+    return kubectl_json("get", "codexproxy", NAME, "-n", NAMESPACE)
+
+
+def host_pid(pod):
+    """The host PID of the pod's codex-proxy container (its PID 1)."""
+    container_id = pod["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
+    for line in ctr("tasks", "ls").splitlines()[1:]:
+        task, pid, *_ = line.split()
+        if task == container_id:
+            return int(pid)
+    raise AssertionError(f"no task for container {container_id}")
+
+
+def chat(pod, text, timeout=60):
+    request = urllib.request.Request(
+        f"http://{pod['status']['podIP']}:11435/v1/chat/completions",
+        data=json.dumps({"model": "gpt-5", "messages": [{"role": "user", "content": text}]}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())["choices"][0]["message"]["content"]
+
+
+class RealNodeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        node = kubectl_json("get", "nodes", "-l", "codexproxy.io/real-node=true")["items"]
+        if not node:
+            raise AssertionError("no real node: start the plane with scripts/cluster.sh up --real-node")
+        images = ctr("images", "ls", "-q")
+        for image in (PROXY_IMAGE, CONTROLLER_IMAGE):
+            if image not in images.split():
+                raise AssertionError(f"{image} is not on the real node: scripts/images.sh build, then up --real-node")
+        cls.stub = ModelStub(host=GATEWAY, api_key=MODEL_KEY).start()
+        # The chart as an SRE installs it: its default controller image is the one built here.
+        helm("install", "cxp", CHART, "-n", "codexproxy-system", "--create-namespace", "--wait", "--timeout", "180s")
+        kubectl("create", "namespace", NAMESPACE)
+        kubectl("create", "secret", "generic", "model-key", "-n", NAMESPACE, f"--from-literal=apiKey={MODEL_KEY}")
+        artifacts.note_secrets([MODEL_KEY])
+        cls.apply_codexproxy()
+
+    @classmethod
+    def tearDownClass(cls):
+        for namespace in (NAMESPACE, "codexproxy-system"):  # every container's log, for the secret scan
+            for pod in kubectl_json("get", "pods", "-n", namespace)["items"]:
+                log = kubectl("logs", "-n", namespace, pod["metadata"]["name"], check=False).stdout
+                keep_text(f"pod-{pod['metadata']['name']}", log)
+        kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s", check=False, timeout=150)
+        helm("uninstall", "cxp", "-n", "codexproxy-system", "--wait", check=False)
+        cls.stub.stop()
+
+    @classmethod
+    def apply_codexproxy(cls, max_turns=1000):
+        kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "codexproxy.io/v1alpha1", "kind": "CodexProxy",
+            "metadata": {"name": NAME, "namespace": NAMESPACE},
+            "spec": {"replicas": 1, "image": PROXY_IMAGE,
+                     "worker": {"model": "gpt-5", "drainSeconds": DRAIN_SECONDS, "maxTurns": max_turns,
+                                "credentials": {"apiKeySecret": {"name": "model-key", "key": "apiKey"}},
+                                "provider": {"name": "model stub", "baseURL": f"http://{GATEWAY}:{cls.stub.port}/v1",
+                                             "envKey": MODEL_KEY_VAR},
+                                "configOverrides": {"model_providers.codexproxy.request_max_retries": "0",
+                                                    "model_providers.codexproxy.stream_max_retries": "0"}},
+                     "probes": {"readiness": {"periodSeconds": 1, "failureThreshold": 1},
+                                "liveness": {"periodSeconds": 1, "failureThreshold": 3}}}}))
+
+    def wait_available(self, timeout=120):
+        def available():
+            status = codexproxy().get("status", {})
+            return status.get("phase") == "Available" and status.get("readyReplicas") == 1 and len(ready_pods()) == 1
+        wait_until(available, timeout, interval=0.5, message="the CodexProxy Available with its pod Ready")
+        return ready_pods()[0]
+
+    def test_a_pod_runs_the_image_ready_through_the_kubelets_probes_and_reports_with_its_token(self):
+        pod = self.wait_available()
+        self.assertEqual(pod["spec"]["nodeName"], kubectl_json("get", "nodes")["items"][0]["metadata"]["name"])
+        self.assertTrue(pod["status"]["containerStatuses"][0]["ready"])
+        # The entry in status.pods is written by the pod itself, with the projected token.
+        entries = {e["name"]: e for e in codexproxy()["status"].get("pods", [])}
+        self.assertTrue(entries[pod["metadata"]["name"]]["ready"], entries)
+        self.assertEqual(chat(pod, "[[reply:through a real node]]"), "through a real node")
+        logs = kubectl("logs", "-n", NAMESPACE, pod["metadata"]["name"]).stdout
+        self.assertIn('"event"', logs.splitlines()[0], "the proxy's JSON log through kubectl logs")
+        self.assertNotIn(MODEL_KEY, logs)
+        uid = kubectl("exec", "-n", NAMESPACE, pod["metadata"]["name"], "--", "id", "-u").stdout.strip()
+        self.assertEqual(uid, "65532")
+        self.assertNotEqual(kubectl("exec", "-n", NAMESPACE, pod["metadata"]["name"], "--", "sh", "-c",
+                                    "touch /usr/local/bin/x", check=False).returncode, 0,
+                            "the root filesystem is writable")
+        controller = kubectl_json("get", "pods", "-n", "codexproxy-system")["items"][0]
+        self.assertEqual(controller["spec"]["containers"][0]["image"], CONTROLLER_IMAGE)
+
+    def test_b_a_worker_crash_shows_in_get_codexproxy_and_the_pod_recovers(self):
+        pod = self.wait_available()
+        before = codexproxy()["status"].get("restartsTotal", 0)
+        kubectl("exec", "-n", NAMESPACE, pod["metadata"]["name"], "--", "sh", "-c",
+                'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = codex ] && kill -9 "${p#/proc/}"; done; true')
+        wait_until(lambda: codexproxy()["status"].get("restartsTotal", 0) > before, 60, interval=0.5,
+                   message="RESTARTS to count the worker crash")
+        columns = kubectl("get", "codexproxy", NAME, "-n", NAMESPACE, "--no-headers").stdout.split()
+        self.assertGreater(int(columns[3]), before, columns)
+        pod = self.wait_available()
+        self.assertEqual(pod["status"]["containerStatuses"][0]["restartCount"], 0, "the container was restarted")
+        self.assertEqual(chat(pod, "[[reply:after the crash]]"), "after the crash")
+
+    def test_c_a_hung_proxy_is_restarted_by_the_kubelets_liveness_probe(self):
+        pod = self.wait_available()
+        restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+        os.kill(host_pid(pod), 19)  # SIGSTOP: the process is there, /livez stops answering
+        wait_until(lambda: pods()[0]["status"]["containerStatuses"][0]["restartCount"] > restarts, 90,
+                   interval=0.5, message="the kubelet to restart the hung container")
+        pod = self.wait_available()
+        self.assertEqual(chat(pod, "[[reply:restarted]]"), "restarted")
+
+    def test_d_a_rolling_template_change_and_graceful_termination(self):
+        old = self.wait_available()
+        self.apply_codexproxy(max_turns=500)  # rolls the pods (restart hash)
+        wait_until(lambda: [p for p in ready_pods() if p["metadata"]["uid"] != old["metadata"]["uid"]], 120,
+                   interval=0.5, message="a new pod Ready")
+        wait_until(lambda: all(p["metadata"]["uid"] != old["metadata"]["uid"] for p in pods()), 60,
+                   interval=0.5, message="the old pod gone")
+        pod = self.wait_available()
+        generation = codexproxy()["metadata"]["generation"]
+        wait_until(lambda: codexproxy()["status"].get("observedGeneration") == generation, 30, interval=0.5,
+                   message="the new generation observed")
+        # Graceful termination: the proxy drains and exits on SIGTERM, well before the grace period
+        # (drainSeconds + 5) ends in a SIGKILL.
+        grace = pod["spec"]["terminationGracePeriodSeconds"]
+        self.assertEqual(grace, DRAIN_SECONDS + 5)
+        started = time.monotonic()
+        kubectl("delete", "pod", "-n", NAMESPACE, pod["metadata"]["name"], "--wait=true", timeout=grace + 30)
+        took = time.monotonic() - started
+        self.assertLess(took, grace, f"the pod took {took:.1f}s to stop (grace {grace}s): SIGTERM not handled")
+        self.wait_available()
+
+
+def keep_text(name, text):
+    path = os.path.join(CLUSTER_DIR, f"{name}.log")
+    with open(path, "w") as f:
+        f.write(text)
+    artifacts.keep("real-node", [path])
+
+
+if __name__ == "__main__":
+    unittest.main()
