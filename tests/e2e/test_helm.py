@@ -61,6 +61,15 @@ class ChartStaticTest(unittest.TestCase):
             chart = yaml.safe_load(f.read())
         self.assertEqual(chart["appVersion"], version)
 
+    def test_default_images_are_the_ones_images_sh_builds_and_publishes(self):
+        env = {k: v for k, v in os.environ.items() if k not in ("IMAGE_REGISTRY", "IMAGE_TAG")}
+        proxy, controller = subprocess.run([os.path.join(SOURCE_DIR, "scripts/images.sh"), "names"], env=env,
+                                           capture_output=True, text=True, check=True).stdout.split()
+        deployment = next(d for d in documents(render()) if d["kind"] == "Deployment")
+        self.assertEqual(deployment["spec"]["template"]["spec"]["containers"][0]["image"], controller)
+        with open(os.path.join(SOURCE_DIR, "docs/examples/codexproxy.yaml")) as f:
+            self.assertEqual(yaml.safe_load(f)["spec"]["image"], proxy)
+
     def test_leader_election_turns_on_with_more_than_one_replica(self):
         def args(*values):
             deployment = next(d for d in documents(render(*values)) if d["kind"] == "Deployment")
