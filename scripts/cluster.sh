@@ -5,7 +5,7 @@
 #   scripts/cluster.sh install              build/cache the pinned binaries (scripts/cluster/install.sh)
 #   scripts/cluster.sh up                   start everything under build/cluster/ (installs first)
 #   scripts/cluster.sh up --real-node       and a real node beside the kwok nodes: kubelet +
-#                                           containerd + runc (scripts/cluster/node.sh; root), with
+#                                           containerd + runc (scripts/cluster/node.bash; root), with
 #                                           the images of scripts/images.sh imported when built
 #   scripts/cluster.sh down                 stop everything it started; safe after a failed up
 #   scripts/cluster.sh status               what runs, exit 1 if the plane is not healthy
@@ -34,6 +34,8 @@ log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
 
 bin_dir() { "$ROOT/scripts/cluster/install.sh" | tail -n 1; }
+# shellcheck source=scripts/cluster/node.bash
+. "$ROOT/scripts/cluster/node.bash"
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -137,9 +139,19 @@ YAML
   done
 }
 
+# TERM to the component's process group, KILL after 5 s.
+stop_component() {
+  local pid; pid="$(pid_of "$1")"
+  [ -n "$pid" ] || return 0
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$PIDS/$1.pid"
+}
+
 stop_all() {
   local name pid i
-  [ -d "$DIR/node" ] && "$ROOT/scripts/cluster/node.sh" down "$DIR"
+  node_down
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     name="${COMPONENTS[$i]}"
     pid="$(pid_of "$name")"
@@ -224,13 +236,8 @@ load_ports() {
 # ports (outage drills).
 restart_component() {  # name down_seconds
   load_ports
-  local name="$1" down="${2:-0}" pid
-  pid="$(pid_of "$name")"
-  if [ -n "$pid" ]; then
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  fi
+  local name="$1" down="${2:-0}"
+  stop_component "$name"
   log "$name stopped; down for ${down}s"
   sleep "$down"
   mv "$LOGS/$name.log" "$LOGS/$name.previous.log" 2>/dev/null || true
@@ -267,7 +274,7 @@ import_images() {
   fi
   log "importing $(echo $names) into the real node"
   "$ROOT/scripts/images.sh" save "$archive_dir" || die "saving the images failed"
-  "$ROOT/scripts/cluster/node.sh" import "$DIR" "$archive_dir"/*.tar
+  node_import "$archive_dir"/*.tar
   rm -rf "$archive_dir"
 }
 
@@ -286,6 +293,7 @@ cmd_up() {
   local bin
   bin="$(bin_dir)" || die "installing the control-plane binaries failed (see above); retry scripts/cluster.sh install"
   command -v kubectl >/dev/null || die "kubectl is not on PATH"
+  BIN="$bin"
   rm -rf "$DIR"
   mkdir -p "$LOGS" "$PIDS" "$DIR/etcd"
   ETCD_PORT=$(free_port); ETCD_PEER_PORT=$(free_port); API_PORT=$(free_port)
@@ -330,7 +338,7 @@ ENV
   fi
   wait_for kube-controller-manager 60 kubectl --kubeconfig "$KUBECONFIG_ADMIN" get serviceaccount default -n default
   if [ "$REAL_NODE" = 1 ]; then
-    "$ROOT/scripts/cluster/node.sh" up "$DIR" || { stop_all; die "the real node did not start (see above)"; }
+    ( node_up ) || { stop_all; die "the real node did not start (see above)"; }
     import_images
   fi
   log "ready: export KUBECONFIG=$KUBECONFIG_ADMIN"

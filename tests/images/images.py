@@ -1,13 +1,20 @@
-"""The built images and podman, for the images tier (scripts/images.sh builds them)."""
+"""The built images and podman, for the images tier (scripts/images.sh builds them). Imported
+first by the tier's modules: it points them at the tier's own control plane and makes the e2e
+helpers (kube, test_helm) and tests/pylib importable."""
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 
-import artifacts
-
 SOURCE_DIR = os.environ.get("CXP_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
+# This tier's own control plane with its real node (not the e2e tier's shared one).
+os.environ.setdefault("CXP_CLUSTER_DIR", os.path.join(SOURCE_DIR, "build/images/cluster"))
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/e2e"))
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/pylib"))
+
+import artifacts  # noqa: E402
 IMAGES_SH = os.path.join(SOURCE_DIR, "scripts/images.sh")
 # podman reads the configuration scripts/images.sh writes (runc, cgroupfs, ulimits).
 PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": os.path.join(SOURCE_DIR, "build/images/containers.conf")}

@@ -11,19 +11,13 @@ Needs `scripts/cluster.sh up --real-node` on CXP_CLUSTER_DIR with the images imp
 import json
 import os
 import subprocess
-import sys
 import time
 import unittest
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_DIR = os.environ.get("CXP_SOURCE_DIR", os.path.join(HERE, "../.."))
-os.environ.setdefault("CXP_CLUSTER_DIR", os.path.join(SOURCE_DIR, "build/images/cluster"))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/e2e"))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/pylib"))
-
+import images  # noqa: F401  (first: the tier's plane and import paths)
 import artifacts  # noqa: E402
-from images import PROXY_IMAGE, CONTROLLER_IMAGE  # noqa: E402
+from images import SOURCE_DIR, PROXY_IMAGE, CONTROLLER_IMAGE  # noqa: E402
 from kube import CLUSTER_DIR, kubectl, kubectl_json, wait_until  # noqa: E402
 from real_worker import MODEL_KEY, MODEL_KEY_VAR, ModelStub  # noqa: E402
 from test_helm import helm  # noqa: E402

@@ -10,21 +10,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 import urllib.request
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_DIR = os.environ.get("CXP_SOURCE_DIR", os.path.join(HERE, "../.."))
-# This tier's own control plane (not the e2e tier's shared one).
-os.environ.setdefault("CXP_CLUSTER_DIR", os.path.join(SOURCE_DIR, "build/images/cluster"))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/e2e"))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/pylib"))
-
+import images  # noqa: F401  (first: the tier's plane and import paths)
 import artifacts  # noqa: E402
-from images import PROXY_IMAGE, CONTROLLER_IMAGE, Container, podman, free_port  # noqa: E402
+from images import SOURCE_DIR, PROXY_IMAGE, CONTROLLER_IMAGE, Container, podman, free_port  # noqa: E402
 from kube import CLUSTER_DIR, kubectl, kubectl_json, wait_until  # noqa: E402
 from real_worker import MODEL_KEY, ModelStub, real_worker_env  # noqa: E402
 

@@ -1,25 +1,18 @@
-#!/usr/bin/env bash
 # A real node for the local control plane: kubelet + a private containerd + runc + the CNI bridge
-# plugin, running real containers (the images tier; `scripts/cluster.sh up --real-node`).
-#
-#   scripts/cluster/node.sh up DIR      DIR: the cluster's folder (ports.env, pki/); the node lives
-#                                       in DIR/node; needs root
-#   scripts/cluster/node.sh down DIR    stops the node's pods, kubelet and containerd, unmounts, and
-#                                       restores every host setting it changed (safe after a failure)
-#   scripts/cluster/node.sh import DIR ARCHIVE...
-#                                       imports image archives (docker-archive) into the node
+# plugin, running real containers (the images tier). Sourced by scripts/cluster.sh, whose helpers
+# and variables (DIR, PKI, LOGS, PIDS, BIN, API_PORT, start_component, wait_for, free_port, log,
+# die) it uses:
+#   node_up       (`scripts/cluster.sh up --real-node`) needs root; the node lives in $DIR/node
+#   node_down     stops the node's pods, kubelet and containerd, unmounts, and restores every host
+#                 setting it changed (safe after a failure; `scripts/cluster.sh down`)
+#   node_import ARCHIVE...   imports image archives (docker-archive) into the node
 #
 # Networking: pods get 10.85.0.0/24 on the bridge cxpbr0 (gateway 10.85.0.1, the host). There is no
 # kube-proxy: the one ClusterIP pods need, the `kubernetes` Service (10.96.0.1:443), is DNATed to the
 # API server on 127.0.0.1 (route_localnet on cxpbr0 only). A service a test runs for the pods (the
 # model stub) listens on 10.85.0.1. Everything the kubelet changes on the host (sysctls, fixed paths)
 # is recorded at `up` and restored at `down`.
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-CMD="${1:-}"; DIR="${2:-}"
-[ -n "$CMD" ] && [ -n "$DIR" ] || { sed -n '2,16p' "$0" >&2; exit 2; }
 NODE="$DIR/node"
-PKI="$DIR/pki"
 BRIDGE=cxpbr0
 GATEWAY=10.85.0.1
 SUBNET=10.85.0.0/24
@@ -29,9 +22,6 @@ SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops)
 # Paths the kubelet and containerd use whatever their flags say.
 FIXED_PATHS=(/var/lib/kubelet /var/log/containers /var/log/pods /run/containerd /var/lib/cni /etc/cni)
 NAT_RULE=(PREROUTING -i "$BRIDGE" -d "$SERVICE_IP/32" -p tcp --dport 443 -m comment --comment codexproxy-local-node -j DNAT)
-
-log() { printf '[node] %s\n' "$*" >&2; }
-die() { printf '[node] error: %s\n' "$*" >&2; exit 1; }
 
 ctr_() { ctr --address "$NODE/containerd.sock" --namespace k8s.io "$@"; }
 
@@ -112,8 +102,6 @@ PY
 }
 
 write_configs() {
-  # shellcheck disable=SC1091
-  . "$DIR/ports.env"
   mkdir -p "$NODE/cni/net.d" "$NODE/cni/ipam" "$NODE/kubelet" "$NODE/kubelet-pki" "$NODE/volume-plugins" \
     "$NODE/containerd"
   cat > "$NODE/containerd/config.toml" <<TOML
@@ -149,15 +137,15 @@ TOML
             "ranges": [[{"subnet": "$SUBNET", "gateway": "$GATEWAY"}]], "routes": [{"dst": "0.0.0.0/0"}]}}
 ]}
 JSON
-  KUBELET_PORT=$(free_port); KUBELET_HEALTHZ_PORT=$(free_port)
-  echo "KUBELET_HEALTHZ_PORT=$KUBELET_HEALTHZ_PORT" > "$NODE/ports.env"
+  local kubelet_port kubelet_healthz_port
+  kubelet_port=$(free_port); kubelet_healthz_port=$(free_port)
   cat > "$NODE/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: 127.0.0.1
-port: $KUBELET_PORT
+port: $kubelet_port
 healthzBindAddress: 127.0.0.1
-healthzPort: $KUBELET_HEALTHZ_PORT
+healthzPort: $kubelet_healthz_port
 readOnlyPort: 0
 containerRuntimeEndpoint: unix://$NODE/containerd.sock
 cgroupDriver: cgroupfs
@@ -178,35 +166,16 @@ authentication:
   x509: {clientCAFile: "$PKI/ca.crt"}
 authorization: {mode: AlwaysAllow}
 YAML
-  cat > "$NODE/kubelet.kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$PKI/ca.crt"}
-users:
-- name: node
-  user: {client-certificate: "$PKI/node.crt", client-key: "$PKI/node.key"}
-contexts:
-- name: local
-  context: {cluster: local, user: node}
-current-context: local
-YAML
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  write_kubeconfig "$NODE/kubelet.kubeconfig" "system:node:$(node_name)" node
 }
 
 setup_network() {
-  # shellcheck disable=SC1091
-  . "$DIR/ports.env"
-  ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
+  teardown_network  # a stale rule of an earlier plane would DNAT to its dead port
+  ip link add "$BRIDGE" type bridge
   ip addr replace "$GATEWAY/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   sysctl -qw "net.ipv4.conf.$BRIDGE.route_localnet=1"
-  iptables -t nat -C "${NAT_RULE[@]}" --to-destination "127.0.0.1:$API_PORT" 2>/dev/null \
-    || iptables -t nat -A "${NAT_RULE[@]}" --to-destination "127.0.0.1:$API_PORT"
+  iptables -t nat -A "${NAT_RULE[@]}" --to-destination "127.0.0.1:$API_PORT"
 }
 
 teardown_network() {
@@ -218,22 +187,7 @@ teardown_network() {
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE" || true
 }
 
-start() {  # name command...
-  local name="$1"; shift
-  setsid "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null &
-  echo $! > "$DIR/pids/$name.pid"
-}
-
-wait_until() {  # what timeout_s command...
-  local what="$1" timeout="$2"; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || { tail -n 30 "$DIR/logs/$what.log" >&2 2>/dev/null; die "$what: not ready after ${timeout}s (log: $DIR/logs/$what.log)"; }
-    sleep 0.2
-  done
-}
-
-cmd_up() {
+node_up() {
   preflight
   [ -f "$PKI/node.crt" ] || die "no node certificate in $PKI: start the plane with scripts/cluster.sh up --real-node"
   mkdir -p "$NODE"
@@ -241,34 +195,22 @@ cmd_up() {
   write_configs
   setup_network
   log "starting containerd"
-  start containerd containerd --config "$NODE/containerd/config.toml"
-  wait_until containerd 30 ctr_ version
+  start_component containerd containerd --config "$NODE/containerd/config.toml"
+  wait_for containerd 30 ctr_ version
   make_pause_image
   kubectl --kubeconfig "$DIR/kubeconfig" create clusterrolebinding codexproxy-local-nodes \
     --clusterrole=system:node --group=system:nodes >/dev/null 2>&1 || true
   log "starting kubelet (node $(node_name))"
-  # shellcheck disable=SC1091
-  . "$DIR/ports.env"
-  start kubelet "$BIN/kubelet" --config "$NODE/kubelet.yaml" --kubeconfig "$NODE/kubelet.kubeconfig" \
+  start_component kubelet "$BIN/kubelet" --config "$NODE/kubelet.yaml" --kubeconfig "$NODE/kubelet.kubeconfig" \
     --root-dir "$NODE/kubelet" --cert-dir "$NODE/kubelet-pki" --volume-plugin-dir "$NODE/volume-plugins" \
     --node-labels codexproxy.io/real-node=true --v=1
-  wait_until kubelet 60 kubectl --kubeconfig "$DIR/kubeconfig" wait --for=condition=Ready "node/$(node_name)" --timeout=2s
+  wait_for kubelet 60 kubectl --kubeconfig "$DIR/kubeconfig" wait --for=condition=Ready "node/$(node_name)" --timeout=2s
   log "node $(node_name) is Ready"
 }
 
-kill_pid_file() {
-  local file="$1" pid
-  pid="$(cat "$file" 2>/dev/null || true)"
-  [ -n "$pid" ] || return 0
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL -- "-$pid" 2>/dev/null || true
-  rm -f "$file"
-}
-
-cmd_down() {
+node_down() {
   [ -d "$NODE" ] || return 0
-  kill_pid_file "$DIR/pids/kubelet.pid"
+  stop_component kubelet
   # The pods' processes outlive the kubelet and containerd (their shims keep them): kill every
   # container of this node, then the shims, then containerd.
   if [ -S "$NODE/containerd.sock" ]; then
@@ -276,7 +218,7 @@ cmd_down() {
     for task in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$task" >/dev/null 2>&1 || true; done
   fi
   pkill -KILL -f "containerd-shim-runc-v2 .*-address $NODE/containerd.sock" 2>/dev/null || true
-  kill_pid_file "$DIR/pids/containerd.pid"
+  stop_component containerd
   # Mounts under the node's folder (rootfs overlays, netns, projected volumes), deepest first.
   awk -v dir="$NODE" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r | while read -r mount; do
     umount -l "$mount" 2>/dev/null || true
@@ -285,17 +227,9 @@ cmd_down() {
   restore_host_state
 }
 
-cmd_import() {
-  shift 2
+node_import() {
   local archive
   for archive in "$@"; do
     ctr_ images import "$archive" >/dev/null || die "importing $archive into the node failed"
   done
 }
-
-case "$CMD" in
-  up) cmd_up ;;
-  down) cmd_down ;;
-  import) cmd_import "$@" ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
-esac
