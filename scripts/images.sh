@@ -3,6 +3,7 @@
 # Docker daemon needed; as root).
 #
 #   scripts/images.sh build [proxy|controller]   build both (or one) images, tagged with the version
+#                                                (buildah's layer cache: unchanged steps are reused)
 #   scripts/images.sh run-check                  run each built image with podman the way a pod runs
 #                                                it (read-only root, non-root, empty dirs at its writable
 #                                                paths) and check it works (tests/images/test_run_check.py)
@@ -56,9 +57,10 @@ CONF
 # apt options the host itself needs (e.g. a snapshot mirror whose Release files are past their
 # Valid-Until date), passed to the build's apt only.
 host_apt_options() {
-  local opts=()
-  apt-config dump 2>/dev/null | grep -q '^Acquire::Check-Valid-Until "false"' && opts+=(-o Acquire::Check-Valid-Until=false)
-  apt-config dump 2>/dev/null | grep -q '^Acquire::Check-Date "false"' && opts+=(-o Acquire::Check-Date=false)
+  local opts=() dump
+  dump="$(apt-config dump 2>/dev/null || true)"  # whole (a `| grep -q` would SIGPIPE it: pipefail)
+  grep -q '^Acquire::Check-Valid-Until "false"' <<<"$dump" && opts+=(-o Acquire::Check-Valid-Until=false)
+  grep -q '^Acquire::Check-Date "false"' <<<"$dump" && opts+=(-o Acquire::Check-Date=false)
   echo "${opts[*]:-}"
 }
 
