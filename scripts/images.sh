@@ -117,13 +117,13 @@ build_target() {  # target image
 image_size() { podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1 / 1e6}'; }
 
 cmd_build() {
+  case "${1:-all}" in all|controller|proxy) ;; *) die "unknown target '$1': use proxy, controller or nothing for both" ;; esac
   configure
   ensure_base
   case "${1:-all}" in
     all) build_target codexproxy-controller "$CONTROLLER_IMAGE"; build_target codex-proxy "$PROXY_IMAGE" ;;
     controller) build_target codexproxy-controller "$CONTROLLER_IMAGE" ;;
     proxy) build_target codex-proxy "$PROXY_IMAGE" ;;
-    *) die "unknown target '$1': use proxy, controller or nothing for both" ;;
   esac
 }
 
