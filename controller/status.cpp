@@ -162,12 +162,18 @@ StatusResult compute_status(const StatusInputs& in) {
                   message, generation, now_text);
   }
 
-  // Maintenance: what the spec asks for, and how many pods have it in force.
+  // Maintenance: what the spec asks for, and what the pods have applied. Settled when every live
+  // pod agrees with the spec; the MAINTENANCE column then shows True/False, else "in force/pods".
   const auto live = in.live_pods.size();
-  set_condition(conditions, "Maintenance", proxy.spec.maintenance_enabled,
-                proxy.spec.maintenance_enabled ? "Enabled" : "Disabled",
-                "in force on " + std::to_string(in_maintenance.size()) + " of " +
-                    std::to_string(live) + " pods",
+  const auto in_force = in_maintenance.size();
+  const bool enabled = proxy.spec.maintenance_enabled;
+  const bool settled = enabled ? in_force == live : in_force == 0;
+  const std::string maintenance_text =
+      settled ? (enabled ? "True" : "False")
+              : std::to_string(in_force) + "/" + std::to_string(live);
+  set_condition(conditions, "Maintenance", enabled,
+                enabled ? (settled ? "Enabled" : "Enabling") : (settled ? "Disabled" : "Disabling"),
+                "in force on " + std::to_string(in_force) + " of " + std::to_string(live) + " pods",
                 generation, now_text);
 
   std::string phase = "Pending";
@@ -185,6 +191,7 @@ StatusResult compute_status(const StatusInputs& in) {
       {"readyReplicas", ready},
       {"ready", ready_text},
       {"restartsTotal", restarts},
+      {"maintenance", maintenance_text},
       {"phase", phase},
       {"selector", pod_selector_string(proxy.name)},
       {"conditions", conditions},

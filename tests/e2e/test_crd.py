@@ -95,7 +95,7 @@ class CrdTest(KubeTestCase):
         table = kubectl("get", "cxp", "-n", self.namespace).stdout.splitlines()
         self.assertEqual(table[0].split(), ["NAME", "READY", "MAINTENANCE", "RESTARTS", "STATUS", "AGE"])
 
-        status = {"status": {"ready": "1/2", "phase": "Degraded", "restartsTotal": 3, "replicas": 2,
+        status = {"status": {"ready": "1/2", "phase": "Degraded", "restartsTotal": 3, "replicas": 2, "maintenance": "1/2",
                              "readyReplicas": 1, "selector": "app.kubernetes.io/instance=cols",
                              "conditions": [{"type": "Maintenance", "status": "True", "reason": "Enabled",
                                              "message": "maintenance is on",
@@ -105,7 +105,7 @@ class CrdTest(KubeTestCase):
         kubectl("patch", "cxp", "cols", "-n", self.namespace, "--subresource=status", "--type=merge",
                 "-p", json.dumps(status))
         row = kubectl("get", "cxp", "cols", "-n", self.namespace, "--no-headers").stdout.split()
-        self.assertEqual(row[:5], ["cols", "1/2", "True", "3", "Degraded"])
+        self.assertEqual(row[:5], ["cols", "1/2", "1/2", "3", "Degraded"])
 
         bad = {"status": {"pods": [{"name": "x", "workerState": "exploded"}]}}
         result = kubectl("patch", "cxp", "cols", "-n", self.namespace, "--subresource=status", "--type=merge",

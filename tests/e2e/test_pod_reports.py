@@ -111,6 +111,11 @@ class PodReportTest(ControllerTestCase):
                    10, interval=0.2, message="settings generation applied by every pod")
         wait_until(lambda: self.condition("maint", "Progressing")["status"] == "False", 10, interval=0.2,
                    message="Progressing False")
+        # every condition was computed for the spec that enabled maintenance
+        proxy_object = self.get("cxp", "maint")
+        self.assertEqual({c["type"]: c["observedGeneration"] for c in proxy_object["status"]["conditions"]},
+                         {t: proxy_object["metadata"]["generation"]
+                          for t in ("Available", "Progressing", "Degraded", "Maintenance")})
         kubectl("patch", "cxp", "maint", "-n", self.namespace, "--type", "merge",
                 "-p", json.dumps({"spec": {"maintenance": {"enabled": False}}}))
         for proxy in proxies.values():

@@ -143,7 +143,30 @@ TEST_CASE("the Maintenance condition follows the spec and says how many pods hav
   const auto result = f.run();
   const auto* condition = find_condition(result.status["conditions"], "Maintenance");
   CHECK(condition->at("status") == "True");
+  CHECK(condition->at("reason") == "Enabling");
   CHECK(condition->at("message") == "in force on 1 of 2 pods");
+  CHECK(result.status["maintenance"] == "1/2");  // the MAINTENANCE column while switching
+}
+
+TEST_CASE("the MAINTENANCE column shows what the pods applied: True, False, or in-force/pods") {
+  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1)),
+                         entry("b", true, "ready", 0, seconds(1))}),
+            {"a", "b"});
+  const auto column = [&] { return f.run().status["maintenance"].get<std::string>(); };
+  CHECK(column() == "False");
+  f.proxy.spec.maintenance_enabled = true;  // patched: no pod has applied it yet
+  CHECK(column() == "0/2");
+  f.proxy.status["pods"][0]["maintenance"] = true;
+  CHECK(column() == "1/2");
+  f.proxy.status["pods"][1]["maintenance"] = true;
+  CHECK(column() == "True");
+  CHECK(reason(f.run().status, "Maintenance") == "Enabled");
+  f.proxy.spec.maintenance_enabled = false;  // switching back: 2 pods still in maintenance
+  CHECK(column() == "2/2");
+  CHECK(reason(f.run().status, "Maintenance") == "Disabling");
+  f.proxy.status["pods"][0]["maintenance"] = false;
+  f.proxy.status["pods"][1]["maintenance"] = false;
+  CHECK(column() == "False");
 }
 
 TEST_CASE("a missing Secret degrades the CodexProxy as CredentialsMissing naming it") {
