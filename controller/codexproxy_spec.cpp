@@ -97,6 +97,22 @@ void read_worker_model(const json& worker, CodexProxySpec& out,
 
 }  // namespace
 
+std::string insecure_defaults_message(const CodexProxySpec& spec) {
+  std::string message;
+  const auto add = [&](const char* open) {
+    message += (message.empty() ? "" : "; ") + std::string(open);
+  };
+  if (spec.api_key_secret.name.empty())
+    add("spec.apiKeySecret is not set: /v1/* accept any caller");
+  if (spec.admin_token_secret.name.empty()) {
+    add("spec.adminTokenSecret is not set: the pods' /internal/maintenance answers 404");
+  }
+  if (spec.metrics_enabled) {
+    add("spec.metrics.enabled without a token: /metrics answer anyone who reaches a pod");
+  }
+  return message.empty() ? message : message + " (docs/security.md)";
+}
+
 std::vector<SecretUse> referenced_secrets(const CodexProxySpec& spec) {
   std::vector<SecretUse> out;
   const std::pair<const char*, const SecretKeyRef*> all[] = {

@@ -88,6 +88,11 @@ struct SecretUse {
 };
 std::vector<SecretUse> referenced_secrets(const CodexProxySpec& spec);
 
+// What the spec leaves open to anyone who reaches a pod, each naming the field, in one message
+// (the InsecureConfig condition and a Warning Event; the pods log and export the same at start).
+// Empty when nothing is open.
+std::string insecure_defaults_message(const CodexProxySpec& spec);
+
 // True when `reference` is a well-formed container image reference:
 // [host[:port]/]path[:tag][@algorithm:hex] with the distribution grammar's character rules.
 bool is_valid_image_reference(const std::string& reference);

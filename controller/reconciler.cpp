@@ -141,6 +141,10 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
       message[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(message[0])));
       const bool created = changes.front().rfind("created", 0) == 0;
       events_.normal(*object, created ? "Created" : "Updated", message);
+      // Said once per change of the pods' objects, not on every reconcile.
+      if (const auto insecure = insecure_defaults_message(proxy.spec); !insecure.empty()) {
+        events_.warning(*object, "InsecureConfig", insecure);
+      }
     }
   } else {
     std::string message;

@@ -168,13 +168,18 @@ StatusResult compute_status(const StatusInputs& in) {
   const auto in_force = in_maintenance.size();
   const bool enabled = proxy.spec.maintenance_enabled;
   const bool settled = enabled ? in_force == live : in_force == 0;
-  const std::string maintenance_text =
-      settled ? (enabled ? "True" : "False")
-              : std::to_string(in_force) + "/" + std::to_string(live);
+  const std::string maintenance_text = settled
+                                           ? (enabled ? "True" : "False")
+                                           : std::to_string(in_force) + "/" + std::to_string(live);
   set_condition(conditions, "Maintenance", enabled,
                 enabled ? (settled ? "Enabled" : "Enabling") : (settled ? "Disabled" : "Disabling"),
                 "in force on " + std::to_string(in_force) + " of " + std::to_string(live) + " pods",
                 generation, now_text);
+
+  // InsecureConfig: abnormal-true like Degraded, but it does not change the phase.
+  const auto insecure = insecure_defaults_message(proxy.spec);
+  set_condition(conditions, "InsecureConfig", !insecure.empty(),
+                insecure.empty() ? "AsExpected" : "OpenEndpoints", insecure, generation, now_text);
 
   std::string phase = "Pending";
   if (condition_is_true(conditions, "Degraded")) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <boost/asio/ip/address.hpp>
+#include <map>
 #include <random>
 
 #include "common/http/bearer_gate.h"
@@ -163,14 +164,17 @@ int ProxyServer::run() {
   signals_.async_wait([this](boost::system::error_code ec, int signal) {
     if (!ec) on_signal(signal);
   });
-  if (config_.admin_token.empty()) {
-    log_.warn("insecure_config",
-              {{"setting", "PROXY_ADMIN_TOKEN"},
-               {"message", "no admin token: /internal/maintenance answers 404"}});
-  }
-  if (config_.api_key.empty()) {
-    log_.warn("insecure_config",
-              {{"setting", "PROXY_API_KEY"}, {"message", "no API key: /v1/* accept any caller"}});
+  // One warning at start naming every setting left open (the same list as codex_insecure_config).
+  if (const auto insecure = insecure_settings(config_); !insecure.empty()) {
+    static const std::map<std::string, std::string> consequence = {
+        {"PROXY_API_KEY", "no API key: /v1/* accept any caller"},
+        {"PROXY_ADMIN_TOKEN", "no admin token: /internal/maintenance answers 404"},
+        {"PROXY_METRICS_TOKEN", "no metrics token: /metrics answer anyone who reaches the pod"}};
+    std::string message;
+    for (const auto& setting : insecure) {
+      message += (message.empty() ? "" : "; ") + consequence.at(setting);
+    }
+    log_.warn("insecure_config", {{"settings", insecure}, {"message", message}});
   }
   trace_.prune();
   schedule_trace_prune();

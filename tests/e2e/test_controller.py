@@ -72,6 +72,28 @@ class ControllerTest(ControllerTestCase):
         for fragment in ("ConfigMap demo-settings", "ServiceAccount demo", "Role demo", "RoleBinding demo",
                          "Service demo", "Deployment demo"):
             self.assertIn(fragment, created[0]["message"])
+        # the example leaves the API, the maintenance endpoint and the metrics open: said where SREs look
+        insecure = self.condition("demo", "InsecureConfig")
+        self.assertEqual((insecure["status"], insecure["reason"]), ("True", "OpenEndpoints"))
+        for field in ("spec.apiKeySecret", "spec.adminTokenSecret", "spec.metrics.enabled"):
+            self.assertIn(field, insecure["message"])
+        warnings = kubectl_json("get", "events", "-n", self.namespace,
+                                "--field-selector", "involvedObject.name=demo,reason=InsecureConfig")["items"]
+        self.assertEqual([e["type"] for e in warnings], ["Warning"])
+
+    def test_a_secured_codexproxy_has_no_insecure_config_warning(self):
+        self.start_controller()
+        for name, key in (("api", "apiKey"), ("admin", "adminToken")):
+            kubectl("create", "secret", "generic", name, "-n", self.namespace, f"--from-literal={key}=s3cret-{name}-0123")
+        self.apply_proxy("secured", apiKeySecret={"name": "api"}, adminTokenSecret={"name": "admin"},
+                         metrics={"enabled": False})
+        condition = wait_until(lambda: self.condition("secured", "InsecureConfig"), 30, interval=0.2,
+                               message="the InsecureConfig condition")
+        self.assertEqual((condition["status"], condition["reason"]), ("False", "AsExpected"))
+        self.wait_owned("secured")
+        events = kubectl_json("get", "events", "-n", self.namespace,
+                              "--field-selector", "involvedObject.name=secured,reason=InsecureConfig")["items"]
+        self.assertEqual(events, [])
 
     def test_kubectl_scale_changes_the_deployment_and_the_pods(self):
         self.start_controller()

@@ -169,6 +169,23 @@ TEST_CASE("the MAINTENANCE column shows what the pods applied: True, False, or i
   CHECK(column() == "False");
 }
 
+TEST_CASE("InsecureConfig names every open endpoint and does not change the phase") {
+  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1))}), {"a"});
+  const auto open = f.run();
+  const auto* condition = find_condition(open.status["conditions"], "InsecureConfig");
+  CHECK(condition->at("status") == "True");
+  CHECK(condition->at("reason") == "OpenEndpoints");
+  for (const char* field : {"spec.apiKeySecret", "spec.adminTokenSecret", "spec.metrics.enabled"}) {
+    CHECK(condition->at("message").get<std::string>().find(field) != std::string::npos);
+  }
+  f.proxy.spec.api_key_secret.name = "api";
+  f.proxy.spec.admin_token_secret.name = "admin";
+  f.proxy.spec.metrics_enabled = false;
+  const auto secured = f.run();
+  CHECK(reason(secured.status, "InsecureConfig") == "AsExpected");
+  CHECK(open.status["phase"] == secured.status["phase"]);
+}
+
 TEST_CASE("a missing Secret degrades the CodexProxy as CredentialsMissing naming it") {
   Fixture f(json::array({entry("a", true, "ready", 0, seconds(1))}), {"a"});
   f.inputs.credential_problems = {
