@@ -152,7 +152,14 @@ json render_deployment(const CodexProxy& proxy) {
       {"env", env},
       {"readinessProbe", http_probe("/readyz", spec.readiness)},
       {"livenessProbe", http_probe("/livez", spec.liveness)},
-      {"startupProbe", http_probe("/livez", spec.startup)},
+      // The worker's first handshake (/readyz): until then liveness and readiness wait; a worker
+      // that never starts within period × failureThreshold gets its container restarted.
+      {"startupProbe", http_probe("/readyz", spec.startup)},
+      // Keep serving while the endpoint is removed from Services and load balancers, then drain.
+      {"lifecycle",
+       {{"preStop",
+         {{"exec",
+           {{"command", json::array({"/bin/sleep", std::to_string(kPreStopSeconds)})}}}}}}},
       {"securityContext",
        {{"allowPrivilegeEscalation", false},
         {"readOnlyRootFilesystem", true},
@@ -162,8 +169,8 @@ json render_deployment(const CodexProxy& proxy) {
   };
   json pod_spec = {
       {"serviceAccountName", proxy.name},
-      // drain, then the supervisor's SIGTERM → SIGKILL escalation (3 s), plus slack
-      {"terminationGracePeriodSeconds", spec.drain_seconds + 5},
+      // preStop, drain, then the supervisor's SIGTERM → SIGKILL escalation (3 s), plus slack
+      {"terminationGracePeriodSeconds", termination_grace_seconds(spec)},
       {"securityContext",
        {{"runAsNonRoot", true},
         {"runAsUser", 65532},

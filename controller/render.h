@@ -22,6 +22,13 @@ inline constexpr const char* kOpenAiBaseUrl = "https://api.openai.com/v1";
 inline constexpr const char* kDefaultModelKeyVariable = "OPENAI_API_KEY";
 // Where a ChatGPT login's auth.json Secret is mounted (read-only) in the proxy container.
 inline constexpr const char* kCodexAuthMountPath = "/var/run/secrets/codexproxy/codex-auth";
+// How long a terminating pod keeps serving before its SIGTERM (preStop), so that Services and load
+// balancers stop sending to it first: no request is refused during a rollout or a drain.
+inline constexpr std::int32_t kPreStopSeconds = 5;
+// preStop + worker.drainSeconds + the supervisor's SIGTERM → SIGKILL step (3 s) + slack.
+inline std::int32_t termination_grace_seconds(const CodexProxySpec& spec) {
+  return kPreStopSeconds + spec.drain_seconds + 5;
+}
 
 // One object the controller wants to exist, and the resource type it belongs to.
 struct DesiredObject {

@@ -5,7 +5,8 @@ controller runs as a real pod with its ServiceAccount token), a CodexProxy runs 
 with the real codex pointed at the model stub, and the test checks what only a real kubelet shows:
 its own probes, `kubectl logs` and `exec`, the projected ServiceAccount token used by the pod's
 reporter, a worker crash seen in `kubectl get codexproxy`, a hung proxy restarted by the liveness
-probe, a rolling template change and graceful termination within the grace period.
+probe, a rolling template change, and graceful termination: served through the preStop wait, gone
+within the grace period.
 Needs `scripts/cluster.sh up --real-node` on CXP_CLUSTER_DIR with the images imported.
 """
 import json
@@ -27,6 +28,7 @@ NAMESPACE = "real-node"
 NAME = "node"
 GATEWAY = "10.85.0.1"  # the host on the node's pod network (scripts/cluster/node.sh)
 DRAIN_SECONDS = 3
+PRE_STOP_SECONDS = 5  # controller/render.h kPreStopSeconds
 
 
 def ctr(*args):
@@ -168,13 +170,19 @@ class RealNodeTest(unittest.TestCase):
         generation = codexproxy()["metadata"]["generation"]
         wait_until(lambda: codexproxy()["status"].get("observedGeneration") == generation, 30, interval=0.5,
                    message="the new generation observed")
-        # Graceful termination: the proxy drains and exits on SIGTERM, well before the grace period
-        # (drainSeconds + 5) ends in a SIGKILL.
+        # Graceful termination: the pod keeps serving through its preStop wait (Services and load
+        # balancers drop it meanwhile), then the proxy drains and exits on SIGTERM, well before the
+        # grace period (preStop + drainSeconds + 5) ends in a SIGKILL.
         grace = pod["spec"]["terminationGracePeriodSeconds"]
-        self.assertEqual(grace, DRAIN_SECONDS + 5)
+        self.assertEqual(grace, PRE_STOP_SECONDS + DRAIN_SECONDS + 5)
         started = time.monotonic()
-        kubectl("delete", "pod", "-n", NAMESPACE, pod["metadata"]["name"], "--wait=true", timeout=grace + 30)
+        kubectl("delete", "pod", "-n", NAMESPACE, pod["metadata"]["name"], "--wait=false")
+        self.assertEqual(chat(pod, "[[reply:while terminating]]"), "while terminating")
+        self.assertLess(time.monotonic() - started, PRE_STOP_SECONDS, "answered inside the preStop wait")
+        wait_until(lambda: kubectl("get", "pod", "-n", NAMESPACE, pod["metadata"]["name"],
+                                   check=False).returncode != 0, grace + 30, interval=0.2, message="the pod gone")
         took = time.monotonic() - started
+        self.assertGreaterEqual(took, PRE_STOP_SECONDS, "the preStop wait did not run")
         self.assertLess(took, grace, f"the pod took {took:.1f}s to stop (grace {grace}s): SIGTERM not handled")
         self.wait_available()
 

@@ -67,11 +67,14 @@ TEST_CASE("the Deployment carries the spec as env, probes and a locked-down secu
   CHECK(env.count("PROXY_MAINTENANCE_MODE") == 0);  // live settings never go into the pod template
   CHECK(container["readinessProbe"]["httpGet"]["path"] == "/readyz");
   CHECK(container["livenessProbe"]["httpGet"]["path"] == "/livez");
+  CHECK(container["startupProbe"]["httpGet"]["path"] == "/readyz");  // the first handshake
+  CHECK(container["lifecycle"]["preStop"]["exec"]["command"] ==
+        json::array({"/bin/sleep", std::to_string(kPreStopSeconds)}));
   CHECK(container["securityContext"]["readOnlyRootFilesystem"] == true);
   CHECK(container["securityContext"]["allowPrivilegeEscalation"] == false);
   CHECK(pod["securityContext"]["runAsNonRoot"] == true);
   CHECK(pod["serviceAccountName"] == "demo");
-  CHECK(pod["terminationGracePeriodSeconds"] == 15);
+  CHECK(pod["terminationGracePeriodSeconds"] == kPreStopSeconds + 10 + 5);  // drainSeconds 10
 }
 
 TEST_CASE("only restart-requiring settings change the pod template") {
