@@ -102,8 +102,9 @@ std::string insecure_defaults_message(const CodexProxySpec& spec) {
   const auto add = [&](const char* open) {
     message += (message.empty() ? "" : "; ") + std::string(open);
   };
-  if (spec.api_key_secret.name.empty())
+  if (spec.api_key_secret.name.empty()) {
     add("spec.apiKeySecret is not set: /v1/* accept any caller");
+  }
   if (spec.admin_token_secret.name.empty()) {
     add("spec.adminTokenSecret is not set: the pods' /internal/maintenance answers 404");
   }
