@@ -5,7 +5,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 
 SOURCE_DIR = os.environ.get("CXP_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
@@ -61,8 +60,5 @@ class Container:
         return podman("exec", self.name, *command, check=False)
 
     def stop(self):
-        with tempfile.NamedTemporaryFile("w", prefix=f"{self.name}-", suffix=".log") as log:
-            log.write(self.logs())
-            log.flush()
-            artifacts.keep("container", [log.name])
+        artifacts.keep_text("container", f"{self.name}.log", self.logs())
         podman("rm", "-f", "-t", "10", self.name, check=False)

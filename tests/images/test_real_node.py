@@ -28,7 +28,6 @@ NAMESPACE = "real-node"
 NAME = "node"
 GATEWAY = "10.85.0.1"  # the host on the node's pod network (scripts/cluster/node.sh)
 DRAIN_SECONDS = 3
-PRE_STOP_SECONDS = 5  # controller/render.h kPreStopSeconds
 
 
 def ctr(*args):
@@ -91,7 +90,7 @@ class RealNodeTest(unittest.TestCase):
         for namespace in (NAMESPACE, "codexproxy-system"):  # every container's log, for the secret scan
             for pod in kubectl_json("get", "pods", "-n", namespace)["items"]:
                 log = kubectl("logs", "-n", namespace, pod["metadata"]["name"], check=False).stdout
-                keep_text(f"pod-{pod['metadata']['name']}", log)
+                artifacts.keep_text("real-node", f"pod-{pod['metadata']['name']}.log", log)
         kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s", check=False, timeout=150)
         helm("uninstall", "cxp", "-n", "codexproxy-system", "--wait", check=False)
         cls.stub.stop()
@@ -174,24 +173,18 @@ class RealNodeTest(unittest.TestCase):
         # balancers drop it meanwhile), then the proxy drains and exits on SIGTERM, well before the
         # grace period (preStop + drainSeconds + 5) ends in a SIGKILL.
         grace = pod["spec"]["terminationGracePeriodSeconds"]
-        self.assertEqual(grace, PRE_STOP_SECONDS + DRAIN_SECONDS + 5)
+        pre_stop = int(pod["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][-1])
+        self.assertEqual(grace, pre_stop + DRAIN_SECONDS + 5)
         started = time.monotonic()
         kubectl("delete", "pod", "-n", NAMESPACE, pod["metadata"]["name"], "--wait=false")
         self.assertEqual(chat(pod, "[[reply:while terminating]]"), "while terminating")
-        self.assertLess(time.monotonic() - started, PRE_STOP_SECONDS, "answered inside the preStop wait")
+        self.assertLess(time.monotonic() - started, pre_stop, "answered inside the preStop wait")
         wait_until(lambda: kubectl("get", "pod", "-n", NAMESPACE, pod["metadata"]["name"],
                                    check=False).returncode != 0, grace + 30, interval=0.2, message="the pod gone")
         took = time.monotonic() - started
-        self.assertGreaterEqual(took, PRE_STOP_SECONDS, "the preStop wait did not run")
+        self.assertGreaterEqual(took, pre_stop, "the preStop wait did not run")
         self.assertLess(took, grace, f"the pod took {took:.1f}s to stop (grace {grace}s): SIGTERM not handled")
         self.wait_available()
-
-
-def keep_text(name, text):
-    path = os.path.join(CLUSTER_DIR, f"{name}.log")
-    with open(path, "w") as f:
-        f.write(text)
-    artifacts.keep("real-node", [path])
 
 
 if __name__ == "__main__":

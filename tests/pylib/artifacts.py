@@ -10,6 +10,7 @@ import itertools
 import os
 import re
 import shutil
+import tempfile
 import uuid
 
 ARTIFACTS_DIR = os.environ.get("CXP_ARTIFACTS_DIR")
@@ -67,6 +68,17 @@ def keep(kind, paths):
         name = f"{index}-{os.path.basename(path)}"
         with open(path, "rb") as source, open(os.path.join(target, name), "wb") as out:
             shutil.copyfileobj(_limited(source, MAX_KEPT_BYTES), out)
+
+
+def keep_text(kind, name, text):
+    """Keeps `text` (a container's log read through podman or kubectl) as the file `name`."""
+    if not ARTIFACTS_DIR:
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, name)
+        with open(path, "w") as f:
+            f.write(text)
+        keep(kind, [path])
 
 
 def trace_files(folder):
