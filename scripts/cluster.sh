@@ -194,27 +194,66 @@ start_kcm() {  # bin (uses KCM_PORT)
     --use-service-account-credentials=true --controllers '*' --cert-dir "$DIR/kcm-certs" --v=1
 }
 
-# After an outage drill: the controller manager's informers may sit in a long backoff, and a new
-# namespace would get no default ServiceAccount for minutes. A real cluster's static pod would be
-# restarted by its liveness probe; here: probe with a namespace, restart it if it does not serve.
-ensure_controller_manager() {
-  local ns="cluster-probe-$$-$RANDOM" served=1
-  kubectl --kubeconfig "$KUBECONFIG_ADMIN" create namespace "$ns" >/dev/null 2>&1 || return 0
-  for _ in $(seq 100); do
-    if kubectl --kubeconfig "$KUBECONFIG_ADMIN" get serviceaccount default -n "$ns" >/dev/null 2>&1; then
-      served=0; break
-    fi
-    sleep 0.2
-  done
-  if [ $served -ne 0 ]; then
-    log "kube-controller-manager did not serve a new namespace in 20 s: restarting it"
-    local pid; pid="$(pid_of kube-controller-manager)"
-    [ -n "$pid" ] && kill -TERM -- "-$pid" 2>/dev/null || true
-    sleep 1
-    start_kcm "$BIN"
+start_scheduler() {  # bin (uses SCHED_PORT)
+  start_component kube-scheduler "$1/kube-scheduler" \
+    --kubeconfig "$DIR/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$DIR/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$DIR/scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --v=1
+}
+
+start_kwok() {  # bin (uses KWOK_PORT)
+  start_component kwok "$1/kwok" --kubeconfig "$DIR/kwok.kubeconfig" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --node-ip 127.0.0.1 --cidr 10.244.0.1/16 --server-address "127.0.0.1:$KWOK_PORT"
+}
+
+# kubectl as the plane's admin, quiet.
+kc() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@" >/dev/null 2>&1; }
+
+# Polls a command every 0.2 s for up to N seconds.
+poll() {  # seconds command...
+  local tries=$(($1 * 5)); shift
+  for _ in $(seq "$tries"); do "$@" && return 0; sleep 0.2; done
+  return 1
+}
+
+probe_pod_is() {  # namespace jsonpath glob
+  # shellcheck disable=SC2053
+  [[ "$(kubectl --kubeconfig "$KUBECONFIG_ADMIN" get pod probe -n "$1" -o jsonpath="$2" 2>/dev/null)" == $3 ]]
+}
+
+restart_stuck() {  # component start-function
+  log "$1 did not act in time after the outage: restarting it"
+  stop_component "$1"
+  "$2" "$BIN"
+}
+
+# After an outage drill a component's informers may sit in a long backoff (the restarted API server
+# answers 403 until its RBAC cache is filled, and client-go backs off): a new namespace would get no
+# ServiceAccount, or a new pod would stay unscheduled, for minutes. A real cluster's static pods would
+# be restarted by their liveness probes; here: probe every stage (controller manager → scheduler →
+# kwok) with a namespace and a pod, and restart the component that does not act.
+ensure_plane_serves() {
+  local ns="cluster-probe-$$-$RANDOM"
+  kc create namespace "$ns" || return 0
+  if ! poll 20 kc get serviceaccount default -n "$ns"; then
+    restart_stuck kube-controller-manager start_kcm
     wait_for kube-controller-manager 60 kubectl --kubeconfig "$KUBECONFIG_ADMIN" get serviceaccount default -n "$ns"
   fi
-  kubectl --kubeconfig "$KUBECONFIG_ADMIN" delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+  if [ "$NODES" -gt 0 ]; then
+    kc run probe -n "$ns" --image=probe --restart=Never \
+      --overrides='{"spec":{"nodeSelector":{"type":"kwok"},"automountServiceAccountToken":false}}'
+    if ! poll 10 probe_pod_is "$ns" '{.spec.nodeName}' '?*'; then
+      restart_stuck kube-scheduler start_scheduler
+      wait_for kube-scheduler 60 probe_pod_is "$ns" '{.spec.nodeName}' '?*'
+    fi
+    if ! poll 10 probe_pod_is "$ns" '{.status.phase}' Running; then
+      restart_stuck kwok start_kwok
+      wait_for kwok 60 probe_pod_is "$ns" '{.status.phase}' Running
+    fi
+  fi
+  kc delete namespace "$ns" --wait=false || true
 }
 
 start_etcd() {  # bin (uses ETCD_PORT, ETCD_PEER_PORT)
@@ -246,7 +285,7 @@ restart_component() {  # name down_seconds
     etcd) start_etcd "$BIN" ;;
   esac
   wait_for kube-apiserver 60 kubectl --kubeconfig "$KUBECONFIG_ADMIN" get --raw /readyz
-  ensure_controller_manager
+  ensure_plane_serves
   log "$name is back"
 }
 
@@ -301,6 +340,7 @@ API_PORT=$API_PORT
 KCM_PORT=$KCM_PORT
 SCHED_PORT=$SCHED_PORT
 KWOK_PORT=$KWOK_PORT
+NODES=$NODES
 BIN=$bin
 ENV
   make_pki
@@ -315,18 +355,12 @@ ENV
 
   log "starting kube-controller-manager and kube-scheduler"
   start_kcm "$bin"
-  start_component kube-scheduler "$bin/kube-scheduler" \
-    --kubeconfig "$DIR/scheduler.kubeconfig" \
-    --authentication-kubeconfig "$DIR/scheduler.kubeconfig" \
-    --authorization-kubeconfig "$DIR/scheduler.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --v=1
+  start_scheduler "$bin"
   wait_for kube-controller-manager 60 curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"
   wait_for kube-scheduler 60 curl -fsSk "https://127.0.0.1:$SCHED_PORT/healthz"
 
   log "starting kwok with $NODES fake node(s)"
-  start_component kwok "$bin/kwok" --kubeconfig "$DIR/kwok.kubeconfig" \
-    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-    --node-ip 127.0.0.1 --cidr 10.244.0.1/16 --server-address "127.0.0.1:$KWOK_PORT"
+  start_kwok "$bin"
   wait_for kwok 30 curl -fsS "http://127.0.0.1:$KWOK_PORT/healthz"
   create_nodes
   if [ "$NODES" -gt 0 ]; then
