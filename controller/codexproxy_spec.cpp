@@ -50,6 +50,21 @@ void read(const json& object, const char* key, T& out, const std::string& path,
                      utf8_prefix(found->dump(-1, ' ', false, json::error_handler_t::replace), 64));
 }
 
+// Reads a Kubernetes-typed field (an object or an array) as it is; another type is a problem.
+void read_raw(const json& object, const char* key, json::value_t type, json& out,
+              const std::string& path, std::vector<std::string>& problems) {
+  if (!object.is_object()) return;
+  const auto found = object.find(key);
+  if (found == object.end() || found->is_null()) return;
+  if (found->type() == type) {
+    out = *found;
+    return;
+  }
+  problems.push_back(path + "." + key + ": expected " +
+                     (type == json::value_t::array ? "a list" : "an object") + ", found " +
+                     utf8_prefix(found->dump(-1, ' ', false, json::error_handler_t::replace), 64));
+}
+
 const json& child(const json& object, const char* key) {
   static const json kEmpty = json::object();
   if (!object.is_object()) return kEmpty;
@@ -95,6 +110,28 @@ void read_worker_model(const json& worker, CodexProxySpec& out,
   }
 }
 
+void read_pod_template(const json& spec, PodTemplateSpec& out, std::vector<std::string>& problems) {
+  constexpr auto kObject = json::value_t::object;
+  constexpr auto kArray = json::value_t::array;
+  read_raw(spec, "resources", kObject, out.resources, "spec", problems);
+  read_raw(spec, "nodeSelector", kObject, out.node_selector, "spec", problems);
+  read_raw(spec, "affinity", kObject, out.affinity, "spec", problems);
+  read_raw(spec, "tolerations", kArray, out.tolerations, "spec", problems);
+  read_raw(spec, "topologySpreadConstraints", kArray, out.topology_spread, "spec", problems);
+  read(spec, "priorityClassName", out.priority_class_name, "spec", problems);
+  read_raw(spec, "imagePullSecrets", kArray, out.image_pull_secrets, "spec", problems);
+  read(spec, "imagePullPolicy", out.image_pull_policy, "spec", problems);
+  read_raw(spec, "podLabels", kObject, out.pod_labels, "spec", problems);
+  read_raw(spec, "podAnnotations", kObject, out.pod_annotations, "spec", problems);
+  read_raw(spec, "serviceAccountAnnotations", kObject, out.service_account_annotations, "spec",
+           problems);
+  const auto& service = child(spec, "service");
+  read(service, "type", out.service_type, "spec.service", problems);
+  read(service, "port", out.service_port, "spec.service", problems);
+  read_raw(service, "annotations", kObject, out.service_annotations, "spec.service", problems);
+  read_raw(spec, "disruptionBudget", kObject, out.disruption_budget, "spec", problems);
+}
+
 }  // namespace
 
 std::string insecure_defaults_message(const CodexProxySpec& spec) {
@@ -108,8 +145,9 @@ std::string insecure_defaults_message(const CodexProxySpec& spec) {
   if (spec.admin_token_secret.name.empty()) {
     add("spec.adminTokenSecret is not set: the pods' /internal/maintenance answers 404");
   }
-  if (spec.metrics_enabled) {
-    add("spec.metrics.enabled without a token: /metrics answer anyone who reaches a pod");
+  if (spec.metrics_enabled && spec.metrics_token_secret.name.empty()) {
+    add("spec.metrics.enabled without spec.metrics.tokenSecret: /metrics answer anyone who "
+        "reaches a pod");
   }
   return message.empty() ? message : message + " (docs/security.md)";
 }
@@ -123,6 +161,9 @@ std::vector<SecretUse> referenced_secrets(const CodexProxySpec& spec) {
       {"spec.worker.credentials.authJsonSecret", &spec.credentials.auth_json}};
   for (const auto& [field, ref] : all) {
     if (!ref->name.empty()) out.push_back({field, *ref});
+  }
+  if (spec.metrics_enabled && !spec.metrics_token_secret.name.empty()) {
+    out.push_back({"spec.metrics.tokenSecret", spec.metrics_token_secret});
   }
   return out;
 }
@@ -162,13 +203,24 @@ CodexProxy parse_codexproxy(const json& object, std::vector<std::string>& proble
   read(trace, "enabled", out.trace_enabled, "spec.traceBuffer", problems);
   read(trace, "ttlSeconds", out.trace_ttl_seconds, "spec.traceBuffer", problems);
   read(trace, "maxFiles", out.trace_max_files, "spec.traceBuffer", problems);
-  read(child(spec, "metrics"), "enabled", out.metrics_enabled, "spec.metrics", problems);
+  const auto& metrics = child(spec, "metrics");
+  read(metrics, "enabled", out.metrics_enabled, "spec.metrics", problems);
+  read(child(metrics, "tokenSecret"), "name", out.metrics_token_secret.name,
+       "spec.metrics.tokenSecret", problems);
+  read(child(metrics, "tokenSecret"), "key", out.metrics_token_secret.key,
+       "spec.metrics.tokenSecret", problems);
+  const auto& monitor = child(metrics, "serviceMonitor");
+  read(monitor, "enabled", out.service_monitor_enabled, "spec.metrics.serviceMonitor", problems);
+  read(monitor, "interval", out.service_monitor_interval, "spec.metrics.serviceMonitor", problems);
+  read_raw(monitor, "labels", json::value_t::object, out.service_monitor_labels,
+           "spec.metrics.serviceMonitor", problems);
   read(child(spec, "apiKeySecret"), "name", out.api_key_secret.name, "spec.apiKeySecret", problems);
   read(child(spec, "apiKeySecret"), "key", out.api_key_secret.key, "spec.apiKeySecret", problems);
   read(child(spec, "adminTokenSecret"), "name", out.admin_token_secret.name,
        "spec.adminTokenSecret", problems);
   read(child(spec, "adminTokenSecret"), "key", out.admin_token_secret.key, "spec.adminTokenSecret",
        problems);
+  read_pod_template(spec, out.pod, problems);
   return proxy;
 }
 

@@ -34,6 +34,26 @@ struct ProbeTiming {
   std::int32_t failure_threshold;
 };
 
+// Where and how the pods run, and the objects around them: Kubernetes types passed through as
+// given (the CRD embeds their schemas, the API server validates them); null means not set.
+struct PodTemplateSpec {
+  nlohmann::json resources;        // null: default_resources()
+  nlohmann::json node_selector;    // object
+  nlohmann::json affinity;         // object
+  nlohmann::json tolerations;      // array
+  nlohmann::json topology_spread;  // array; null: over nodes and zones, [] : no spreading
+  std::string priority_class_name;
+  nlohmann::json image_pull_secrets;  // array of {name}
+  std::string image_pull_policy;      // empty: Kubernetes' default
+  nlohmann::json pod_labels;          // object of strings (never the operator's own labels)
+  nlohmann::json pod_annotations;     // object of strings
+  nlohmann::json service_account_annotations;
+  std::string service_type = "ClusterIP";
+  std::int32_t service_port = 11435;
+  nlohmann::json service_annotations;
+  nlohmann::json disruption_budget;  // {maxUnavailable} or {minAvailable}; null: maxUnavailable 1
+};
+
 // A CodexProxy's spec with the CRD's defaults filled in (the API server defaults them too; the
 // controller does not rely on it).
 struct CodexProxySpec {
@@ -60,8 +80,13 @@ struct CodexProxySpec {
   std::int32_t trace_ttl_seconds = 86400;
   std::int32_t trace_max_files = 100;
   bool metrics_enabled = true;
+  SecretKeyRef metrics_token_secret{"", "metricsToken"};  // PROXY_METRICS_TOKEN
+  bool service_monitor_enabled = false;
+  std::string service_monitor_interval = "30s";
+  nlohmann::json service_monitor_labels;  // object of strings
   SecretKeyRef api_key_secret{"", "apiKey"};
   SecretKeyRef admin_token_secret{"", "adminToken"};
+  PodTemplateSpec pod;
 };
 
 // The parts of a CodexProxy object the controller works from.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <random>
 
+#include "common/backoff.h"
 #include "controller/render.h"
 
 namespace cxp::controller {
@@ -72,13 +73,17 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
   });
   Caches caches;
   caches.proxies = proxies_;
-  for (const auto* resource : {&res::kConfigMaps, &res::kServiceAccounts, &res::kRoles,
-                               &res::kRoleBindings, &res::kServices, &res::kDeployments}) {
+  for (const auto* resource :
+       {&res::kConfigMaps, &res::kServiceAccounts, &res::kRoles, &res::kRoleBindings,
+        &res::kServices, &res::kPodDisruptionBudgets, &res::kDeployments}) {
     auto* informer = add(*resource, managed);
     informer->set_handler(
         [this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
     caches.owned[resource->plural] = informer;
   }
+  service_monitors_ = add(res::kServiceMonitors, managed);
+  service_monitors_->set_handler(
+      [this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
   pods_ = add(res::kPods, "app.kubernetes.io/name=codex-proxy");
   pods_->set_handler([this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
   caches.pods = pods_;
@@ -132,9 +137,40 @@ void ControllerApp::enqueue_owner(const json& object) {
 
 bool ControllerApp::caches_synced() const {
   for (const auto& informer : informers_) {
+    if (informer.get() == service_monitors_ && !monitoring_api_) continue;
     if (!informer->synced()) return false;
   }
   return true;
+}
+
+bool ControllerApp::discover_service_monitors() {
+  const JitteredBackoff backoff(std::chrono::milliseconds(500), std::chrono::seconds(30));
+  std::mt19937_64 rng{std::random_device{}()};
+  kube::ListOptions options;
+  options.limit = 1;
+  for (std::uint32_t failures = 0; !stopping_;) {
+    const auto result = client_.list(res::kServiceMonitors, options_.namespace_name, options);
+    if (result.ok()) {
+      log_.info("monitoring_api_found", {{"api", res::kServiceMonitors.api_version()}});
+      return true;
+    }
+    if (result.error == kube::ErrorKind::kNotFound) {
+      log_.info("monitoring_api_absent", {{"api", res::kServiceMonitors.api_version()}});
+      return false;
+    }
+    if (result.error == kube::ErrorKind::kForbidden) {
+      log_.warn("monitoring_api_forbidden", {{"error", result.describe()}});
+      return false;
+    }
+    const auto delay = backoff.delay(++failures, rng);
+    log_.warn("monitoring_api_discovery_failed",
+              {{"error", result.describe()}, {"retry_in_ms", delay.count()}});
+    for (auto waited = std::chrono::milliseconds(0); waited < delay && !stopping_;
+         waited += std::chrono::milliseconds(50)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  return false;
 }
 
 void ControllerApp::start_workers() {
@@ -257,10 +293,20 @@ int ControllerApp::run() {
     config.identity = identity_;
     elector_ = std::make_unique<LeaderElector>(client_, config);
   }
-  for (auto& informer : informers_) informer->start();
+  for (auto& informer : informers_) {
+    if (informer.get() != service_monitors_) informer->start();
+  }
 
   // Workers start once the caches are synced and (with leader election) we lead.
   std::thread starter([this] {
+    if (discover_service_monitors()) {
+      reconciler_->own_service_monitors(service_monitors_);
+      monitoring_api_ = true;
+      // On the io thread, as shutdown is: an informer is never started while being stopped.
+      boost::asio::post(io_, [this] {
+        if (!stopping_) service_monitors_->start();
+      });
+    }
     while (!stopping_ && !caches_synced())
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (stopping_) return;

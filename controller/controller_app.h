@@ -41,6 +41,9 @@ class ControllerApp {
   void worker_loop();
   void shutdown(int exit_code);
   bool caches_synced() const;
+  // Whether the cluster serves monitoring.coreos.com/v1 ServiceMonitors (asked until the API
+  // server answers, with jittered backoff); false when it does not or we may not list them.
+  bool discover_service_monitors();
   bool ready() const;
   void serve(http::HttpRouter& router);
 
@@ -54,6 +57,9 @@ class ControllerApp {
   std::vector<std::unique_ptr<kube::Informer>> informers_;
   kube::Informer* proxies_ = nullptr;
   kube::Informer* pods_ = nullptr;
+  // Started (on the io thread) only when the cluster serves ServiceMonitors.
+  kube::Informer* service_monitors_ = nullptr;
+  std::atomic<bool> monitoring_api_{false};
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<LeaderElector> elector_;
   static constexpr std::chrono::seconds kShutdownGrace{10};

@@ -59,6 +59,36 @@ std::string Reconciler::apply_object(const json& owner, const kube::Resource& re
   return "";
 }
 
+std::string Reconciler::reconcile_service_monitor(const json& owner, const CodexProxy& proxy,
+                                                  bool& forbidden,
+                                                  std::vector<std::string>& changes) {
+  const auto cache = caches_.owned.find(res::kServiceMonitors.plural);
+  if (cache == caches_.owned.end()) return "";  // no such API here: the status says so
+  if (const auto desired = render_service_monitor(proxy)) {
+    return apply_object(owner, desired->resource, desired->object, forbidden, changes);
+  }
+  const auto existing = cache->second->get(proxy.namespace_name, proxy.name);
+  if (!existing) return "";
+  bool ours = false;
+  for (const auto& reference :
+       existing->value("metadata", json::object()).value("ownerReferences", json::array())) {
+    ours = ours || reference.value("uid", "") == proxy.uid;
+  }
+  if (!ours) return "";  // someone else's object of the same name: not ours to delete
+  const auto result = client_.remove(res::kServiceMonitors, proxy.namespace_name, proxy.name);
+  metrics_.observe_object_write(res::kServiceMonitors.plural);
+  if (!result.ok() && result.error != kube::ErrorKind::kNotFound) {
+    forbidden = forbidden || result.error == kube::ErrorKind::kForbidden;
+    const auto message = "deleting ServiceMonitor " + proxy.name + " failed: " + result.describe();
+    events_.warning(owner, "ApplyFailed", message);
+    return message;
+  }
+  changes.push_back("deleted ServiceMonitor " + proxy.name);
+  log_.info("object_deleted",
+            {{"object", proxy.namespace_name + "/" + proxy.name}, {"kind", "ServiceMonitor"}});
+  return "";
+}
+
 void Reconciler::remove_orphan_entries(const std::string& ns, const std::string& name,
                                        const json& status,
                                        const std::vector<std::string>& orphans) {
@@ -134,6 +164,9 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
       apply_error = apply_object(*object, desired.resource, desired.object, not_retryable, changes);
       if (!apply_error.empty()) break;  // later objects depend on earlier ones
     }
+    if (apply_error.empty()) {
+      apply_error = reconcile_service_monitor(*object, proxy, not_retryable, changes);
+    }
     // One Event per reconcile that changed something (not one per object: fewer API calls).
     if (!changes.empty()) {
       std::string message;
@@ -159,12 +192,21 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   inputs.spec_problems = problems;
   inputs.credential_problems = credential_problems;
   inputs.apply_error = apply_error;
+  inputs.monitoring_api = caches_.owned.count(res::kServiceMonitors.plural) > 0;
   inputs.now = std::chrono::system_clock::now();
   for (const auto& pod : caches_.pods->list(ns)) {
     const auto& metadata = pod["metadata"];
     if (metadata.value("labels", json::object()).value(kInstanceLabel, "") != name) continue;
     if (metadata.contains("deletionTimestamp")) continue;
     inputs.live_pods.insert(metadata.value("name", ""));
+    for (const auto& condition :
+         pod.value("status", json::object()).value("conditions", json::array())) {
+      if (condition.value("type", "") == "PodScheduled" &&
+          condition.value("reason", "") == "Unschedulable") {
+        inputs.unschedulable.emplace_back(metadata.value("name", ""),
+                                          condition.value("message", "Unschedulable"));
+      }
+    }
   }
   const auto computed = compute_status(inputs);
   if (!computed.orphan_entries.empty() && caches_.pods->synced()) {

@@ -19,6 +19,7 @@ namespace cxp::controller {
 struct Caches {
   kube::Informer* proxies = nullptr;
   std::map<std::string, kube::Informer*> owned;  // by resource plural
+  // servicemonitors is in `owned` only when the cluster served monitoring.coreos.com/v1 at start.
   kube::Informer* pods = nullptr;
 };
 
@@ -40,6 +41,10 @@ class Reconciler {
              ControllerMetrics& metrics);
 
   ReconcileOutcome reconcile(const std::string& ns, const std::string& name);
+  // The cluster serves ServiceMonitors: keep them too. Before the first reconcile only.
+  void own_service_monitors(kube::Informer* informer) {
+    caches_.owned[kube::resources::kServiceMonitors.plural] = informer;
+  }
 
  private:
   // Applies one object when the cache shows it differs; returns the error text or "".
@@ -47,6 +52,10 @@ class Reconciler {
   std::string apply_object(const nlohmann::json& owner, const kube::Resource& resource,
                            const nlohmann::json& desired, bool& forbidden,
                            std::vector<std::string>& changes);
+  // The ServiceMonitor of spec.metrics.serviceMonitor: applied when asked for, deleted when no
+  // longer asked for; nothing when the cluster serves no ServiceMonitor API. Error text or "".
+  std::string reconcile_service_monitor(const nlohmann::json& owner, const CodexProxy& proxy,
+                                        bool& forbidden, std::vector<std::string>& changes);
   void remove_orphan_entries(const std::string& ns, const std::string& name,
                              const nlohmann::json& status, const std::vector<std::string>& orphans);
 

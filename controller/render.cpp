@@ -61,6 +61,10 @@ std::string fnv1a_hex(const std::string& text) {
   return out;
 }
 
+void stamp_desired_hash(json& object) {
+  object["metadata"]["annotations"][kDesiredHashAnnotation] = fnv1a_hex(object.dump());
+}
+
 // The pod's part of the worker's model: provider settings, the credential (an env var from a
 // Secret key, or a read-only auth.json mount) and codex config overrides.
 struct WorkerModelPod {
@@ -135,6 +139,9 @@ json render_deployment(const CodexProxy& proxy) {
   if (!spec.admin_token_secret.name.empty()) {
     env.push_back(env_secret("PROXY_ADMIN_TOKEN", spec.admin_token_secret));
   }
+  if (spec.metrics_enabled && !spec.metrics_token_secret.name.empty()) {
+    env.push_back(env_secret("PROXY_METRICS_TOKEN", spec.metrics_token_secret));
+  }
   const auto model = render_worker_model(spec);
   for (const auto& entry : model.env) env.push_back(entry);
   json mounts = json::array({{{"name", "codex-home"}, {"mountPath", "/var/lib/codex"}},
@@ -158,15 +165,18 @@ json render_deployment(const CodexProxy& proxy) {
       // Keep serving while the endpoint is removed from Services and load balancers, then drain.
       {"lifecycle",
        {{"preStop",
-         {{"exec",
-           {{"command", json::array({"/bin/sleep", std::to_string(kPreStopSeconds)})}}}}}}},
+         {{"exec", {{"command", json::array({"/bin/sleep", std::to_string(kPreStopSeconds)})}}}}}}},
       {"securityContext",
        {{"allowPrivilegeEscalation", false},
         {"readOnlyRootFilesystem", true},
         {"runAsNonRoot", true},
         {"capabilities", {{"drop", json::array({"ALL"})}}}}},
       {"volumeMounts", mounts},
+      {"resources", spec.pod.resources.is_null() ? default_resources() : spec.pod.resources},
   };
+  if (!spec.pod.image_pull_policy.empty()) {
+    container["imagePullPolicy"] = spec.pod.image_pull_policy;
+  }
   json pod_spec = {
       {"serviceAccountName", proxy.name},
       // preStop, drain, then the supervisor's SIGTERM → SIGKILL escalation (3 s), plus slack
@@ -179,21 +189,100 @@ json render_deployment(const CodexProxy& proxy) {
         {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
       {"containers", json::array({container})},
       {"volumes", volumes},
+      {"topologySpreadConstraints", spec.pod.topology_spread.is_null()
+                                        ? default_topology_spread(proxy.name)
+                                        : spec.pod.topology_spread},
   };
+  const std::pair<const char*, const json*> passed_through[] = {
+      {"nodeSelector", &spec.pod.node_selector},
+      {"affinity", &spec.pod.affinity},
+      {"tolerations", &spec.pod.tolerations},
+      {"imagePullSecrets", &spec.pod.image_pull_secrets}};
+  for (const auto& [field, value] : passed_through) {
+    if (!value->is_null()) pod_spec[field] = *value;
+  }
+  if (!spec.pod.priority_class_name.empty()) {
+    pod_spec["priorityClassName"] = spec.pod.priority_class_name;
+  }
+  // The user's labels and annotations first: the operator's own win (the CRD refuses them too).
+  json labels = spec.pod.pod_labels.is_object() ? spec.pod.pod_labels : json::object();
+  labels.update(common_labels(proxy.name));
+  json annotations =
+      spec.pod.pod_annotations.is_object() ? spec.pod.pod_annotations : json::object();
+  annotations[kRestartHashAnnotation] = restart_hash(spec);
   auto deployment = object(res::kDeployments, proxy, proxy.name);
   deployment["spec"] = {
       {"replicas", spec.replicas},
       {"selector", {{"matchLabels", pod_selector(proxy.name)}}},
       {"template",
-       {{"metadata",
-         {{"labels", common_labels(proxy.name)},
-          {"annotations", {{kRestartHashAnnotation, restart_hash(spec)}}}}},
-        {"spec", pod_spec}}},
+       {{"metadata", {{"labels", labels}, {"annotations", annotations}}}, {"spec", pod_spec}}},
   };
   return deployment;
 }
 
+json render_disruption_budget(const CodexProxy& proxy) {
+  auto budget = object(res::kPodDisruptionBudgets, proxy, proxy.name);
+  budget["spec"] = {{"selector", {{"matchLabels", pod_selector(proxy.name)}}}};
+  const auto& configured = proxy.spec.pod.disruption_budget;
+  if (configured.is_object() && configured.contains("minAvailable")) {
+    budget["spec"]["minAvailable"] = configured["minAvailable"];
+  } else if (configured.is_object() && configured.contains("maxUnavailable")) {
+    budget["spec"]["maxUnavailable"] = configured["maxUnavailable"];
+  } else {
+    budget["spec"]["maxUnavailable"] = 1;
+  }
+  return budget;
+}
+
 }  // namespace
+
+json default_resources() {
+  return {{"requests", {{"cpu", "250m"}, {"memory", "512Mi"}}}, {"limits", {{"memory", "1536Mi"}}}};
+}
+
+json default_topology_spread(const std::string& proxy_name) {
+  json out = json::array();
+  for (const char* key : {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}) {
+    out.push_back({{"maxSkew", 1},
+                   {"topologyKey", key},
+                   {"whenUnsatisfiable", "ScheduleAnyway"},
+                   {"labelSelector", {{"matchLabels", pod_selector(proxy_name)}}},
+                   {"matchLabelKeys", json::array({"pod-template-hash"})}});
+  }
+  return out;
+}
+
+std::optional<DesiredObject> render_service_monitor(const CodexProxy& proxy) {
+  const auto& spec = proxy.spec;
+  if (!spec.metrics_enabled || !spec.service_monitor_enabled) return std::nullopt;
+  json endpoint = {
+      {"port", "http"},
+      {"path", "/metrics"},
+      {"interval", spec.service_monitor_interval},
+      // Every series carries the CodexProxy's name (bounded: one value per CodexProxy), so alerts
+      // and dashboards aggregate by (namespace, codexproxy).
+      {"relabelings",
+       json::array(
+           {{{"action", "replace"},
+             {"sourceLabels", json::array({"__meta_kubernetes_service_label_codexproxy_io_name"})},
+             {"targetLabel", "codexproxy"}}})}};
+  if (!spec.metrics_token_secret.name.empty()) {
+    endpoint["authorization"] = {
+        {"type", "Bearer"},
+        {"credentials",
+         {{"name", spec.metrics_token_secret.name}, {"key", spec.metrics_token_secret.key}}}};
+  }
+  auto monitor = object(res::kServiceMonitors, proxy, proxy.name);
+  if (spec.service_monitor_labels.is_object()) {
+    json labels = spec.service_monitor_labels;
+    labels.update(monitor["metadata"]["labels"]);
+    monitor["metadata"]["labels"] = labels;
+  }
+  monitor["spec"] = {{"selector", {{"matchLabels", pod_selector(proxy.name)}}},
+                     {"endpoints", json::array({endpoint})}};
+  stamp_desired_hash(monitor);
+  return DesiredObject{res::kServiceMonitors, std::move(monitor)};
+}
 
 std::string settings_configmap_name(const std::string& proxy_name) {
   return proxy_name + "-settings";
@@ -291,6 +380,9 @@ std::vector<DesiredObject> render_objects(const CodexProxy& proxy,
   out.push_back({res::kConfigMaps, std::move(configmap)});
 
   auto account = object(res::kServiceAccounts, proxy, proxy.name);
+  if (proxy.spec.pod.service_account_annotations.is_object()) {
+    account["metadata"]["annotations"] = proxy.spec.pod.service_account_annotations;
+  }
   out.push_back({res::kServiceAccounts, std::move(account)});
 
   // Each pod reads its own settings and writes its own CodexProxy's status; nothing else.
@@ -318,14 +410,21 @@ std::vector<DesiredObject> render_objects(const CodexProxy& proxy,
   out.push_back({res::kRoleBindings, std::move(binding)});
 
   auto service = object(res::kServices, proxy, proxy.name);
+  const auto& pod = proxy.spec.pod;
+  if (pod.service_annotations.is_object()) {
+    service["metadata"]["annotations"] = pod.service_annotations;
+  }
   service["spec"] = {
-      {"type", "ClusterIP"},
+      {"type", pod.service_type},
       {"selector", pod_selector(proxy.name)},
-      {"ports", json::array({{{"name", "http"}, {"port", kProxyPort}, {"targetPort", "http"}}})},
+      {"ports",
+       json::array({{{"name", "http"}, {"port", pod.service_port}, {"targetPort", "http"}}})},
   };
   out.push_back({res::kServices, std::move(service)});
 
+  out.push_back({res::kPodDisruptionBudgets, render_disruption_budget(proxy)});
   out.push_back({res::kDeployments, render_deployment(proxy)});
+  for (auto& desired : out) stamp_desired_hash(desired.object);
   return out;
 }
 

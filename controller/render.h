@@ -16,6 +16,9 @@ inline constexpr const char* kManagedByLabel = "app.kubernetes.io/managed-by";
 inline constexpr const char* kInstanceLabel = "codexproxy.io/name";
 inline constexpr const char* kRestartHashAnnotation = "codexproxy.io/restart-hash";
 inline constexpr const char* kSettingsGenerationKey = "settingsGeneration";
+// A hash of everything the controller asked of an object: a removed field changes it, so the
+// object is applied again (a subset comparison alone would not see a removal).
+inline constexpr const char* kDesiredHashAnnotation = "codexproxy.io/desired-hash";
 inline constexpr int kProxyPort = 11435;
 // The model endpoint the pods use when a CodexProxy gives an API key but no provider.
 inline constexpr const char* kOpenAiBaseUrl = "https://api.openai.com/v1";
@@ -54,9 +57,20 @@ std::int64_t settings_generation(const nlohmann::json& settings_data);
 // annotation, so that exactly these roll the pods.
 std::string restart_hash(const CodexProxySpec& spec);
 
+// The proxy container's resources when spec.resources is unset, sized from measurements
+// (docs/benchmarks.md): an idle pod ~134 MiB, 500-770 MiB under load, two workers during a handover
+// (worker.maxRssMB 1024 + ~400 MiB). No CPU limit: throttling a turn only makes it slower.
+nlohmann::json default_resources();
+// Spread over nodes and zones, per rollout revision, never blocking scheduling.
+nlohmann::json default_topology_spread(const std::string& proxy_name);
+
 // Every object of a CodexProxy: ConfigMap, ServiceAccount, Role, RoleBinding, Service,
-// Deployment — in that order (the Deployment's pods need the others). Pure.
+// PodDisruptionBudget, Deployment — in that order (the Deployment's pods need the others). Pure.
 std::vector<DesiredObject> render_objects(const CodexProxy& proxy,
                                           const std::optional<nlohmann::json>& existing_settings);
+
+// The Prometheus Operator ServiceMonitor of a CodexProxy's pods (spec.metrics.serviceMonitor), or
+// nullopt when not asked for. Only applied where the monitoring.coreos.com/v1 API exists. Pure.
+std::optional<DesiredObject> render_service_monitor(const CodexProxy& proxy);
 
 }  // namespace cxp::controller

@@ -47,6 +47,25 @@ bool deadline_exceeded(const json& deployment) {
   return progressing != nullptr && progressing->value("reason", "") == "ProgressDeadlineExceeded";
 }
 
+// The Deployment's ReplicaFailure condition (its ReplicaSet cannot create pods: a missing
+// PriorityClass, a quota, an admission webhook) as the API server worded it; empty when none.
+std::string replica_failure(const json& deployment) {
+  const auto conditions =
+      deployment.value("status", json::object()).value("conditions", json::array());
+  const auto* failure = find_condition(conditions, "ReplicaFailure");
+  if (failure == nullptr || failure->value("status", "") != "True") return "";
+  auto message = failure->value("message", "");
+  return message.empty() ? failure->value("reason", "ReplicaFailure") : message;
+}
+
+// At most this much of what others wrote (the API server, the scheduler) goes into a condition.
+constexpr std::size_t kQuotedMessageMax = 1024;
+
+std::string quoted(std::string text) {
+  if (text.size() > kQuotedMessageMax) text = text.substr(0, kQuotedMessageMax) + "...";
+  return text;
+}
+
 }  // namespace
 
 StatusResult compute_status(const StatusInputs& in) {
@@ -116,6 +135,10 @@ StatusResult compute_status(const StatusInputs& in) {
     set_condition(conditions, "Degraded", true, "WorkerBackoff",
                   "worker restarting with backoff in pod(s) " + join(backing_off), generation,
                   now_text);
+  } else if (const auto refused = in.deployment ? replica_failure(*in.deployment) : "";
+             !refused.empty()) {
+    set_condition(conditions, "Degraded", true, "PodsNotCreated",
+                  "the Deployment cannot create pods: " + quoted(refused), generation, now_text);
   } else if (in.deployment && deadline_exceeded(*in.deployment)) {
     set_condition(conditions, "Degraded", true, "ProgressDeadlineExceeded",
                   "the Deployment's rollout exceeded its progress deadline", generation, now_text);
@@ -135,6 +158,11 @@ StatusResult compute_status(const StatusInputs& in) {
     set_condition(conditions, "Progressing", true, "Creating", "creating the Deployment",
                   generation, now_text);
   } else if (!rollout_complete(*in.deployment, desired, rollout_message)) {
+    if (!in.unschedulable.empty()) {
+      const auto& [pod, reason] = in.unschedulable.front();
+      rollout_message += "; " + std::to_string(in.unschedulable.size()) +
+                         " pod(s) cannot be scheduled, e.g. " + pod + ": " + quoted(reason);
+    }
     set_condition(conditions, "Progressing", true, "RollingOut", rollout_message, generation,
                   now_text);
   } else if (!behind.empty()) {
@@ -180,6 +208,25 @@ StatusResult compute_status(const StatusInputs& in) {
   const auto insecure = insecure_defaults_message(proxy.spec);
   set_condition(conditions, "InsecureConfig", !insecure.empty(),
                 insecure.empty() ? "AsExpected" : "OpenEndpoints", insecure, generation, now_text);
+
+  // ServiceMonitor: informational like InsecureConfig.
+  if (!proxy.spec.service_monitor_enabled || !proxy.spec.metrics_enabled) {
+    set_condition(conditions, "ServiceMonitor", false, "NotRequested",
+                  "spec.metrics.serviceMonitor.enabled is false: nothing the operator made scrapes "
+                  "the pods",
+                  generation, now_text);
+  } else if (!in.monitoring_api) {
+    set_condition(conditions, "ServiceMonitor", false, "APIMissing",
+                  "the cluster served no monitoring.coreos.com/v1 ServiceMonitor API when the "
+                  "controller started: install the Prometheus Operator's CRDs, then restart the "
+                  "controller (docs/metrics-and-alerts.md)",
+                  generation, now_text);
+  } else {
+    set_condition(conditions, "ServiceMonitor", true, "Created",
+                  "ServiceMonitor " + proxy.name + " scrapes the pods' /metrics every " +
+                      proxy.spec.service_monitor_interval,
+                  generation, now_text);
+  }
 
   std::string phase = "Pending";
   if (condition_is_true(conditions, "Degraded")) {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "controller/codexproxy_spec.h"
@@ -22,11 +23,15 @@ inline constexpr std::chrono::seconds kOrphanEntryGrace{5};
 struct StatusInputs {
   const CodexProxy* proxy = nullptr;
   std::optional<nlohmann::json> deployment;
-  std::set<std::string> live_pods;       // pods of this CodexProxy that exist and are not deleting
-  std::int64_t settings_generation = 0;  // what the ConfigMap says pods should apply
+  std::set<std::string> live_pods;  // pods of this CodexProxy that exist and are not deleting
+  // Live pods the scheduler could not place, each with the scheduler's reason
+  // (the pod's PodScheduled condition): named in Progressing.
+  std::vector<std::pair<std::string, std::string>> unschedulable;
+  std::int64_t settings_generation = 0;          // what the ConfigMap says pods should apply
   std::vector<std::string> spec_problems;        // → Degraded/InvalidSpec
   std::vector<std::string> credential_problems;  // → Degraded/CredentialsMissing
   std::string apply_error;                       // → Degraded/ApplyFailed
+  bool monitoring_api = false;  // the cluster serves monitoring.coreos.com/v1 ServiceMonitors
   std::chrono::system_clock::time_point now;
 };
 

@@ -143,6 +143,7 @@ http::HttpResponse ProxyServer::serve_metrics(const http::HttpRequest& request) 
   }
   const MetricsSources sources{supervisor_.snapshot(),
                                maintenance_.state().enabled,
+                               api_.stats().maintenance_refused.load(),
                                api_.stats().streams_active.load(),
                                api_.stats().tool_buffer,
                                trace_.files(),

@@ -21,6 +21,8 @@ const Resource kCodexProxies{"codexproxy.io", "v1alpha1", "codexproxies", "Codex
 const Resource kConfigMaps{"", "v1", "configmaps", "ConfigMap", true};
 const Resource kDeployments{"apps", "v1", "deployments", "Deployment", true};
 const Resource kServices{"", "v1", "services", "Service", true};
+const Resource kPodDisruptionBudgets{"policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget",
+                                     true};
 const Resource kServiceAccounts{"", "v1", "serviceaccounts", "ServiceAccount", true};
 const Resource kRoles{"rbac.authorization.k8s.io", "v1", "roles", "Role", true};
 const Resource kRoleBindings{"rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding",
@@ -29,6 +31,8 @@ const Resource kPods{"", "v1", "pods", "Pod", true};
 const Resource kSecrets{"", "v1", "secrets", "Secret", true};
 const Resource kEvents{"", "v1", "events", "Event", true};
 const Resource kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
+const Resource kServiceMonitors{"monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor",
+                                true};
 }  // namespace resources
 
 std::string url_encode(std::string_view text) {

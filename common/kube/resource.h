@@ -24,6 +24,7 @@ extern const Resource kCodexProxies;
 extern const Resource kConfigMaps;
 extern const Resource kDeployments;
 extern const Resource kServices;
+extern const Resource kPodDisruptionBudgets;
 extern const Resource kServiceAccounts;
 extern const Resource kRoles;
 extern const Resource kRoleBindings;
@@ -31,6 +32,7 @@ extern const Resource kPods;
 extern const Resource kSecrets;
 extern const Resource kEvents;
 extern const Resource kLeases;
+extern const Resource kServiceMonitors;  // monitoring.coreos.com/v1 (Prometheus Operator)
 }  // namespace resources
 
 // Percent-encodes a query parameter value.

@@ -108,6 +108,7 @@ std::optional<ApiError> OpenAiApi::gatekeeper(const http::HttpRequest& request) 
     e.message = "the proxy is in maintenance mode; retry later";
     e.retryable = true;
     e.retry_after_s = state.retry_after_s;
+    stats_.maintenance_refused.fetch_add(1, std::memory_order_relaxed);
     return e;
   }
   return std::nullopt;

@@ -122,6 +122,11 @@ ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
                        .Help("1 while maintenance mode is on")
                        .Register(*registry_)
                        .Add({})),
+      maintenance_refused_(prometheus::BuildCounter()
+                               .Name("codex_maintenance_refused_total")
+                               .Help("/v1 requests answered 503 because of maintenance mode")
+                               .Register(*registry_)
+                               .Add({})),
       trace_files_(prometheus::BuildGauge()
                        .Name("codex_trace_buffer_files")
                        .Help("Trace files in the trace buffer directory")
@@ -190,6 +195,7 @@ std::string ProxyMetrics::scrape(const MetricsSources& s) {
   sync_counter(recycles_.Add({{"reason", "forced"}}), static_cast<double>(s.worker.recycle.forced));
   streams_active_.Set(static_cast<double>(s.streams_active));
   maintenance_.Set(s.maintenance ? 1 : 0);
+  sync_counter(maintenance_refused_, static_cast<double>(s.maintenance_refused));
   trace_files_.Set(static_cast<double>(s.trace_files));
   sync_counter(trace_pruned_ttl_, static_cast<double>(s.trace_pruned_ttl));
   sync_counter(trace_pruned_count_, static_cast<double>(s.trace_pruned_count));

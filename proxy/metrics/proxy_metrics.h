@@ -25,6 +25,7 @@ namespace cxp::proxy {
 struct MetricsSources {
   const WorkerSnapshot& worker;
   bool maintenance = false;
+  std::uint64_t maintenance_refused = 0;  // /v1 requests answered 503 by maintenance mode
   std::int64_t streams_active = 0;
   const ToolBufferCounters& tool_buffer;
   std::size_t trace_files = 0;
@@ -72,6 +73,7 @@ class ProxyMetrics {
   prometheus::Counter& tool_aborted_;
   prometheus::Gauge& tool_anomaly_;
   prometheus::Gauge& maintenance_;
+  prometheus::Counter& maintenance_refused_;
   prometheus::Gauge& trace_files_;
   prometheus::Counter& trace_pruned_ttl_;
   prometheus::Counter& trace_pruned_count_;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned control-plane binaries from their Go modules into a cache outside the repo:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet (the real node of the
-#   images tier), kwok, helm.
+#   images tier), kwok, helm; and the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs
+#   (e2e: a cluster that serves monitoring.coreos.com/v1), copied from its Go module to $CACHE/crds.
 # Idempotent: a binary that exists with the right version is not rebuilt.
 #   scripts/cluster/install.sh          prints the bin directory on its last line
 # Cache: $CXP_TOOLS_CACHE (default ~/.cache/codexproxy-tools). Needs Go and the Go module proxy.
@@ -12,6 +13,7 @@ K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
 ETCD_VERSION="3.5.35"
 KWOK_VERSION="0.7.0"      # ships default pod stages
 HELM_VERSION="3.19.5"
+PROMETHEUS_OPERATOR_VERSION="0.85.0"  # the monitoring.coreos.com/v1 CRDs the e2e tier installs
 
 CACHE="${CXP_TOOLS_CACHE:-$HOME/.cache/codexproxy-tools}"
 BIN="$CACHE/bin"
@@ -121,10 +123,25 @@ install_plain() {  # name module version ldflags
   stamp "$name" "$version"
 }
 
+fetch_monitoring_crds() {
+  local want="v$PROMETHEUS_OPERATOR_VERSION" crds="$CACHE/crds" dir name
+  [ "$(cat "$crds/.version" 2>/dev/null)" = "$want" ] && return
+  log "fetching the Prometheus Operator CRDs $want"
+  dir="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$want" 2>/dev/null \
+         | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  [ -d "$dir" ] || die "cannot download github.com/prometheus-operator/prometheus-operator@$want from the Go module proxy; check the network and retry"
+  mkdir -p "$crds"
+  for name in servicemonitors prometheusrules; do
+    install -m 0644 "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$name.yaml" "$crds/"
+  done
+  echo "$want" > "$crds/.version"
+}
+
 build_etcd
 build_kubernetes
 install_plain kwok sigs.k8s.io/kwok/cmd/kwok "v$KWOK_VERSION" \
   "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION"
 install_plain helm helm.sh/helm/v3/cmd/helm "v$HELM_VERSION" \
   "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+fetch_monitoring_crds
 echo "$BIN"

@@ -11,7 +11,7 @@ from kube import SOURCE_DIR, kubectl, kubectl_json, wait_until
 
 EXAMPLE = os.path.join(SOURCE_DIR, "docs/examples/codexproxy.yaml")
 OWNED = [("configmap", "{}-settings"), ("serviceaccount", "{}"), ("role", "{}"), ("rolebinding", "{}"),
-         ("service", "{}"), ("deployment", "{}")]
+         ("service", "{}"), ("poddisruptionbudget", "{}"), ("deployment", "{}")]
 
 
 class ControllerTest(ControllerTestCase):
@@ -70,7 +70,7 @@ class ControllerTest(ControllerTestCase):
                    if e["involvedObject"]["kind"] == "CodexProxy" and e["reason"] == "Created"]
         self.assertEqual(len(created), 1, created)
         for fragment in ("ConfigMap demo-settings", "ServiceAccount demo", "Role demo", "RoleBinding demo",
-                         "Service demo", "Deployment demo"):
+                         "Service demo", "PodDisruptionBudget demo", "Deployment demo"):
             self.assertIn(fragment, created[0]["message"])
         # the example leaves the API, the maintenance endpoint and the metrics open: said where SREs look
         insecure = self.condition("demo", "InsecureConfig")
@@ -105,6 +105,93 @@ class ControllerTest(ControllerTestCase):
         wait_until(lambda: len(self.pods("scaled")) == 3, 60, interval=0.3, message="3 pods")
         wait_until(lambda: self.get("cxp", "scaled")["status"].get("replicas") == 3, 30, interval=0.2,
                    message="status.replicas 3")
+
+    def test_the_pod_template_fields_reach_the_pods_and_removing_one_removes_it(self):
+        self.start_controller()
+        priority = f"{self.namespace}-high"
+        kubectl("create", "priorityclass", priority, "--value=1000")
+        self.addCleanup(kubectl, "delete", "priorityclass", priority, "--ignore-not-found", check=False)
+        self.apply_proxy(
+            "placed", replicas=2, nodeSelector={"type": "kwok"}, priorityClassName=priority,
+            tolerations=[{"key": "dedicated", "operator": "Equal", "value": "codex", "effect": "NoSchedule"}],
+            resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+            podLabels={"team": "platform"}, podAnnotations={"example.com/owner": "sre"},
+            serviceAccountAnnotations={"iam.gke.io/gcp-service-account": "proxy@example.iam"},
+            service={"type": "NodePort", "port": 8080, "annotations": {"example.com/lb": "internal"}},
+            disruptionBudget={"minAvailable": 1})
+        self.wait_owned("placed")
+        running = wait_until(lambda: (lambda pods: pods if len(pods) == 2 else None)(
+            [p for p in self.pods("placed") if p["status"].get("phase") == "Running"]), 60, interval=0.3,
+            message="2 running pods")
+        for pod in running:
+            self.assertEqual(pod["metadata"]["labels"]["team"], "platform")
+            self.assertEqual(pod["metadata"]["labels"]["app.kubernetes.io/instance"], "placed")
+            self.assertEqual(pod["metadata"]["annotations"]["example.com/owner"], "sre")
+            self.assertEqual(pod["spec"]["priority"], 1000)  # the API server resolved the class
+            self.assertEqual(pod["spec"]["nodeSelector"], {"type": "kwok"})
+            self.assertEqual(pod["spec"]["containers"][0]["resources"]["requests"], {"cpu": "100m", "memory": "256Mi"})
+            self.assertIn("dedicated", [t.get("key") for t in pod["spec"]["tolerations"]])
+            self.assertEqual(pod["status"]["qosClass"], "Burstable")
+        account = self.get("serviceaccount", "placed")
+        self.assertEqual(account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"], "proxy@example.iam")
+        service = self.get("service", "placed")
+        self.assertEqual(service["spec"]["type"], "NodePort")
+        self.assertEqual(service["spec"]["ports"][0]["port"], 8080)
+        self.assertEqual(service["metadata"]["annotations"]["example.com/lb"], "internal")
+        budget = self.get("poddisruptionbudget", "placed")
+        self.assertEqual(budget["spec"]["minAvailable"], 1)
+        self.assertNotIn("maxUnavailable", budget["spec"])
+        wait_until(lambda: self.get("poddisruptionbudget", "placed").get("status", {}).get("currentHealthy") == 2,
+                   60, interval=0.3, message="the budget counts 2 healthy pods")
+        # Removing fields removes them from what the controller owns (apply drops what it no longer sends).
+        kubectl("patch", "cxp", "placed", "-n", self.namespace, "--type", "json", "-p", json.dumps([
+            {"op": "remove", "path": "/spec/podLabels"}, {"op": "remove", "path": "/spec/disruptionBudget"},
+            {"op": "remove", "path": "/spec/serviceAccountAnnotations"}]))
+        wait_until(lambda: "team" not in self.get("deployment", "placed")["spec"]["template"]["metadata"]["labels"],
+                   30, interval=0.2, message="podLabels removed from the template")
+        budget = wait_until(lambda: (lambda b: b if "maxUnavailable" in b["spec"] else None)(
+            self.get("poddisruptionbudget", "placed")), 30, interval=0.2, message="the default budget")
+        self.assertEqual(budget["spec"]["maxUnavailable"], 1)
+        self.assertNotIn("minAvailable", budget["spec"])
+        annotations = self.get("serviceaccount", "placed")["metadata"].get("annotations", {})
+        self.assertNotIn("iam.gke.io/gcp-service-account", annotations)
+        # A nodeSelector no node matches: the new pods stay Pending (the scheduler says why), the old
+        # ones keep serving (maxUnavailable of the rollout), and the CodexProxy shows it.
+        kubectl("patch", "cxp", "placed", "-n", self.namespace, "--type", "merge",
+                "-p", json.dumps({"spec": {"nodeSelector": {"type": "nowhere"}}}))
+        pending = wait_until(lambda: [p for p in self.pods("placed") if p["spec"].get("nodeSelector") ==
+                                      {"type": "nowhere"}], 30, interval=0.3, message="a pod of the new template")
+        time.sleep(3)  # the measured interval: a pod that could be placed would be bound within it
+        for pod in pending:
+            pod = self.get("pod", pod["metadata"]["name"], check=False)
+            if pod:
+                self.assertEqual(pod["status"].get("phase"), "Pending")
+                self.assertNotIn("nodeName", pod["spec"])
+        self.assertEqual(len([p for p in self.pods("placed") if p["status"].get("phase") == "Running"]), 2)
+        progressing = wait_until(lambda: (lambda c: c if "cannot be scheduled" in c["message"] else None)(
+            self.condition("placed", "Progressing")), 30, interval=0.3, message="the scheduler's reason shown")
+        self.assertIn("node affinity/selector", progressing["message"])
+
+    def test_a_pod_template_the_api_server_refuses_is_reported_with_its_message(self):
+        self.start_controller()
+        # The CRD cannot judge everything the Deployment's own validation does: a label key with a
+        # bad prefix passes the CRD's value pattern but not the Deployment's validation.
+        self.apply_proxy("refused", podLabels={"-bad-/key": "x"})
+        # A PriorityClass that does not exist: the Deployment is accepted, its pods are not.
+        self.apply_proxy("unprioritized", priorityClassName="no-such-class")
+        condition = wait_until(lambda: (lambda c: c if c and c["status"] == "True" else None)(
+            self.condition("unprioritized", "Degraded")), 60, interval=0.3, message="Degraded on refused pods")
+        self.assertEqual(condition["reason"], "PodsNotCreated")
+        self.assertIn("no-such-class", condition["message"])
+        condition = wait_until(lambda: (lambda c: c if c and c["status"] == "True" else None)(
+            self.condition("refused", "Degraded")), 30, interval=0.2, message="Degraded on the refused template")
+        self.assertEqual(condition["reason"], "ApplyFailed")
+        self.assertIn("-bad-/key", condition["message"])
+        kubectl("patch", "cxp", "refused", "-n", self.namespace, "--type", "json",
+                "-p", json.dumps([{"op": "remove", "path": "/spec/podLabels"}]))
+        wait_until(lambda: self.condition("refused", "Degraded")["status"] == "False", 30, interval=0.2,
+                   message="Degraded cleared")
+        self.wait_owned("refused")
 
     def test_maintenance_changes_only_the_configmap_and_the_model_rolls_the_deployment(self):
         controller = self.start_controller()
@@ -179,7 +266,8 @@ class ControllerTest(ControllerTestCase):
     def test_forbidden_writes_are_reported_not_spun_on(self):
         # A controller whose role lacks Deployment writes: it must say so and back off.
         kubectl("create", "role", "limited", "-n", self.namespace,
-                "--verb=get,list,watch,create,patch", "--resource=configmaps,services,serviceaccounts,roles,rolebindings")
+                "--verb=get,list,watch,create,patch",
+                "--resource=configmaps,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets.policy")
         kubectl("create", "role", "readonly-deployments", "-n", self.namespace,
                 "--verb=get,list,watch", "--resource=deployments,pods")
         kubectl("create", "role", "cxp", "-n", self.namespace, "--verb=get,list,watch,patch",

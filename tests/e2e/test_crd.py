@@ -1,11 +1,15 @@
 """The CodexProxy CRD on a real kube-apiserver: schema, defaults, CEL rules, subresources, columns."""
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import unittest
 
 from kube import SOURCE_DIR, KubeTestCase, kubectl, kubectl_json, wait_until
 
 CRD = os.path.join(SOURCE_DIR, "crds/codexproxies.codexproxy.io.yaml")
+K8S_SCHEMAS = os.path.join(SOURCE_DIR, "scripts/crd/k8s_schemas.py")
 EXAMPLE = os.path.join(SOURCE_DIR, "docs/examples/codexproxy.yaml")
 
 
@@ -125,12 +129,55 @@ class CrdTest(KubeTestCase):
         self.assertEqual(scale["spec"]["replicas"], 3)
         self.assertEqual(scale["status"]["selector"], "app.kubernetes.io/instance=cols")
 
+    def test_the_pod_template_fields_are_validated_by_the_api_server(self):
+        self.apply(proxy_manifest("placed", resources={"requests": {"cpu": "500m", "memory": "1Gi"},
+                                                       "limits": {"cpu": 2, "memory": "2Gi"}},
+                                  tolerations=[{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+                                  podLabels={"team": "ml"}, disruptionBudget={"minAvailable": "50%"}))
+        spec = kubectl_json("get", "cxp", "placed", "-n", self.namespace)["spec"]
+        self.assertEqual(spec["service"], {"type": "ClusterIP", "port": 11435})
+        self.assertEqual(spec["disruptionBudget"], {"minAvailable": "50%"})
+
+        self.assert_rejected(proxy_manifest(resources={"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}),
+                             "resources.limits must not be below resources.requests")
+        self.assert_rejected(proxy_manifest(resources={"requests": {"cpu": "lots"}}), "spec.resources.requests.cpu")
+        self.assert_rejected(proxy_manifest(tolerations=[{"key": "a", "operator": "Maybe"}]),
+                             "spec.tolerations[0].operator", "Unsupported value")
+        self.assert_rejected(proxy_manifest(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Near"}]}]}}}),
+            "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+            ".matchExpressions[0].operator")
+        self.assert_rejected(proxy_manifest(topologySpreadConstraints=[{"maxSkew": 1}]),
+                             "spec.topologySpreadConstraints[0].topologyKey", "Required value")
+        self.assert_rejected(proxy_manifest(podLabels={"codexproxy.io/name": "other"}),
+                             "podLabels must not set app.kubernetes.io/* or codexproxy.io/* labels")
+        self.assert_rejected(proxy_manifest(podAnnotations={"codexproxy.io/restart-hash": "0"}),
+                             "podAnnotations must not set codexproxy.io/*")
+        self.assert_rejected(proxy_manifest(service={"type": "ExternalName"}), "spec.service.type")
+        self.assert_rejected(proxy_manifest(imagePullPolicy="Sometimes"), "spec.imagePullPolicy")
+        self.assert_rejected(proxy_manifest(disruptionBudget={"maxUnavailable": 1, "minAvailable": 1}),
+                             "set maxUnavailable or minAvailable, not both")
+        self.assert_rejected(proxy_manifest(disruptionBudget={"maxUnavailable": "half"}),
+                             "spec.disruptionBudget.maxUnavailable")
+
+    def test_the_embedded_kubernetes_schemas_are_this_api_servers(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as openapi:
+            openapi.write(kubectl("get", "--raw", "/openapi/v3/api/v1").stdout)
+            openapi.flush()
+            result = subprocess.run([sys.executable, K8S_SCHEMAS, "--check", CRD, openapi.name],
+                                    capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
     def test_kubectl_explain_describes_the_fields(self):
         out = kubectl("explain", "codexproxy.spec.worker").stdout
         self.assertIn("Settings of the supervised worker", out)
         self.assertIn("maxConcurrency", out)
         out = kubectl("explain", "cxp.spec.maintenance.enabled").stdout
         self.assertIn("503", out)
+        out = kubectl("explain", "cxp.spec.affinity.podAntiAffinity").stdout
+        self.assertIn("requiredDuringSchedulingIgnoredDuringExecution", out)
+        out = kubectl("explain", "cxp.spec.serviceAccountAnnotations").stdout
+        self.assertIn("workload identity", out)
 
 
 if __name__ == "__main__":

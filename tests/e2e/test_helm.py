@@ -99,11 +99,26 @@ class ChartStaticTest(unittest.TestCase):
         finally:
             os.unlink(f.name)
 
+    def test_every_alert_gets_a_runbook_url_under_the_configured_base(self):
+        def alerts(*values):
+            text = render("--set", "prometheusRule.enabled=true", *values, "--api-versions",
+                          "monitoring.coreos.com/v1/PrometheusRule", "--show-only", "templates/prometheusrule.yaml")
+            return [r for g in documents(text)[0]["spec"]["groups"] for r in g["rules"] if "alert" in r]
+        for values, base in (((), "https://github.com/codexproxy/codexproxy/blob/main/"),
+                             (("--set", "prometheusRule.runbookBaseURL=https://wiki.example/ops/"),
+                              "https://wiki.example/ops/")):
+            rendered = alerts(*values)
+            self.assertGreater(len(rendered), 0)
+            for rule in rendered:
+                annotations = rule["annotations"]
+                self.assertEqual(annotations["runbook_url"], base + annotations["runbook"], rule["alert"])
+
     def test_invalid_values_are_refused_by_the_schema_with_a_clear_message(self):
         for values, fragment in ((("--set", "replicaCount=-1"), "/replicaCount"),
                                  (("--set", "image.pullPolicy=Sometimes"), "/image/pullPolicy"),
                                  (("--set", "logLevel=loud"), "/logLevel"),
                                  (("--set", "metrics.port=70000"), "/metrics/port"),
+                                 (("--set", "prometheusRule.runbookBaseURL=docs"), "/prometheusRule/runbookBaseURL"),
                                  (("--set", "replicaCont=2"), "additional properties 'replicaCont' not allowed")):
             result = helm("template", "cxp", CHART, "--kube-version", KUBE_VERSION, *values, check=False)
             self.assertNotEqual(result.returncode, 0, values)

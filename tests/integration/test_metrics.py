@@ -89,6 +89,15 @@ class MetricsTest(ProxyTestCase):
         proxy.request("POST", "/internal/maintenance", body=json.dumps({"enabled": True}),
                       headers={"Authorization": "Bearer admin-token-xyz", "Content-Type": "application/json"})
         self.assertEqual(value(self.scrape(proxy), "codex_maintenance_mode"), 1)
+        # The requests maintenance refuses are counted apart, so the 5xx alert can leave them out.
+        self.assertEqual(value(self.scrape(proxy), "codex_maintenance_refused_total"), 0)
+        for _ in range(3):
+            status, _, _ = proxy.request("POST", "/v1/chat/completions", headers={"Content-Type": "application/json"},
+                                         body=json.dumps({"messages": [{"role": "user", "content": "x"}]}))
+            self.assertEqual(status, 503)
+        samples = self.scrape(proxy)
+        self.assertEqual(value(samples, "codex_maintenance_refused_total"), 3)
+        self.assertEqual(value(samples, "codex_http_requests_total", route="/v1/chat/completions", status_family="5xx"), 3)
 
     def test_metrics_token_and_disabling(self):
         proxy = self.start_proxy(env={"PROXY_METRICS_TOKEN": "scrape-token-1"})

@@ -35,7 +35,7 @@ const json& find(const std::vector<DesiredObject>& objects, const std::string& k
 
 TEST_CASE("render gives every owned object with the owner reference and labels") {
   const auto objects = render_objects(sample(), std::nullopt);
-  REQUIRE(objects.size() == 6);
+  REQUIRE(objects.size() == 7);
   CHECK(objects.back().resource.kind == "Deployment");  // last: it needs the others
   for (const auto& object : objects) {
     const auto& metadata = object.object["metadata"];
@@ -307,4 +307,139 @@ TEST_CASE("worker model problems the controller judges name the field") {
   parse_codexproxy(json::parse(R"({"spec":{"image":"x","worker":{"configOverrides":{"n":3}}}})"),
                    problems);
   CHECK(mentions(problems, "spec.worker.configOverrides.n: expected a string"));
+}
+
+namespace {
+
+CodexProxy with_spec(const std::string& extra) {
+  std::vector<std::string> problems;
+  auto object = json::parse(R"({"metadata":{"name":"demo","namespace":"ns","uid":"u-1"},
+                                "spec":{"image":"x/y:1"}})");
+  object["spec"].update(json::parse(extra));
+  auto proxy = parse_codexproxy(object, problems);
+  REQUIRE(problems.empty());
+  return proxy;
+}
+
+}  // namespace
+
+TEST_CASE("the pod template carries the scheduling fields, labels and annotations as given") {
+  const auto proxy = with_spec(R"({
+      "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+      "nodeSelector": {"pool": "codex"},
+      "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                   {"nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Exists"}]}]}}},
+      "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "codex", "effect": "NoSchedule"}],
+      "topologySpreadConstraints": [],
+      "priorityClassName": "high", "imagePullSecrets": [{"name": "regcred"}], "imagePullPolicy": "Always",
+      "podLabels": {"team": "ml", "codexproxy.io/name": "forged"}, "podAnnotations": {"mesh/inject": "true"},
+      "serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"},
+      "service": {"type": "LoadBalancer", "port": 443, "annotations": {"lb/internal": "true"}},
+      "disruptionBudget": {"minAvailable": "50%"}})");
+  const auto objects = render_objects(proxy, std::nullopt);
+  const auto& deployment = find(objects, "Deployment");
+  const auto& pod = deployment["spec"]["template"]["spec"];
+  const auto& container = pod["containers"][0];
+  CHECK(container["resources"] == proxy.spec.pod.resources);
+  CHECK(container["imagePullPolicy"] == "Always");
+  CHECK(pod["nodeSelector"] == json{{"pool", "codex"}});
+  CHECK(pod["affinity"] == proxy.spec.pod.affinity);
+  CHECK(pod["tolerations"] == proxy.spec.pod.tolerations);
+  CHECK(pod["topologySpreadConstraints"] == json::array());  // [] turns the default off
+  CHECK(pod["priorityClassName"] == "high");
+  CHECK(pod["imagePullSecrets"] == json::parse(R"([{"name":"regcred"}])"));
+  const auto& metadata = deployment["spec"]["template"]["metadata"];
+  CHECK(metadata["labels"]["team"] == "ml");
+  CHECK(metadata["labels"]["codexproxy.io/name"] == "demo");  // the operator's own label wins
+  CHECK(metadata["annotations"]["mesh/inject"] == "true");
+  CHECK(metadata["annotations"].contains(kRestartHashAnnotation));
+  CHECK(find(objects, "ServiceAccount")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] ==
+        "arn:aws:iam::1:role/x");
+  const auto& service = find(objects, "Service");
+  CHECK(service["spec"]["type"] == "LoadBalancer");
+  CHECK(service["spec"]["ports"][0]["port"] == 443);
+  CHECK(service["spec"]["ports"][0]["targetPort"] == "http");
+  CHECK(service["metadata"]["annotations"]["lb/internal"] == "true");
+  const auto& budget = find(objects, "PodDisruptionBudget");
+  CHECK(budget["spec"]["minAvailable"] == "50%");
+  CHECK_FALSE(budget["spec"].contains("maxUnavailable"));
+  CHECK(budget["spec"]["selector"]["matchLabels"] == pod_selector("demo"));
+}
+
+TEST_CASE("unset, the pods get measured resources, a spread over nodes and zones and a budget") {
+  const auto objects = render_objects(with_spec("{}"), std::nullopt);
+  const auto& pod = find(objects, "Deployment")["spec"]["template"]["spec"];
+  CHECK(pod["containers"][0]["resources"] == default_resources());
+  CHECK(pod["containers"][0]["resources"]["requests"]["memory"] == "512Mi");
+  CHECK_FALSE(pod["containers"][0].contains("imagePullPolicy"));
+  CHECK(pod["topologySpreadConstraints"] == default_topology_spread("demo"));
+  CHECK(pod["topologySpreadConstraints"][1]["topologyKey"] == "topology.kubernetes.io/zone");
+  for (const char* absent :
+       {"nodeSelector", "affinity", "tolerations", "priorityClassName", "imagePullSecrets"}) {
+    CHECK_FALSE(pod.contains(absent));
+  }
+  CHECK(find(objects, "Service")["spec"]["type"] == "ClusterIP");
+  CHECK(find(objects, "Service")["spec"]["ports"][0]["port"] == kProxyPort);
+  CHECK(find(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1);
+}
+
+TEST_CASE("removing a field changes the desired hash, so the object is applied again") {
+  const auto with = find(
+      render_objects(with_spec(R"({"nodeSelector":{"pool":"a"}})"), std::nullopt), "Deployment");
+  const auto without = find(render_objects(with_spec("{}"), std::nullopt), "Deployment");
+  // what the API server holds after the first apply still contains every field of the second
+  // apart from the hash: without the hash the removal would never be written
+  auto stale = with;
+  stale["metadata"]["annotations"].erase(kDesiredHashAnnotation);
+  auto without_hash = without;
+  without_hash["metadata"]["annotations"].erase(kDesiredHashAnnotation);
+  CHECK(contains_subset(stale, without_hash));
+  CHECK_FALSE(contains_subset(with, without));
+}
+
+TEST_CASE("a Kubernetes-typed field of the wrong JSON type is a problem naming it") {
+  std::vector<std::string> problems;
+  parse_codexproxy(json::parse(R"({"spec":{"image":"x","tolerations":{"key":"a"},
+                                           "service":{"annotations":[1]}}})"),
+                   problems);
+  REQUIRE(problems.size() == 2);
+  CHECK(problems[0].find("spec.tolerations: expected a list") == 0);
+  CHECK(problems[1].find("spec.service.annotations: expected an object") == 0);
+}
+
+TEST_CASE("a ServiceMonitor only when asked for, labelled per CodexProxy and sending the token") {
+  CHECK_FALSE(render_service_monitor(with_spec("{}")));
+  CHECK_FALSE(render_service_monitor(
+      with_spec(R"({"metrics":{"enabled":false,"serviceMonitor":{"enabled":true}}})")));
+  const auto proxy = with_spec(R"({"metrics":{"tokenSecret":{"name":"scrape","key":"t"},
+      "serviceMonitor":{"enabled":true,"interval":"15s","labels":{"release":"kps",
+      "codexproxy.io/name":"forged"}}}})");
+  const auto monitor = render_service_monitor(proxy);
+  REQUIRE(monitor);
+  const auto& object = monitor->object;
+  CHECK(object["apiVersion"] == "monitoring.coreos.com/v1");
+  CHECK(object["metadata"]["labels"]["release"] == "kps");
+  CHECK(object["metadata"]["labels"]["codexproxy.io/name"] == "demo");
+  CHECK(object["metadata"]["ownerReferences"][0]["uid"] == proxy.uid);
+  CHECK(object["metadata"]["annotations"].contains(kDesiredHashAnnotation));
+  CHECK(object["spec"]["selector"]["matchLabels"] == pod_selector("demo"));
+  const auto& endpoint = object["spec"]["endpoints"][0];
+  CHECK(endpoint["port"] == "http");
+  CHECK(endpoint["interval"] == "15s");
+  CHECK(endpoint["authorization"]["credentials"] == json{{"name", "scrape"}, {"key", "t"}});
+  CHECK(endpoint["relabelings"][0]["targetLabel"] == "codexproxy");
+  // the pods get the same token, and the Secret is checked before they roll
+  const auto objects = render_objects(proxy, std::nullopt);
+  const auto& env = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"];
+  bool token = false;
+  for (const auto& entry : env) {
+    if (entry["name"] == "PROXY_METRICS_TOKEN") {
+      token = entry["valueFrom"]["secretKeyRef"] == json{{"name", "scrape"}, {"key", "t"}};
+    }
+  }
+  CHECK(token);
+  const auto secrets = referenced_secrets(proxy.spec);
+  REQUIRE_FALSE(secrets.empty());
+  CHECK(secrets.back().field == "spec.metrics.tokenSecret");
+  CHECK(insecure_defaults_message(proxy.spec).find("spec.metrics") == std::string::npos);
 }

@@ -200,3 +200,56 @@ TEST_CASE("a missing Secret degrades the CodexProxy as CredentialsMissing naming
   // The pod that runs keeps counting: nothing was rolled.
   CHECK(result.status["readyReplicas"] == 1);
 }
+
+TEST_CASE("a Deployment that cannot create pods degrades the CodexProxy with the API's reason") {
+  Fixture f(json::array(), {});
+  const std::string refused =
+      "pods \"demo-1\" is forbidden: no PriorityClass with name gold was found";
+  f.inputs.deployment = rolled_out(0);
+  (*f.inputs.deployment)["status"]["conditions"] = json::array({{{"type", "ReplicaFailure"},
+                                                                 {"status", "True"},
+                                                                 {"reason", "FailedCreate"},
+                                                                 {"message", refused}}});
+  auto result = f.run();
+  CHECK(result.status["phase"] == "Degraded");
+  CHECK(reason(result.status, "Degraded") == "PodsNotCreated");
+  CHECK(find_condition(result.status["conditions"], "Degraded")->value("message", "") ==
+        "the Deployment cannot create pods: " + refused);
+  // a long message is capped, and a resolved failure clears the condition
+  (*f.inputs.deployment)["status"]["conditions"][0]["message"] = std::string(5000, 'x');
+  result = f.run();
+  CHECK(find_condition(result.status["conditions"], "Degraded")->value("message", "").size() <
+        1100);
+  (*f.inputs.deployment)["status"]["conditions"][0]["status"] = "False";
+  f.proxy.status = result.status;
+  CHECK(reason(f.run().status, "Degraded") == "AsExpected");
+}
+
+TEST_CASE("pods the scheduler cannot place are named in Progressing with the scheduler's reason") {
+  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1))}), {"a", "b"});
+  (*f.inputs.deployment)["status"]["updatedReplicas"] = 1;
+  f.inputs.unschedulable = {
+      {"b", "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."}};
+  const auto result = f.run();
+  CHECK(reason(result.status, "Progressing") == "RollingOut");
+  const auto message =
+      find_condition(result.status["conditions"], "Progressing")->value("message", "");
+  CHECK(message.find("1 pod(s) cannot be scheduled, e.g. b: 0/3 nodes are available") !=
+        std::string::npos);
+}
+
+TEST_CASE("the ServiceMonitor condition says whether the pods are scraped, and why not") {
+  Fixture f(json::array(), {});
+  CHECK(reason(f.run().status, "ServiceMonitor") == "NotRequested");
+  f.proxy.spec.service_monitor_enabled = true;
+  auto result = f.run();
+  CHECK(reason(result.status, "ServiceMonitor") == "APIMissing");
+  CHECK(find_condition(result.status["conditions"], "ServiceMonitor")
+            ->value("message", "")
+            .find("monitoring.coreos.com/v1") != std::string::npos);
+  CHECK(result.status["phase"] != "Degraded");  // informational: the pods serve either way
+  f.inputs.monitoring_api = true;
+  result = f.run();
+  CHECK(condition_is_true(result.status["conditions"], "ServiceMonitor"));
+  CHECK(reason(result.status, "ServiceMonitor") == "Created");
+}
