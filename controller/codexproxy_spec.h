@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/settings_table.h"
+
 namespace cxp::controller {
 
 // A key of a Secret in the CodexProxy's namespace; empty name: not set.
@@ -57,28 +59,31 @@ struct PodTemplateSpec {
 // A CodexProxy's spec with the CRD's defaults filled in (the API server defaults them too; the
 // controller does not rely on it).
 struct CodexProxySpec {
-  std::int32_t replicas = 1;
+  std::int32_t replicas = settings::kReplicas.default_value;
   std::string image;
   std::string model = "gpt-5";
-  std::int32_t max_concurrency = 4;
-  std::int32_t request_timeout_seconds = 120;
-  std::int32_t backoff_initial_ms = 250;
-  std::int32_t backoff_max_ms = 5000;
-  std::int32_t drain_seconds = 10;
-  std::int32_t max_turns = 400;    // a worker's lifetime in turns (WORKER_MAX_TURNS)
-  std::int32_t max_rss_mb = 1024;  // … and in memory (WORKER_MAX_RSS_MB)
+  std::int32_t max_concurrency = settings::kMaxConcurrency.default_value;
+  std::int32_t request_timeout_seconds = settings::kRequestTimeoutSeconds.default_value;
+  std::int32_t backoff_initial_ms = settings::kBackoffInitialMs.default_value;
+  std::int32_t backoff_max_ms = settings::kBackoffMaxMs.default_value;
+  std::int32_t drain_seconds = settings::kDrainSeconds.default_value;
+  std::int32_t max_turns = settings::kMaxTurns.default_value;   // WORKER_MAX_TURNS
+  std::int32_t max_rss_mb = settings::kMaxRssMb.default_value;  // WORKER_MAX_RSS_MB
   WorkerCredentials credentials;
   ProviderSpec provider;
   std::map<std::string, std::string> config_overrides;  // codex `-c key=value`, sorted by key
   bool builtin_tools = false;  // codex's own tools (shell, web search, …) offered to the model
-  ProbeTiming readiness{5, 2};
-  ProbeTiming liveness{10, 3};
-  ProbeTiming startup{5, 30};
+  ProbeTiming readiness{settings::kReadinessPeriod.default_value,
+                        settings::kReadinessFailures.default_value};
+  ProbeTiming liveness{settings::kLivenessPeriod.default_value,
+                       settings::kLivenessFailures.default_value};
+  ProbeTiming startup{settings::kStartupPeriod.default_value,
+                      settings::kStartupFailures.default_value};
   bool maintenance_enabled = false;
-  std::int32_t maintenance_retry_after_seconds = 120;
+  std::int32_t maintenance_retry_after_seconds = settings::kRetryAfterSeconds.default_value;
   bool trace_enabled = false;
-  std::int32_t trace_ttl_seconds = 86400;
-  std::int32_t trace_max_files = 100;
+  std::int32_t trace_ttl_seconds = settings::kTraceTtlSeconds.default_value;
+  std::int32_t trace_max_files = settings::kTraceMaxFiles.default_value;
   bool metrics_enabled = true;
   SecretKeyRef metrics_token_secret{"", "metricsToken"};  // PROXY_METRICS_TOKEN
   bool service_monitor_enabled = false;

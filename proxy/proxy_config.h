@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/settings_table.h"
 #include "common/telemetry/json_log.h"
 #include "proxy/worker/codex_options.h"
 
@@ -30,27 +31,27 @@ struct ProxyConfig {
   std::string metrics_token;
   std::string admin_token;
   std::chrono::milliseconds sse_keepalive{15000};
-  std::uint32_t worker_max_concurrency = 4;
-  std::chrono::milliseconds worker_request_timeout{120000};
+  std::uint32_t worker_max_concurrency = settings::kMaxConcurrency.env_default();
+  std::chrono::milliseconds worker_request_timeout{settings::kRequestTimeoutSeconds.env_default()};
   std::chrono::milliseconds worker_handshake_timeout{15000};
   std::chrono::milliseconds worker_startup_timeout{10000};
-  std::chrono::milliseconds worker_backoff_initial{250};
-  std::chrono::milliseconds worker_backoff_max{5000};
-  std::chrono::milliseconds worker_shutdown_grace{10000};
+  std::chrono::milliseconds worker_backoff_initial{settings::kBackoffInitialMs.env_default()};
+  std::chrono::milliseconds worker_backoff_max{settings::kBackoffMaxMs.env_default()};
+  std::chrono::milliseconds worker_shutdown_grace{settings::kDrainSeconds.env_default()};
   std::uint32_t worker_restart_max = 10;
   std::chrono::milliseconds worker_stable_after{30000};
   // A worker's bounded lifetime: recycled (a warm successor takes over) after this many turns or
   // once its process tree uses this much memory. Defaults from measurement (docs/benchmarks.md).
-  std::uint32_t worker_max_turns = 400;
-  std::uint32_t worker_max_rss_mb = 1024;
+  std::uint32_t worker_max_turns = settings::kMaxTurns.env_default();
+  std::uint32_t worker_max_rss_mb = settings::kMaxRssMb.env_default();
   bool trace_buffer = false;
   std::string trace_dir = ".codex-api/trace-buffer";
-  std::chrono::seconds trace_ttl{86400};
-  std::uint32_t trace_max_files = 100;
+  std::chrono::seconds trace_ttl{settings::kTraceTtlSeconds.env_default()};
+  std::uint32_t trace_max_files = settings::kTraceMaxFiles.env_default();
   std::uint64_t max_body_bytes = 1024 * 1024;
   std::uint32_t queue_max = 64;
   std::chrono::milliseconds queue_timeout{30000};
-  int maintenance_retry_after_s = 120;
+  int maintenance_retry_after_s = settings::kRetryAfterSeconds.env_default();
   telemetry::LogLevel log_level = telemetry::LogLevel::kInfo;
   // In Kubernetes: report into the CodexProxy's status and watch its settings (all three set) —
   // the controller's Deployment sets them. Empty kubeconfig: the in-cluster config.

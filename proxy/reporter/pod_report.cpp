@@ -46,6 +46,16 @@ json render_pod_status(const PodIdentity& pod, const PodReport& report,
           {"status", {{"pods", json::array({entry})}}}};
 }
 
+namespace {
+
+// A live setting's value within the bounds the CRD gives it.
+std::int64_t in_bounds(const std::string& source, const std::string& text,
+                       const settings::IntSetting& setting) {
+  return parse_integer(source, text, setting.min, setting.max);
+}
+
+}  // namespace
+
 LiveSettings parse_live_settings(const json& data, const LiveSettings& previous,
                                  std::vector<std::string>& problems) {
   LiveSettings out = previous;
@@ -70,16 +80,16 @@ LiveSettings parse_live_settings(const json& data, const LiveSettings& previous,
     out.maintenance = parse_boolean(s, v);
   });
   guarded("maintenance.retryAfterSeconds", [&](const std::string& s, const std::string& v) {
-    out.retry_after_s = static_cast<int>(parse_integer(s, v, 0, 86400));
+    out.retry_after_s = static_cast<int>(in_bounds(s, v, settings::kRetryAfterSeconds));
   });
   guarded("traceBuffer.enabled", [&](const std::string& s, const std::string& v) {
     out.trace_enabled = parse_boolean(s, v);
   });
   guarded("traceBuffer.ttlSeconds", [&](const std::string& s, const std::string& v) {
-    out.trace_ttl_s = parse_integer(s, v, 1, 2592000);
+    out.trace_ttl_s = in_bounds(s, v, settings::kTraceTtlSeconds);
   });
   guarded("traceBuffer.maxFiles", [&](const std::string& s, const std::string& v) {
-    out.trace_max_files = static_cast<std::uint32_t>(parse_integer(s, v, 1, 100000));
+    out.trace_max_files = static_cast<std::uint32_t>(in_bounds(s, v, settings::kTraceMaxFiles));
   });
   guarded("settingsGeneration", [&](const std::string& s, const std::string& v) {
     out.generation = parse_integer(s, v, 0, INT64_MAX);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/settings_table.h"
 #include "proxy/supervisor/worker_state.h"
 
 namespace cxp::proxy {
@@ -45,10 +46,10 @@ nlohmann::json render_pod_status(const PodIdentity& pod, const PodReport& report
 // The live settings a pod takes from its ConfigMap.
 struct LiveSettings {
   bool maintenance = false;
-  int retry_after_s = 120;
+  int retry_after_s = settings::kRetryAfterSeconds.default_value;
   bool trace_enabled = false;
-  std::int64_t trace_ttl_s = 86400;
-  std::uint32_t trace_max_files = 100;
+  std::int64_t trace_ttl_s = settings::kTraceTtlSeconds.default_value;
+  std::uint32_t trace_max_files = settings::kTraceMaxFiles.default_value;
   std::int64_t generation = 0;
   // The problems of the latest ConfigMap version ("; "-joined, at most kMaxSettingsError bytes),
   // empty when every value applied: the pod kept its previous value for each bad key.

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/settings_table.h"
 #include "common/telemetry/json_log.h"
 #include "common/telemetry/redaction.h"
 
@@ -18,8 +19,8 @@ namespace cxp::proxy {
 struct TraceSettings {
   bool enabled = false;
   std::filesystem::path dir = ".codex-api/trace-buffer";
-  std::chrono::seconds ttl{86400};
-  std::uint32_t max_files = 100;
+  std::chrono::seconds ttl{settings::kTraceTtlSeconds.default_value};
+  std::uint32_t max_files = settings::kTraceMaxFiles.default_value;
 };
 
 // The JSON-RPC frames of one request, collected while it runs (bounded).
