@@ -92,7 +92,7 @@ for _ in $(seq 150); do
   [ "$(kube get pods -n "$NS" -l codexproxy.io/name=demo --field-selector status.phase=Running -o name | wc -l)" -ge 2 ] && break
   sleep 0.2
 done
-kube get deployment,service,configmap,role,rolebinding -n "$NS" -l codexproxy.io/name=demo
+kube get deployment,service,poddisruptionbudget,configmap,serviceaccount,role,rolebinding -n "$NS" -l codexproxy.io/name=demo
 kube get pods -n "$NS" -l codexproxy.io/name=demo
 
 step "starting the pods: one codex-proxy per pod (its env with the Secret resolved, its volumes, its ServiceAccount), each running codex app-server"

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -28,6 +27,7 @@ import yaml
 
 from controller_harness import ControllerTestCase
 from kube import SOURCE_DIR, wait_until
+from local_ports import free_port
 from proxy_process import Proxy
 
 RULES = os.path.join(SOURCE_DIR, "docs/alerts/codex-proxy.rules.yaml")
@@ -55,12 +55,6 @@ def scaled_rules(text):
             if "for" in rule:
                 rule["for"] = scaled(rule["for"])
     return rules
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Prometheus:

@@ -166,7 +166,8 @@ class ChartInstallTest(KubeTestCase):
         kubectl("create", "secret", "generic", "openai", "-n", ns, "--from-literal=apiKey=sk-e2e-0123456789")
         kubectl("apply", "-n", ns, "-f", os.path.join(SOURCE_DIR, "docs/examples/codexproxy.yaml"))
         for kind, name in (("configmap", "demo-settings"), ("serviceaccount", "demo"), ("role", "demo"),
-                           ("rolebinding", "demo"), ("service", "demo"), ("deployment", "demo")):
+                           ("rolebinding", "demo"), ("service", "demo"), ("poddisruptionbudget", "demo"),
+                           ("deployment", "demo")):
             wait_until(lambda: kubectl("get", kind, name, "-n", ns, check=False).returncode == 0, 30, interval=0.2,
                        message=f"{kind}/{name}")
         wait_until(lambda: kubectl_json("get", "cxp", "demo", "-n", ns).get("status", {}).get("observedGeneration") == 1,
@@ -193,7 +194,8 @@ class ChartInstallTest(KubeTestCase):
         self.assertEqual(kubectl("get", "crd", "codexproxies.codexproxy.io").returncode, 0, "the CRD is kept")
 
     def leftovers(self, ns):
-        kinds = "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,configmaps,secrets,leases"
+        kinds = ("deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,configmaps,secrets,leases,"
+                 "poddisruptionbudgets")
         items = kubectl_json("get", kinds, "-n", ns)["items"]
         defaults = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
         return [f"{i['kind']}/{i['metadata']['name']}" for i in items

@@ -2,7 +2,6 @@
 first by the tier's modules: it points them at the tier's own control plane and makes the e2e
 helpers (kube, test_helm) and tests/pylib importable."""
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -14,6 +13,7 @@ sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/e2e"))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/pylib"))
 
 import artifacts  # noqa: E402
+from local_ports import free_port  # noqa: E402,F401  (for the tier's modules)
 IMAGES_SH = os.path.join(SOURCE_DIR, "scripts/images.sh")
 # podman reads the configuration scripts/images.sh writes (runc, cgroupfs, ulimits).
 PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": os.path.join(SOURCE_DIR, "build/images/containers.conf")}
@@ -32,12 +32,6 @@ def podman(*args, check=True, timeout=120):
     if check and result.returncode != 0:
         raise AssertionError(f"podman {' '.join(args[:3])}… failed ({result.returncode}): {result.stderr}")
     return result
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Container:

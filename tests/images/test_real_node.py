@@ -6,7 +6,8 @@ with the real codex pointed at the model stub, and the test checks what only a r
 its own probes, `kubectl logs` and `exec`, the projected ServiceAccount token used by the pod's
 reporter, a worker crash seen in `kubectl get codexproxy`, a hung proxy restarted by the liveness
 probe, a rolling template change, and graceful termination: served through the preStop wait, gone
-within the grace period.
+within the grace period; and a client routing like kube-proxy sees no refused or failed request
+through a rolling update and a scale down.
 Needs `scripts/cluster.sh up --real-node` on CXP_CLUSTER_DIR with the images imported.
 """
 import json
@@ -96,11 +97,11 @@ class RealNodeTest(unittest.TestCase):
         cls.stub.stop()
 
     @classmethod
-    def apply_codexproxy(cls, max_turns=1000):
+    def apply_codexproxy(cls, max_turns=1000, replicas=1):
         kubectl("apply", "-f", "-", input=json.dumps({
             "apiVersion": "codexproxy.io/v1alpha1", "kind": "CodexProxy",
             "metadata": {"name": NAME, "namespace": NAMESPACE},
-            "spec": {"replicas": 1, "image": PROXY_IMAGE,
+            "spec": {"replicas": replicas, "image": PROXY_IMAGE,
                      "worker": {"model": "gpt-5", "drainSeconds": DRAIN_SECONDS, "maxTurns": max_turns,
                                 "credentials": {"apiKeySecret": {"name": "model-key", "key": "apiKey"}},
                                 "provider": {"name": "model stub", "baseURL": f"http://{GATEWAY}:{cls.stub.port}/v1",
@@ -185,6 +186,75 @@ class RealNodeTest(unittest.TestCase):
         self.assertGreaterEqual(took, pre_stop, "the preStop wait did not run")
         self.assertLess(took, grace, f"the pod took {took:.1f}s to stop (grace {grace}s): SIGTERM not handled")
         self.wait_available()
+
+    def test_e_a_client_sees_no_refused_or_failed_request_through_a_rollout_and_a_scale_down(self):
+        # The client routes as kube-proxy does: each request to one of the Service's ready endpoints,
+        # read from its EndpointSlices (polled every 0.3 s; kube-proxy follows them within about a
+        # second, which the 5 s preStop wait covers).
+        self.wait_available()
+        self.apply_codexproxy(replicas=2)
+        wait_until(lambda: len(ready_pods()) == 2, 120, interval=0.5, message="2 pods Ready")
+        client = EndpointClient(NAME, NAMESPACE)
+        self.addCleanup(client.stop)
+        wait_until(lambda: client.answered >= 5, 60, interval=0.2, message="the client served")
+        before = {p["metadata"]["uid"] for p in pods()}
+        self.apply_codexproxy(max_turns=600, replicas=2)  # a template change: a rolling update
+        wait_until(lambda: len(ready_pods()) == 2 and not before & {p["metadata"]["uid"] for p in pods()}, 240,
+                   interval=0.5, message="both pods replaced and Ready")
+        rolled = client.answered
+        kubectl("scale", "codexproxy", NAME, "-n", NAMESPACE, "--replicas=1")
+        wait_until(lambda: len(pods()) == 1, 60, interval=0.5, message="scaled down to one pod")
+        wait_until(lambda: client.answered >= rolled + 10, 60, interval=0.2, message="served after the scale down")
+        failures, answered = client.stop()
+        self.assertEqual(failures, [], f"{len(failures)} of {answered + len(failures)} requests failed")
+        self.assertGreater(answered, 20)
+
+
+class EndpointClient:
+    """Chat completions in a loop, each to a ready endpoint of the Service (round robin)."""
+
+    def __init__(self, service, namespace):
+        import threading
+        self.service, self.namespace = service, namespace
+        self.endpoints, self.answered, self.failures = [], 0, []
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self.watch_endpoints, daemon=True),
+                        threading.Thread(target=self.send, daemon=True)]
+        for thread in self.threads:
+            thread.start()
+
+    def watch_endpoints(self):
+        while not self.stopping.is_set():
+            slices = kubectl_json("get", "endpointslices", "-n", self.namespace,
+                                  "-l", f"kubernetes.io/service-name={self.service}")["items"]
+            self.endpoints = [address for s in slices for e in s.get("endpoints") or []
+                              if (e.get("conditions") or {}).get("ready") for address in e["addresses"]]
+            self.stopping.wait(0.3)
+
+    def send(self):
+        i = 0
+        while not self.stopping.is_set():
+            endpoints = self.endpoints
+            if not endpoints:
+                self.stopping.wait(0.1)
+                continue
+            address = endpoints[i % len(endpoints)]
+            i += 1
+            try:
+                reply = chat({"status": {"podIP": address}}, f"[[reply:ok {i}]]", timeout=30)
+                if reply == f"ok {i}":
+                    self.answered += 1
+                else:
+                    self.failures.append((address, f"reply {reply!r}"))
+            except Exception as error:  # every failure counts: refused, reset, 5xx, timeout
+                self.failures.append((address, repr(error)))
+            self.stopping.wait(0.1)
+
+    def stop(self):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(30)
+        return list(self.failures), self.answered
 
 
 if __name__ == "__main__":
