@@ -1,5 +1,6 @@
 """Operator benchmarks on a local control plane of their own (build/bench-cluster). Prints figures;
 not a test. See docs/benchmarks.md. Arguments pick parts: apply pods2 pods20 cold (default: all)."""
+import datetime
 import http.client
 import json
 import os
@@ -97,22 +98,35 @@ def rss_mib(pid):
 
 def bench_apply_to_deployment(api, count=100):
     ns = "bench-apply"
-    controller = track(Controller(namespace(ns), ns))
+    controller = track(Controller(namespace(ns), ns, extra_args=os.environ.get("CXP_BENCH_CONTROLLER_ARGS", "").split()))
     seen = {}
     stop = threading.Event()
     threading.Thread(target=api.watch, daemon=True,
                      args=(f"/apis/apps/v1/namespaces/{ns}/deployments",
                            lambda e, t: seen.setdefault(e["object"]["metadata"]["name"], t), stop)).start()
     time.sleep(0.5)
-    latencies = []
+    latencies, posted = [], {}
     for i in range(count):
         start = time.monotonic()
+        posted[f"p{i}"] = time.time()
         status, _ = api.request("POST", CXP.format(ns=ns), proxy(f"p{i}"))
         assert status == 201, status
         wait_until(lambda: f"p{i}" in seen, 30, interval=0.001)
         latencies.append(seen[f"p{i}"] - start)
     stop.set()
     print(f"kubectl apply → Deployment exists: {percentiles(latencies)}")
+    # Where the time goes, from the controller's log (object_created, ms timestamps): the POST to
+    # the reconcile's first write, and to the Deployment's write.
+    created = {}
+    for event in controller.events("object_created"):
+        name = event["object"].split("/", 1)[1].removesuffix("-settings")
+        stamp = datetime.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+        created.setdefault(name, {}).setdefault(event["kind"], stamp)
+    first = [min(kinds.values()) - posted[name] for name, kinds in created.items() if name in posted]
+    deployment = [kinds["Deployment"] - posted[name] for name, kinds in created.items()
+                  if name in posted and "Deployment" in kinds]
+    print(f"  POST → the reconcile's first write: {percentiles(first)}")
+    print(f"  POST → the Deployment written: {percentiles(deployment)}")
     controller.close()
 
 
@@ -123,7 +137,7 @@ def bench_cold_start(api, count=1000):
         status, _ = api.request("POST", CXP.format(ns=ns), proxy(f"c{i}"))
         assert status == 201, status
     start = time.monotonic()
-    controller = track(Controller(kubeconfig, ns, extra_args=["--max-concurrent-reconciles", "4"]))
+    controller = track(Controller(kubeconfig, ns, extra_args=os.environ.get("CXP_BENCH_CONTROLLER_ARGS", "").split()))
 
     def reconciled():
         _, items = api.request("GET", CXP.format(ns=ns))
@@ -134,9 +148,9 @@ def bench_cold_start(api, count=1000):
     writes = controller.metric("codexproxy_controller_object_writes_total")
     reconciles = controller.metric("controller_runtime_reconcile_total")
     print(f"cold start with {count} CodexProxies: all reconciled in {elapsed:.1f} s "
-          f"({count / elapsed:.1f}/s; client limit 50 requests/s)")
+          f"({count / elapsed:.1f}/s; controller flags: {os.environ.get('CXP_BENCH_CONTROLLER_ARGS') or 'defaults'})")
     print(f"  API requests: {json.dumps(requests)}; writes per CodexProxy {writes / count:.2f} "
-          f"(6 objects + status); reconciles {reconciles:.0f}")
+          f"(7 objects + status); reconciles {reconciles:.0f}")
     time.sleep(5)
     print(f"  controller RSS with {count} CodexProxies and their objects cached: {rss_mib(controller.process.pid):.1f} MiB")
     controller.close()

@@ -205,21 +205,14 @@ CodexProxy parse_codexproxy(const json& object, std::vector<std::string>& proble
   read(trace, "maxFiles", out.trace_max_files, "spec.traceBuffer", problems);
   const auto& metrics = child(spec, "metrics");
   read(metrics, "enabled", out.metrics_enabled, "spec.metrics", problems);
-  read(child(metrics, "tokenSecret"), "name", out.metrics_token_secret.name,
-       "spec.metrics.tokenSecret", problems);
-  read(child(metrics, "tokenSecret"), "key", out.metrics_token_secret.key,
-       "spec.metrics.tokenSecret", problems);
+  read_secret_ref(metrics, "tokenSecret", out.metrics_token_secret, "spec.metrics", problems);
   const auto& monitor = child(metrics, "serviceMonitor");
   read(monitor, "enabled", out.service_monitor_enabled, "spec.metrics.serviceMonitor", problems);
   read(monitor, "interval", out.service_monitor_interval, "spec.metrics.serviceMonitor", problems);
   read_raw(monitor, "labels", json::value_t::object, out.service_monitor_labels,
            "spec.metrics.serviceMonitor", problems);
-  read(child(spec, "apiKeySecret"), "name", out.api_key_secret.name, "spec.apiKeySecret", problems);
-  read(child(spec, "apiKeySecret"), "key", out.api_key_secret.key, "spec.apiKeySecret", problems);
-  read(child(spec, "adminTokenSecret"), "name", out.admin_token_secret.name,
-       "spec.adminTokenSecret", problems);
-  read(child(spec, "adminTokenSecret"), "key", out.admin_token_secret.key, "spec.adminTokenSecret",
-       problems);
+  read_secret_ref(spec, "apiKeySecret", out.api_key_secret, "spec", problems);
+  read_secret_ref(spec, "adminTokenSecret", out.admin_token_secret, "spec", problems);
   read_pod_template(spec, out.pod, problems);
   return proxy;
 }

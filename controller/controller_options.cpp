@@ -16,8 +16,11 @@ std::string controller_usage() {
          "  --leader-election-id NAME          name of the Lease (codexproxy-controller-leader)\n"
          "  --metrics-bind-address ADDR        /metrics (default :8080; 0 disables)\n"
          "  --health-probe-bind-address ADDR   /healthz and /readyz (default :8081; 0 disables)\n"
-         "  --max-concurrent-reconciles N      parallel reconciles (default 2)\n"
-         "  --kube-api-qps Q, --kube-api-burst B   client-side API rate limit (50, 100)\n"
+         "  --max-concurrent-reconciles N      parallel reconciles (default 8)\n"
+         "  --kube-api-qps Q, --kube-api-burst B   client-side API rate limit (0 = none, the\n"
+         "                                         default: the API server's priority and "
+         "fairness\n"
+         "                                         limits; burst 100)\n"
          "  --log-level debug|info|warn|error\n"
          "  --version, --help\n";
 }
@@ -57,7 +60,7 @@ ControllerOptions parse_controller_options(const std::vector<std::string>& args)
     } else if (flag == "--max-concurrent-reconciles") {
       options.max_concurrent_reconciles = static_cast<int>(parse_integer(flag, take(), 1, 64));
     } else if (flag == "--kube-api-qps") {
-      options.kube_api_qps = static_cast<double>(parse_integer(flag, take(), 1, 10000));
+      options.kube_api_qps = static_cast<double>(parse_integer(flag, take(), 0, 10000));
     } else if (flag == "--kube-api-burst") {
       options.kube_api_burst = static_cast<double>(parse_integer(flag, take(), 1, 10000));
     } else if (flag == "--log-level") {

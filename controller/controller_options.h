@@ -16,12 +16,12 @@ struct ControllerOptions {
   std::string leader_election_id = "codexproxy-controller-leader";  // --leader-election-id
   std::string metrics_bind_address = ":8080";       // --metrics-bind-address ("0" disables)
   std::string health_probe_bind_address = ":8081";  // --health-probe-bind-address ("0" disables)
-  int max_concurrent_reconciles = 2;                // --max-concurrent-reconciles
-  double kube_api_qps = 50;                         // --kube-api-qps
-  double kube_api_burst = 100;                      // --kube-api-burst
-  std::string log_level = "info";                   // --log-level
-  bool show_version = false;                        // --version
-  bool show_help = false;                           // --help
+  int max_concurrent_reconciles = 8;                // --max-concurrent-reconciles
+  double kube_api_qps = 0;  // --kube-api-qps; 0: no client-side limit (the server's APF applies)
+  double kube_api_burst = 100;     // --kube-api-burst
+  std::string log_level = "info";  // --log-level
+  bool show_version = false;       // --version
+  bool show_help = false;          // --help
 };
 
 // Parses argv (without argv[0]); throws cxp::ConfigError naming the flag on a bad one.

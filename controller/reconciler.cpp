@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <future>
 #include <set>
 
 #include "controller/codexproxy_spec.h"
@@ -32,6 +33,46 @@ Reconciler::Reconciler(kube::KubeClient& client, Caches caches, EventRecorder& e
       events_(events),
       metrics_(metrics),
       secrets_(client) {}
+
+std::string Reconciler::apply_concurrently(const json& owner,
+                                           const std::vector<const DesiredObject*>& round,
+                                           bool& forbidden, std::vector<std::string>& changes) {
+  struct Outcome {
+    std::string error;
+    bool forbidden = false;
+    std::vector<std::string> changes;
+  };
+  const auto apply = [&](const DesiredObject* desired) {
+    Outcome outcome;
+    outcome.error =
+        apply_object(owner, desired->resource, desired->object, outcome.forbidden, outcome.changes);
+    return outcome;
+  };
+  std::vector<const DesiredObject*> stale;
+  for (const auto* desired : round) {
+    const auto& metadata = desired->object["metadata"];
+    const auto existing = caches_.owned.at(desired->resource.plural)
+                              ->get(metadata["namespace"].get<std::string>(), desired->name());
+    if (!existing || !contains_subset(*existing, desired->object)) stale.push_back(desired);
+  }
+  std::vector<Outcome> outcomes;
+  if (stale.size() == 1) {
+    outcomes.push_back(apply(stale.front()));  // no thread for the common single write
+  } else {
+    std::vector<std::future<Outcome>> running;
+    for (const auto* desired : stale) {
+      running.push_back(std::async(std::launch::async, apply, desired));
+    }
+    for (auto& result : running) outcomes.push_back(result.get());
+  }
+  std::string error;
+  for (auto& outcome : outcomes) {  // in render order: Events and errors read the same each time
+    forbidden = forbidden || outcome.forbidden;
+    changes.insert(changes.end(), outcome.changes.begin(), outcome.changes.end());
+    if (error.empty()) error = outcome.error;
+  }
+  return error;
+}
 
 std::string Reconciler::apply_object(const json& owner, const kube::Resource& resource,
                                      const json& desired, bool& forbidden,
@@ -156,13 +197,23 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   }
   if (problems.empty()) {
     std::vector<std::string> changes;
+    // Rounds whose objects go out at once. The Deployment waits only for what its pods need to
+    // start (ConfigMap, ServiceAccount); the Role and RoleBinding go beside and after it: each
+    // costs the API server an escalation check of 50-150 ms, and the pods need them only once
+    // they run (a binding needs its Role first). A failed round stops the later ones.
+    std::vector<const DesiredObject*> rounds[3];
     for (const auto& desired : desired_objects) {
-      if (desired.resource.plural == "configmaps") {
-        generation = settings_generation(desired.object["data"]);
+      const auto& plural = desired.resource.plural;
+      if (plural == "configmaps") generation = settings_generation(desired.object["data"]);
+      if (plural == "deployments" && !credential_problems.empty()) continue;
+      const int round =
+          plural == "rolebindings" ? 2 : (plural == "roles" || plural == "deployments");
+      rounds[round].push_back(&desired);
+    }
+    for (const auto& round : rounds) {
+      if (apply_error.empty()) {
+        apply_error = apply_concurrently(*object, round, not_retryable, changes);
       }
-      if (desired.resource.plural == "deployments" && !credential_problems.empty()) continue;
-      apply_error = apply_object(*object, desired.resource, desired.object, not_retryable, changes);
-      if (!apply_error.empty()) break;  // later objects depend on earlier ones
     }
     if (apply_error.empty()) {
       apply_error = reconcile_service_monitor(*object, proxy, not_retryable, changes);

@@ -5,12 +5,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/kube/informer.h"
 #include "common/kube/kube_client.h"
 #include "common/telemetry/json_log.h"
 #include "controller/controller_metrics.h"
 #include "controller/event_recorder.h"
+#include "controller/render.h"
 #include "controller/secret_check.h"
 
 namespace cxp::controller {
@@ -47,6 +49,11 @@ class Reconciler {
   }
 
  private:
+  // Applies the objects of `round` whose cached copy differs, concurrently (the client is
+  // thread-safe); the first error in render order, or "". Changes and `forbidden` merge in order.
+  std::string apply_concurrently(const nlohmann::json& owner,
+                                 const std::vector<const DesiredObject*>& round, bool& forbidden,
+                                 std::vector<std::string>& changes);
   // Applies one object when the cache shows it differs; returns the error text or "".
   // `changes` collects "Created ConfigMap x" lines for one Event per reconcile.
   std::string apply_object(const nlohmann::json& owner, const kube::Resource& resource,

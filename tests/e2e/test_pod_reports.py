@@ -115,7 +115,8 @@ class PodReportTest(ControllerTestCase):
         proxy_object = self.get("cxp", "maint")
         self.assertEqual({c["type"]: c["observedGeneration"] for c in proxy_object["status"]["conditions"]},
                          {t: proxy_object["metadata"]["generation"]
-                          for t in ("Available", "Progressing", "Degraded", "Maintenance", "InsecureConfig")})
+                          for t in ("Available", "Progressing", "Degraded", "Maintenance", "InsecureConfig",
+                                    "ServiceMonitor")})
         kubectl("patch", "cxp", "maint", "-n", self.namespace, "--type", "merge",
                 "-p", json.dumps({"spec": {"maintenance": {"enabled": False}}}))
         for proxy in proxies.values():
