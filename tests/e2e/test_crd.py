@@ -159,6 +159,12 @@ class CrdTest(KubeTestCase):
                              "set maxUnavailable or minAvailable, not both")
         self.assert_rejected(proxy_manifest(disruptionBudget={"maxUnavailable": "half"}),
                              "spec.disruptionBudget.maxUnavailable")
+        # the metrics scrape: a ServiceMonitor needs /metrics, an interval Prometheus understands
+        self.assert_rejected(proxy_manifest(metrics={"enabled": False, "serviceMonitor": {"enabled": True}}),
+                             "metrics.serviceMonitor.enabled needs metrics.enabled")
+        self.assert_rejected(proxy_manifest(metrics={"serviceMonitor": {"interval": "soon"}}),
+                             "spec.metrics.serviceMonitor.interval")
+        self.assert_rejected(proxy_manifest(metrics={"tokenSecret": {"key": "t"}}), "spec.metrics.tokenSecret.name")
 
     def test_the_embedded_kubernetes_schemas_are_this_api_servers(self):
         with tempfile.NamedTemporaryFile("w", suffix=".json") as openapi:
