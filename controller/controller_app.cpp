@@ -100,8 +100,9 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
         const bool ok = synced && leading && !stopping_;
         std::string body;
         if (http::has_query_flag(request.target(), "verbose")) {
+          // Which caches have not synced (e.g. a ClusterRole without list on one of the kinds).
           body += std::string(synced ? "[+]" : "[-]") + "informers-synced " +
-                  (synced ? "ok" : "failed") + "\n";
+                  (synced ? "ok" : "failed: not synced: " + unsynced_resources()) + "\n";
           if (options_.leader_elect) {
             body += std::string(leading ? "[+]" : "[-]") + "leader-election " +
                     (leading ? "ok" : "standby") + "\n";
@@ -136,11 +137,16 @@ void ControllerApp::enqueue_owner(const json& object) {
 }
 
 bool ControllerApp::caches_synced() const {
+  return unsynced_resources().empty();
+}
+
+std::string ControllerApp::unsynced_resources() const {
+  std::string out;
   for (const auto& informer : informers_) {
     if (informer.get() == service_monitors_ && !monitoring_api_) continue;
-    if (!informer->synced()) return false;
+    if (!informer->synced()) out += (out.empty() ? "" : ", ") + informer->resource().plural;
   }
-  return true;
+  return out;
 }
 
 bool ControllerApp::discover_service_monitors() {

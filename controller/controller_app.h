@@ -41,6 +41,8 @@ class ControllerApp {
   void worker_loop();
   void shutdown(int exit_code);
   bool caches_synced() const;
+  // The plurals of the informers not synced yet, ", "-joined ("" when all are).
+  std::string unsynced_resources() const;
   // Whether the cluster serves monitoring.coreos.com/v1 ServiceMonitors (asked until the API
   // server answers, with jittered backoff); false when it does not or we may not list them.
   bool discover_service_monitors();

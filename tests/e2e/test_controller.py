@@ -263,11 +263,11 @@ class ControllerTest(ControllerTestCase):
                    message="Degraded cleared")
         self.wait_owned("bad")
 
-    def test_forbidden_writes_are_reported_not_spun_on(self):
-        # A controller whose role lacks Deployment writes: it must say so and back off.
-        kubectl("create", "role", "limited", "-n", self.namespace,
-                "--verb=get,list,watch,create,patch",
-                "--resource=configmaps,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets.policy")
+    def limited_controller(self, writable):
+        """A controller whose ServiceAccount may write only `writable` (kubectl --resource syntax),
+        read Deployments and pods, and use its CodexProxies and Events."""
+        kubectl("create", "role", "limited", "-n", self.namespace, "--verb=get,list,watch,create,patch",
+                f"--resource={writable}")
         kubectl("create", "role", "readonly-deployments", "-n", self.namespace,
                 "--verb=get,list,watch", "--resource=deployments,pods")
         kubectl("create", "role", "cxp", "-n", self.namespace, "--verb=get,list,watch,patch",
@@ -284,6 +284,19 @@ class ControllerTest(ControllerTestCase):
         kubeconfig = sa_kubeconfig(self.namespace, "limited", self.kubeconfig + ".limited")
         controller = Controller(kubeconfig, self.namespace)
         self.addCleanup(self._close_controller, controller)
+        return controller
+
+    def test_a_controller_that_cannot_list_a_kind_is_not_ready_and_says_which(self):
+        # e.g. an upgrade that kept the old ClusterRole (no poddisruptionbudgets)
+        controller = self.limited_controller("configmaps,services,serviceaccounts,roles,rolebindings")
+        line = "[-]informers-synced failed: not synced: poddisruptionbudgets\n"
+        wait_until(lambda: (lambda r: r[0] == 503 and line in r[1])(controller.readyz()), 30, interval=0.2,
+                   message="/readyz naming the unsynced kind, and only it")
+
+    def test_forbidden_writes_are_reported_not_spun_on(self):
+        # A controller whose role lacks Deployment writes: it must say so and back off.
+        controller = self.limited_controller(
+            "configmaps,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets.policy")
         self.apply_proxy("denied")
         condition = wait_until(lambda: (lambda c: c if c and c["status"] == "True" else None)(
             self.condition("denied", "Degraded")), 30, interval=0.2, message="Degraded on a 403")
