@@ -42,26 +42,29 @@ std::string Reconciler::apply_concurrently(const json& owner,
     bool forbidden = false;
     std::vector<std::string> changes;
   };
-  const auto apply = [&](const DesiredObject* desired) {
-    Outcome outcome;
-    outcome.error =
-        apply_object(owner, desired->resource, desired->object, outcome.forbidden, outcome.changes);
-    return outcome;
-  };
-  std::vector<const DesiredObject*> stale;
+  // The objects whose cached copy differs, each with whether it exists (created or updated).
+  std::vector<std::pair<const DesiredObject*, bool>> stale;
   for (const auto* desired : round) {
     const auto& metadata = desired->object["metadata"];
     const auto existing = caches_.owned.at(desired->resource.plural)
                               ->get(metadata["namespace"].get<std::string>(), desired->name());
-    if (!existing || !contains_subset(*existing, desired->object)) stale.push_back(desired);
+    if (!existing || !contains_subset(*existing, desired->object)) {
+      stale.emplace_back(desired, existing.has_value());
+    }
   }
+  const auto write = [&](const std::pair<const DesiredObject*, bool>& object) {
+    Outcome outcome;
+    outcome.error =
+        write_object(owner, *object.first, object.second, outcome.forbidden, outcome.changes);
+    return outcome;
+  };
   std::vector<Outcome> outcomes;
   if (stale.size() == 1) {
-    outcomes.push_back(apply(stale.front()));  // no thread for the common single write
+    outcomes.push_back(write(stale.front()));  // no thread for the common single write
   } else {
     std::vector<std::future<Outcome>> running;
-    for (const auto* desired : stale) {
-      running.push_back(std::async(std::launch::async, apply, desired));
+    for (const auto& object : stale) {
+      running.push_back(std::async(std::launch::async, write, object));
     }
     for (auto& result : running) outcomes.push_back(result.get());
   }
@@ -74,15 +77,12 @@ std::string Reconciler::apply_concurrently(const json& owner,
   return error;
 }
 
-std::string Reconciler::apply_object(const json& owner, const kube::Resource& resource,
-                                     const json& desired, bool& forbidden,
-                                     std::vector<std::string>& changes) {
-  const auto ns = desired["metadata"]["namespace"].get<std::string>();
-  const auto name = desired["metadata"]["name"].get<std::string>();
-  auto* cache = caches_.owned.at(resource.plural);
-  const auto existing = cache->get(ns, name);
-  if (existing && contains_subset(*existing, desired)) return "";
-  const auto result = client_.apply(resource, ns, name, desired, kFieldManager);
+std::string Reconciler::write_object(const json& owner, const DesiredObject& desired, bool existed,
+                                     bool& forbidden, std::vector<std::string>& changes) {
+  const auto& resource = desired.resource;
+  const auto ns = desired.object["metadata"]["namespace"].get<std::string>();
+  const auto name = desired.name();
+  const auto result = client_.apply(resource, ns, name, desired.object, kFieldManager);
   metrics_.observe_object_write(resource.plural);
   if (!result.ok()) {
     forbidden = forbidden || result.error == kube::ErrorKind::kForbidden ||
@@ -93,9 +93,9 @@ std::string Reconciler::apply_object(const json& owner, const kube::Resource& re
               {{"object", ns + "/" + name}, {"kind", resource.kind}, {"error", result.describe()}});
     return message;
   }
-  cache->remember(result.object);
-  changes.push_back(std::string(existing ? "updated " : "created ") + resource.kind + " " + name);
-  log_.info(existing ? "object_updated" : "object_created",
+  caches_.owned.at(resource.plural)->remember(result.object);
+  changes.push_back(std::string(existed ? "updated " : "created ") + resource.kind + " " + name);
+  log_.info(existed ? "object_updated" : "object_created",
             {{"object", ns + "/" + name}, {"kind", resource.kind}});
   return "";
 }
@@ -106,7 +106,7 @@ std::string Reconciler::reconcile_service_monitor(const json& owner, const Codex
   const auto cache = caches_.owned.find(res::kServiceMonitors.plural);
   if (cache == caches_.owned.end()) return "";  // no such API here: the status says so
   if (const auto desired = render_service_monitor(proxy)) {
-    return apply_object(owner, desired->resource, desired->object, forbidden, changes);
+    return apply_concurrently(owner, {&*desired}, forbidden, changes);
   }
   const auto existing = cache->second->get(proxy.namespace_name, proxy.name);
   if (!existing) return "";

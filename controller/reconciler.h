@@ -54,11 +54,10 @@ class Reconciler {
   std::string apply_concurrently(const nlohmann::json& owner,
                                  const std::vector<const DesiredObject*>& round, bool& forbidden,
                                  std::vector<std::string>& changes);
-  // Applies one object when the cache shows it differs; returns the error text or "".
-  // `changes` collects "Created ConfigMap x" lines for one Event per reconcile.
-  std::string apply_object(const nlohmann::json& owner, const kube::Resource& resource,
-                           const nlohmann::json& desired, bool& forbidden,
-                           std::vector<std::string>& changes);
+  // Applies one object the cache shows differs (`existed`: it is there, to be updated); returns
+  // the error text or "". Thread-safe: the client, cache, Events and log lock.
+  std::string write_object(const nlohmann::json& owner, const DesiredObject& desired, bool existed,
+                           bool& forbidden, std::vector<std::string>& changes);
   // The ServiceMonitor of spec.metrics.serviceMonitor: applied when asked for, deleted when no
   // longer asked for; nothing when the cluster serves no ServiceMonitor API. Error text or "".
   std::string reconcile_service_monitor(const nlohmann::json& owner, const CodexProxy& proxy,

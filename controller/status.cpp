@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/utc_time.h"
+#include "common/utf8.h"
 #include "controller/conditions.h"
 #include "controller/object_diff.h"
 #include "controller/render.h"
@@ -61,9 +62,8 @@ std::string replica_failure(const json& deployment) {
 // At most this much of what others wrote (the API server, the scheduler) goes into a condition.
 constexpr std::size_t kQuotedMessageMax = 1024;
 
-std::string quoted(std::string text) {
-  if (text.size() > kQuotedMessageMax) text = text.substr(0, kQuotedMessageMax) + "...";
-  return text;
+std::string quoted(const std::string& text) {
+  return text.size() > kQuotedMessageMax ? utf8_prefix(text, kQuotedMessageMax) + "..." : text;
 }
 
 }  // namespace

@@ -19,8 +19,8 @@ struct ToolBufferCounters {
 struct ApiStats {
   ToolBufferCounters tool_buffer;
   std::atomic<std::int64_t> streams_active{0};
-  // /v1 requests answered 503 because of maintenance mode (the 5xx alert leaves them out: planned
-  // maintenance must not page). Counted by the const gatekeeper, hence mutable.
+  // /v1 requests answered 503 because of maintenance mode (codex_maintenance_refused_total: what a
+  // maintenance window turned away). Counted by the const gatekeeper, hence mutable.
   mutable std::atomic<std::uint64_t> maintenance_refused{0};
 };
 
