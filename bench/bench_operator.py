@@ -1,5 +1,6 @@
 """Operator benchmarks on a local control plane of their own (build/bench-cluster). Prints figures;
-not a test. See docs/benchmarks.md. Arguments pick parts: apply pods2 pods20 cold (default: all)."""
+not a test. See docs/benchmarks.md. Arguments pick parts: apply pods2 pods20 fleet cold cold5000
+(default: apply pods2 pods20 cold). fleet: 200 pods on one CodexProxy."""
 import datetime
 import http.client
 import json
@@ -130,8 +131,27 @@ def bench_apply_to_deployment(api, count=100):
     controller.close()
 
 
+def apiserver_cpu_seconds():
+    """CPU seconds (user + system) the kube-apiserver's process group has used so far."""
+    with open(os.path.join(CLUSTER_DIR, "pids", "kube-apiserver.pid")) as f:
+        group = int(f.read().strip())
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # fields[2]: the process group (after state and ppid)
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def bench_cold_start(api, count=1000):
-    ns = "bench-cold"
+    ns = f"bench-cold-{count}"
     kubeconfig = namespace(ns)
     for i in range(count):
         status, _ = api.request("POST", CXP.format(ns=ns), proxy(f"c{i}"))
@@ -142,7 +162,7 @@ def bench_cold_start(api, count=1000):
     def reconciled():
         _, items = api.request("GET", CXP.format(ns=ns))
         return sum(1 for item in items["items"] if item.get("status", {}).get("observedGeneration") == 1)
-    wait_until(lambda: reconciled() == count, 1200, interval=1)
+    wait_until(lambda: reconciled() == count, 3600, interval=1)
     elapsed = time.monotonic() - start
     requests = {m: controller.metric("rest_client_requests_total", method=m) for m in ("GET", "PATCH", "POST", "WATCH")}
     writes = controller.metric("codexproxy_controller_object_writes_total")
@@ -156,57 +176,80 @@ def bench_cold_start(api, count=1000):
     controller.close()
 
 
+def count_writes(api, ns, seconds):
+    """MODIFIED events of the CodexProxies and of the pods' Leases in `ns` during `seconds`."""
+    counts = {"codexproxies": 0, "leases": 0}
+    stop = threading.Event()
+    for plural, prefix in (("codexproxies", "/apis/codexproxy.io/v1alpha1"), ("leases", "/apis/coordination.k8s.io/v1")):
+        def on_event(event, _, plural=plural):
+            if event["type"] == "MODIFIED":
+                counts[plural] += 1
+        status, listed = api.request("GET", f"{prefix}/namespaces/{ns}/{plural}")
+        threading.Thread(target=api.watch, daemon=True, args=(
+            f"{prefix}/namespaces/{ns}/{plural}?resourceVersion={listed['metadata']['resourceVersion']}",
+            on_event, stop)).start()
+    time.sleep(seconds)
+    stop.set()
+    return counts
+
+
 def bench_pods(api, pods):
     ns = f"bench-pods-{pods}"
     controller = track(Controller(namespace(ns), ns))
     status, _ = api.request("POST", CXP.format(ns=ns), proxy("fleet", replicas=pods))
     # A worker ready for 100 ms counts as stable, so 20 crashes in a row stay below WORKER_RESTART_MAX.
+    started = time.monotonic()
     fleet = track(PodFleet(ns, "fleet", worker_env={"WORKER_STABLE_MS": "100"}))
-    proxies = fleet.wait_pods(pods, timeout=120)
+    proxies = fleet.wait_pods(pods, timeout=600)
     path = CXP.format(ns=ns) + "/fleet"
-    wait_until(lambda: api.request("GET", path)[1].get("status", {}).get("ready") == f"{pods}/{pods}", 60, interval=0.2)
-    if pods == 2:
-        crash = []
-        target, proxy_process = sorted(proxies.items())[0]
-        for _ in range(20):
-            before = next(e["restartsTotal"] for e in api.request("GET", path)[1]["status"]["pods"] if e["name"] == target)
-            worker = proxy_process.readyz()[1]["worker"]["pid"]
-            start = time.monotonic()
-            os.kill(worker, signal.SIGKILL)
-            wait_until(lambda: next(e["restartsTotal"] for e in api.request("GET", path)[1]["status"]["pods"]
-                                    if e["name"] == target) > before, 10, interval=0.005)
-            crash.append(time.monotonic() - start)
-            proxy_process.wait_ready(10)
-            time.sleep(0.2)  # stable again: the next crash starts a new streak
-        print(f"worker crash → its status entry updated: {percentiles(crash)}")
-    flips = []
-    for i in range(10):
-        enabled = i % 2 == 0
+    wait_until(lambda: api.request("GET", path)[1].get("status", {}).get("ready") == f"{pods}/{pods}", 300, interval=0.2)
+    print(f"{pods} pods started and all ready in the status: {time.monotonic() - started:.1f} s")
+
+    def entry(target):
+        status = api.request("GET", path)[1]["status"]
+        return next((e for e in status.get("pods", []) if e["name"] == target), None)
+    crash = []
+    targets = sorted(proxies.items())
+    for i in range(20):
+        target, proxy_process = targets[i % len(targets)]
+        proxy_process.wait_ready(10)
+        time.sleep(0.3)  # stable again: the next crash starts a new streak; the entry settled
+        before = (entry(target) or {}).get("restartsTotal", 0)
+        worker = proxy_process.readyz()[1]["worker"]["pid"]
         start = time.monotonic()
-        api.request("PATCH", path, {"spec": {"maintenance": {"enabled": enabled}}}, "application/merge-patch+json")
-        want = 503 if enabled else 200
-        for p in proxies.values():
-            wait_until(lambda: p.request("GET", "/v1/models")[0] == want, 30, interval=0.002)
-        flips.append(time.monotonic() - start)
-        # Let the pods' reports and the controller's aggregation settle before the next flip:
-        # back-to-back flips measure the API server's queue of status writes, not the path.
-        in_force = f"in force on {pods if enabled else 0} of {pods} pods"
+        os.kill(worker, signal.SIGKILL)
+        wait_until(lambda: (entry(target) or {}).get("restartsTotal", 0) > before, 10, interval=0.005)
+        crash.append(time.monotonic() - start)
+    print(f"worker crash → its status entry updated ({pods} pods): {percentiles(crash)}")
+    for settle in (True, False):
+        flips = []
+        for i in range(10):
+            enabled = i % 2 == 0
+            start = time.monotonic()
+            api.request("PATCH", path, {"spec": {"maintenance": {"enabled": enabled}}}, "application/merge-patch+json")
+            want = 503 if enabled else 200
+            for p in proxies.values():
+                wait_until(lambda: p.request("GET", "/v1/models")[0] == want, 60, interval=0.002)
+            flips.append(time.monotonic() - start)
+            if settle:  # every pod's report of the flip in the status before the next one
+                in_force = f"in force on {pods if enabled else 0} of {pods} pods"
+                wait_until(lambda: any(c.get("message") == in_force for c in
+                                       api.request("GET", path)[1]["status"].get("conditions", [])), 60, interval=0.1)
+        reported = time.monotonic()
+        in_force = f"in force on 0 of {pods} pods"
         wait_until(lambda: any(c.get("message") == in_force for c in
-                               api.request("GET", path)[1]["status"].get("conditions", [])), 60, interval=0.1)
-    print(f"maintenance patch → all {pods} pods answer {'503/200'}: {percentiles(flips)}")
-    if pods == 2:
-        events = []
-        stop = threading.Event()
-        time.sleep(3)
-        threading.Thread(target=api.watch, daemon=True,
-                         args=(CXP.format(ns=ns) + "?fieldSelector=metadata.name%3Dfleet&resourceVersion=0",
-                               lambda e, t: events.append(e["type"]), stop)).start()
-        window = 95
-        time.sleep(window)
-        stop.set()
-        modified = events.count("MODIFIED")
-        print(f"steady state: {modified} status writes in {window} s for {pods} pods → "
-              f"{modified / pods / window * 3600:.0f} writes per pod per hour (heartbeat every 30 s)")
+                               api.request("GET", path)[1]["status"].get("conditions", [])), 120, interval=0.1)
+        print(f"maintenance patch → all {pods} pods answer 503/200, "
+              f"{'each flip reported before the next' if settle else 'back to back'}: {percentiles(flips)}"
+              + ("" if settle else f"; the last flip in the status {time.monotonic() - reported:.1f} s after"))
+    time.sleep(5)
+    window = 120
+    cpu = apiserver_cpu_seconds()
+    counts = count_writes(api, ns, window)
+    cpu = apiserver_cpu_seconds() - cpu
+    print(f"steady state ({pods} pods, {window} s): {counts['codexproxies']} writes of the CodexProxy, "
+          f"{counts['leases']} Lease renewals → {counts['leases'] / pods / window * 3600:.0f} per pod-hour; "
+          f"API server CPU {cpu / window * 60:.1f} s per minute (the whole plane's load)")
     fleet.close()
     controller.close()
 
@@ -223,8 +266,12 @@ def main():
             bench_pods(api, 2)
         if "pods20" in wanted:
             bench_pods(api, 20)
+        if "fleet" in wanted:
+            bench_pods(api, 200)
         if "cold" in wanted:
             bench_cold_start(api)
+        if "cold5000" in wanted:
+            bench_cold_start(api, 5000)
     finally:
         for thing in reversed(OPEN):
             thing.close()

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "common/backoff.h"
+#include "common/json_fields.h"
 #include "controller/render.h"
 
 namespace cxp::controller {
@@ -29,6 +30,39 @@ std::string make_identity() {
 std::string host_of(const std::string& server) {
   auto rest = server.substr(server.find("://") == std::string::npos ? 0 : server.find("://") + 3);
   return rest.substr(0, rest.find('/'));
+}
+
+// What the controller reads of a pod: who it is, whose it is, whether it is going, and whether the
+// scheduler could place it. The rest (the whole spec, most of the status) is not cached.
+void trim_pod(json& pod) {
+  json metadata = json::object();
+  for (const char* key : {"name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp"}) {
+    if (pod["metadata"].contains(key)) metadata[key] = pod["metadata"][key];
+  }
+  json conditions = json::array();
+  for (const auto& condition : field_of(field_of(pod, "status"), "conditions")) {
+    if (string_field(condition, "type") == "PodScheduled") conditions.push_back(condition);
+  }
+  json status = {{"conditions", std::move(conditions)}};
+  if (const auto& phase = field_of(field_of(pod, "status"), "phase"); phase.is_string()) {
+    status["phase"] = phase;
+  }
+  pod = {{"metadata", std::move(metadata)}, {"status", std::move(status)}};
+}
+
+// A pod's heartbeat Lease: its identity, the report and the renewal.
+void trim_lease(json& lease) {
+  json metadata = json::object();
+  for (const char* key : {"name", "namespace", "resourceVersion", "labels"}) {
+    if (lease["metadata"].contains(key)) metadata[key] = lease["metadata"][key];
+  }
+  const auto& report = field_of(field_of(field_of(lease, "metadata"), "annotations"), kPodReportAnnotation);
+  if (report.is_string()) metadata["annotations"] = {{kPodReportAnnotation, report}};
+  json spec = json::object();
+  for (const char* key : {"renewTime", "leaseDurationSeconds"}) {
+    if (field_of(lease, "spec").contains(key)) spec[key] = lease["spec"][key];
+  }
+  lease = {{"metadata", std::move(metadata)}, {"spec", std::move(spec)}};
 }
 
 kube::ClientOptions client_options(const ControllerOptions& options) {
@@ -59,14 +93,13 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
   };
   proxies_ = add(res::kCodexProxies, "");
   proxies_->set_handler([this](kube::Informer::Change change, const json& object) {
-    // A change the pods made (their status reports: spec generation already observed) waits a
-    // little, so that the reports of many pods are aggregated by one reconcile and one status
-    // write; spec changes go at once.
+    // A status-only change (spec generation already observed) is our own status write: it is
+    // looked at again a little later, spec changes at once.
     const auto generation = object["metadata"].value("generation", std::int64_t{0});
     const auto observed =
         object.value("status", json::object()).value("observedGeneration", std::int64_t{-1});
     if (change == kube::Informer::Change::kUpdated && generation == observed) {
-      queue_.add_after(kube::object_key(object), kStatusReportCoalescing);
+      queue_.add_after(kube::object_key(object), kReportAggregation);
     } else {
       queue_.add(kube::object_key(object));
     }
@@ -84,9 +117,31 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
   service_monitors_ = add(res::kServiceMonitors, managed);
   service_monitors_->set_handler(
       [this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
-  pods_ = add(res::kPods, "app.kubernetes.io/name=codex-proxy");
+  pods_ = add(res::kPods, std::string(kPodAppLabel) + "=" + kPodAppValue);
+  pods_->set_index_label(kInstanceLabel);
+  pods_->set_transform(trim_pod);
   pods_->set_handler([this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
   caches.pods = pods_;
+  leases_ = add(res::kLeases, std::string(kPodAppLabel) + "=" + kPodAppValue);
+  leases_->set_transform(trim_lease);
+  leases_->set_handler([this](kube::Informer::Change change, const json& object) {
+    // A pod's report changed, or its heartbeat came back: the status changes, and the changes of
+    // many pods within kReportAggregation go out in one status write. A mere renewal changes
+    // nothing the status shows (expiry is found by the reconcile's recheck): no work.
+    if (change == kube::Informer::Change::kDeleted) {
+      heartbeats_.forget(kube::object_key(object));
+    } else if (heartbeats_.observe(object, HeartbeatClock::Clock::now()) ==
+               HeartbeatClock::Seen::kRenewed) {
+      return;
+    }
+    const auto& metadata = object["metadata"];
+    const auto owner = metadata.value("labels", json::object()).value(kInstanceLabel, "");
+    if (!owner.empty()) {
+      queue_.add_after(metadata.value("namespace", "") + "/" + owner, kReportAggregation);
+    }
+  });
+  caches.leases = leases_;
+  caches.heartbeats = &heartbeats_;
   reconciler_ = std::make_unique<Reconciler>(client_, std::move(caches), events_, metrics_);
 
   health_router_.add_simple(

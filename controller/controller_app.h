@@ -19,6 +19,7 @@
 #include "controller/controller_metrics.h"
 #include "controller/controller_options.h"
 #include "controller/event_recorder.h"
+#include "controller/heartbeats.h"
 #include "controller/leader_elector.h"
 #include "controller/reconciler.h"
 #include "controller/work_queue.h"
@@ -59,13 +60,16 @@ class ControllerApp {
   std::vector<std::unique_ptr<kube::Informer>> informers_;
   kube::Informer* proxies_ = nullptr;
   kube::Informer* pods_ = nullptr;
+  kube::Informer* leases_ = nullptr;  // the pods' heartbeat Leases
+  HeartbeatClock heartbeats_;
   // Started (on the io thread) only when the cluster serves ServiceMonitors.
   kube::Informer* service_monitors_ = nullptr;
   std::atomic<bool> monitoring_api_{false};
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<LeaderElector> elector_;
   static constexpr std::chrono::seconds kShutdownGrace{10};
-  static constexpr std::chrono::milliseconds kStatusReportCoalescing{500};
+  // The pods' report changes within this window are written to a CodexProxy's status at once.
+  static constexpr std::chrono::milliseconds kReportAggregation{300};
   std::mutex workers_mutex_;  // guards workers_ and running_workers_
   std::condition_variable workers_done_;
   std::vector<std::thread> workers_;

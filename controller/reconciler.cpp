@@ -131,19 +131,21 @@ std::string Reconciler::reconcile_service_monitor(const json& owner, const Codex
 }
 
 void Reconciler::remove_orphan_entries(const std::string& ns, const std::string& name,
-                                       const json& status,
-                                       const std::vector<std::string>& orphans) {
+                                       const json& status, const json& desired) {
   const auto& pods = status.value("pods", json::array());
-  const std::set<std::string> gone(orphans.begin(), orphans.end());
+  std::set<std::string> wanted;
+  for (const auto& entry : desired.value("pods", json::array())) wanted.insert(entry.value("name", ""));
   json operations = json::array();
+  std::vector<std::string> orphans;
   // From the highest index down, each guarded by a test of the name: if the list changed since
-  // our cache saw it, the patch fails as a whole and the next reconcile tries again.
+  // we read it, the patch fails as a whole and the next reconcile tries again.
   for (std::size_t i = pods.size(); i-- > 0;) {
-    const auto entry_name = pods[i].value("name", "");
-    if (!gone.count(entry_name)) continue;
+    const auto entry_name = pods[i].is_object() ? pods[i].value("name", "") : "";
+    if (wanted.count(entry_name)) continue;
     const auto path = "/status/pods/" + std::to_string(i);
     operations.push_back({{"op", "test"}, {"path", path + "/name"}, {"value", entry_name}});
     operations.push_back({{"op", "remove"}, {"path", path}});
+    orphans.push_back(entry_name);
   }
   if (operations.empty()) return;
   const auto result = client_.json_patch(res::kCodexProxies, ns, name, operations, "status");
@@ -245,11 +247,18 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   inputs.apply_error = apply_error;
   inputs.monitoring_api = caches_.owned.count(res::kServiceMonitors.plural) > 0;
   inputs.now = std::chrono::system_clock::now();
-  for (const auto& pod : caches_.pods->list(ns)) {
+  const auto steady_now = HeartbeatClock::Clock::now();
+  for (const auto& pod : caches_.pods->list(ns, name)) {  // indexed by kInstanceLabel
     const auto& metadata = pod["metadata"];
-    if (metadata.value("labels", json::object()).value(kInstanceLabel, "") != name) continue;
     if (metadata.contains("deletionTimestamp")) continue;
-    inputs.live_pods.insert(metadata.value("name", ""));
+    const auto pod_name = metadata.value("name", "");
+    inputs.live_pods.insert(pod_name);
+    // The pod's report: its heartbeat Lease of the same name (only the pod itself may write it:
+    // the chart's ValidatingAdmissionPolicy), joined here with a pod that is ours.
+    if (const auto lease = caches_.leases->get(ns, pod_name)) {
+      inputs.reports.push_back({pod_entry_from_lease(pod_name, *lease),
+                                caches_.heartbeats->fresh_for(ns + "/" + pod_name, steady_now)});
+    }
     for (const auto& condition :
          pod.value("status", json::object()).value("conditions", json::array())) {
       if (condition.value("type", "") == "PodScheduled" &&
@@ -260,9 +269,8 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
     }
   }
   const auto computed = compute_status(inputs);
-  if (!computed.orphan_entries.empty() && caches_.pods->synced()) {
-    remove_orphan_entries(ns, name, proxy.status, computed.orphan_entries);
-  }
+  const json* current_status = &proxy.status;
+  std::optional<json> written;
   if (!status_up_to_date(proxy.status, computed.status)) {
     const json patch = {{"apiVersion", res::kCodexProxies.api_version()},
                         {"kind", res::kCodexProxies.kind},
@@ -270,13 +278,24 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
                         {"status", computed.status}};
     const auto result = client_.apply(res::kCodexProxies, ns, name, patch, kFieldManager, "status");
     metrics_.observe_object_write("codexproxies/status");
-    if (result.ok()) caches_.proxies->remember(result.object);
+    if (result.ok()) {
+      caches_.proxies->remember(result.object);
+      written = result.object.value("status", json::object());
+      current_status = &*written;
+    }
     if (!result.ok() && result.error != kube::ErrorKind::kNotFound) {
       log_.warn("status_update_failed",
                 {{"codexproxy", ns + "/" + name}, {"error", result.describe()}});
       if (apply_error.empty()) apply_error = "updating the status failed: " + result.describe();
       not_retryable = not_retryable || result.error == kube::ErrorKind::kForbidden;
     }
+  }
+  // Entries someone else owns (pods of an older version wrote their own) that server-side apply
+  // left in place.
+  if (current_status->value("pods", json::array()).size() !=
+          computed.status["pods"].size() &&
+      caches_.pods->synced()) {
+    remove_orphan_entries(ns, name, *current_status, computed.status);
   }
 
   if (!apply_error.empty()) {

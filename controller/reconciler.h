@@ -12,6 +12,7 @@
 #include "common/telemetry/json_log.h"
 #include "controller/controller_metrics.h"
 #include "controller/event_recorder.h"
+#include "controller/heartbeats.h"
 #include "controller/render.h"
 #include "controller/secret_check.h"
 
@@ -23,6 +24,8 @@ struct Caches {
   std::map<std::string, kube::Informer*> owned;  // by resource plural
   // servicemonitors is in `owned` only when the cluster served monitoring.coreos.com/v1 at start.
   kube::Informer* pods = nullptr;
+  kube::Informer* leases = nullptr;  // the pods' heartbeat Leases (common/pod_heartbeat.h)
+  const HeartbeatClock* heartbeats = nullptr;
 };
 
 struct ReconcileOutcome {
@@ -62,8 +65,10 @@ class Reconciler {
   // longer asked for; nothing when the cluster serves no ServiceMonitor API. Error text or "".
   std::string reconcile_service_monitor(const nlohmann::json& owner, const CodexProxy& proxy,
                                         bool& forbidden, std::vector<std::string>& changes);
+  // Removes the entries of status.pods that are not in `desired` (written by someone else, e.g.
+  // pods of an older version that wrote their own entries).
   void remove_orphan_entries(const std::string& ns, const std::string& name,
-                             const nlohmann::json& status, const std::vector<std::string>& orphans);
+                             const nlohmann::json& status, const nlohmann::json& desired);
 
   kube::KubeClient& client_;
   Caches caches_;

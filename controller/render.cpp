@@ -133,6 +133,7 @@ json render_deployment(const CodexProxy& proxy) {
       env_value("CODEXPROXY_NAME", proxy.name),
       env_field("POD_NAME", "metadata.name"),
       env_field("POD_NAMESPACE", "metadata.namespace"),
+      env_field("POD_UID", "metadata.uid"),
   });
   if (!spec.api_key_secret.name.empty())
     env.push_back(env_secret("PROXY_API_KEY", spec.api_key_secret));
@@ -297,7 +298,7 @@ json common_labels(const std::string& proxy_name) {
 }
 
 json pod_selector(const std::string& proxy_name) {
-  return {{"app.kubernetes.io/name", "codex-proxy"}, {kInstanceLabel, proxy_name}};
+  return {{kPodAppLabel, kPodAppValue}, {kInstanceLabel, proxy_name}};
 }
 
 std::string pod_selector_string(const std::string& proxy_name) {
@@ -385,7 +386,9 @@ std::vector<DesiredObject> render_objects(const CodexProxy& proxy,
   }
   out.push_back({res::kServiceAccounts, std::move(account)});
 
-  // Each pod reads its own settings and writes its own CodexProxy's status; nothing else.
+  // Each pod reads its own settings and keeps its own heartbeat Lease; nothing else. RBAC cannot
+  // name an object not yet created: that a pod writes only the Lease named after itself is
+  // enforced by the chart's ValidatingAdmissionPolicy (config/admission/pod-lease-policy.yaml).
   auto role = object(res::kRoles, proxy, proxy.name);
   role["rules"] = json::array({
       {{"apiGroups", json::array({""})},
@@ -396,10 +399,9 @@ std::vector<DesiredObject> render_objects(const CodexProxy& proxy,
        {"resources", json::array({"codexproxies"})},
        {"resourceNames", json::array({proxy.name})},
        {"verbs", json::array({"get"})}},
-      {{"apiGroups", json::array({res::kCodexProxies.group})},
-       {"resources", json::array({"codexproxies/status"})},
-       {"resourceNames", json::array({proxy.name})},
-       {"verbs", json::array({"get", "patch"})}},
+      {{"apiGroups", json::array({res::kLeases.group})},
+       {"resources", json::array({"leases"})},
+       {"verbs", json::array({"get", "create", "update", "patch"})}},
   });
   out.push_back({res::kRoles, std::move(role)});
 

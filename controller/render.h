@@ -1,5 +1,7 @@
 #pragma once
 
+#include "common/pod_heartbeat.h"
+
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -13,7 +15,7 @@ namespace cxp::controller {
 
 inline constexpr const char* kFieldManager = "codexproxy-controller";
 inline constexpr const char* kManagedByLabel = "app.kubernetes.io/managed-by";
-inline constexpr const char* kInstanceLabel = "codexproxy.io/name";
+inline constexpr const char* kInstanceLabel = kCodexProxyLabel;
 inline constexpr const char* kRestartHashAnnotation = "codexproxy.io/restart-hash";
 inline constexpr const char* kSettingsGenerationKey = "settingsGeneration";
 // A hash of everything the controller asked of an object: a removed field changes it, so the

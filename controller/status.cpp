@@ -1,6 +1,7 @@
 #include "controller/status.h"
 
 #include <algorithm>
+#include <map>
 
 #include "common/utc_time.h"
 #include "common/utf8.h"
@@ -81,31 +82,21 @@ StatusResult compute_status(const StatusInputs& in) {
   std::int64_t restarts = 0;
   std::vector<std::string> backing_off, failed, stale, behind, in_maintenance;
   std::optional<std::chrono::milliseconds> recheck;
-  const auto note_recheck = [&](std::chrono::milliseconds after) {
-    after = std::max(after, std::chrono::milliseconds(500));
-    if (!recheck || after < *recheck) recheck = after;
-  };
-  for (const auto& entry : proxy.status.value("pods", json::array())) {
-    if (!entry.is_object()) continue;
+  std::set<std::string> reported;
+  json listed = json::array(), not_ready = json::array();
+  for (const auto& pod : in.reports) {
+    auto entry = pod.entry;
     const auto name = entry.value("name", "");
-    const auto heartbeat = parse_utc(entry.value("lastHeartbeatTime", ""));
-    const auto age = heartbeat ? in.now - *heartbeat : system_clock::duration::max();
-    if (!in.live_pods.count(name)) {
-      if (age >= kOrphanEntryGrace) {
-        result.orphan_entries.push_back(name);
-      } else {
-        note_recheck(
-            std::chrono::duration_cast<std::chrono::milliseconds>(kOrphanEntryGrace - age));
-      }
-      continue;
-    }
+    if (!in.live_pods.count(name) || !reported.insert(name).second) continue;
     restarts += entry.value("restartsTotal", std::int64_t{0});
     const auto state = entry.value("workerState", "");
-    const bool fresh = age < kHeartbeatFresh;
-    if (!fresh) {
+    if (!pod.fresh_for) {
       stale.push_back(name);
+      entry["ready"] = false;
+      entry["stale"] = true;
     } else {
-      note_recheck(std::chrono::duration_cast<std::chrono::milliseconds>(kHeartbeatFresh - age));
+      const auto after = std::max(*pod.fresh_for, std::chrono::milliseconds(500));
+      if (!recheck || after < *recheck) recheck = after;
       if (entry.value("ready", false)) ++ready;
       if (state == "backoff") backing_off.push_back(name);
       if (state == "failed") failed.push_back(name);
@@ -114,7 +105,22 @@ StatusResult compute_status(const StatusInputs& in) {
       behind.push_back(name);
     }
     if (entry.value("maintenance", false)) in_maintenance.push_back(name);
+    if (!entry.value("ready", false) && not_ready.size() < kMaxListedPods) {
+      not_ready.push_back(entry);
+    }
+    listed.push_back(std::move(entry));
   }
+  for (const auto& name : in.live_pods) {
+    if (!reported.count(name)) stale.push_back(name);  // no heartbeat Lease yet
+  }
+  std::int64_t omitted = 0;
+  if (listed.size() > kMaxListedPods) {
+    omitted = static_cast<std::int64_t>(listed.size() - not_ready.size());
+    listed = std::move(not_ready);
+  }
+  std::sort(listed.begin(), listed.end(), [](const json& a, const json& b) {
+    return a.value("name", "") < b.value("name", "");
+  });
   result.recheck_after = recheck;
 
   // Degraded: the first cause that applies, most fundamental first.
@@ -247,12 +253,30 @@ StatusResult compute_status(const StatusInputs& in) {
       {"phase", phase},
       {"selector", pod_selector_string(proxy.name)},
       {"conditions", conditions},
+      {"pods", std::move(listed)},
+      {"podsOmitted", omitted},
   };
   return result;
 }
 
 bool status_up_to_date(const json& current, const json& desired) {
-  return contains_subset(current, desired);
+  json rest = desired;
+  rest.erase("pods");
+  if (!contains_subset(current, rest)) return false;
+  const auto& want = desired.value("pods", json::array());
+  const auto& have = current.value("pods", json::array());
+  if (!have.is_array() || have.size() != want.size()) return false;
+  std::map<std::string, const json*> by_name;
+  for (const auto& entry : have) {
+    if (entry.is_object()) by_name[entry.value("name", "")] = &entry;
+  }
+  for (const auto& entry : want) {
+    const auto found = by_name.find(entry.value("name", ""));
+    if (found == by_name.end() || !contains_subset(*found->second, entry)) return false;
+    // The one field we send only sometimes: gone once the pod's heartbeat is back.
+    if (found->second->contains("stale") && !entry.contains("stale")) return false;
+  }
+  return true;
 }
 
 }  // namespace cxp::controller

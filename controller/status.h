@@ -13,17 +13,23 @@
 
 namespace cxp::controller {
 
-// A pod's report is fresh while its heartbeat is younger than this (three 30 s heartbeats).
-inline constexpr std::chrono::seconds kHeartbeatFresh{90};
-// An entry of a pod that no longer exists is removed once it is older than this (so a pod that
-// reported before the controller's cache saw it keeps its entry).
-inline constexpr std::chrono::seconds kOrphanEntryGrace{5};
+// status.pods lists every pod up to this many; beyond, only the pods that are not ready (up to
+// this many), and status.podsOmitted counts the rest. The counts are always over every pod.
+inline constexpr std::size_t kMaxListedPods = 64;
+
+// One live pod's report, from its heartbeat Lease (controller/heartbeats.h).
+struct PodHeartbeat {
+  nlohmann::json entry;  // a status.pods entry: name and the pod's reported fields
+  // How much longer the report is fresh; nullopt: the Lease expired (the entry says `stale`).
+  std::optional<std::chrono::milliseconds> fresh_for;
+};
 
 // What the status is computed from. Everything is a value: the function is pure.
 struct StatusInputs {
   const CodexProxy* proxy = nullptr;
   std::optional<nlohmann::json> deployment;
   std::set<std::string> live_pods;  // pods of this CodexProxy that exist and are not deleting
+  std::vector<PodHeartbeat> reports;  // the live pods that have a heartbeat Lease
   // Live pods the scheduler could not place, each with the scheduler's reason
   // (the pod's PodScheduled condition): named in Progressing.
   std::vector<std::pair<std::string, std::string>> unschedulable;
@@ -36,17 +42,16 @@ struct StatusInputs {
 };
 
 struct StatusResult {
-  nlohmann::json status;  // the controller-owned status fields (everything but `pods`)
-  // Entries of pods that are gone (by name): the reconciler removes them.
-  std::vector<std::string> orphan_entries;
-  // When the status must be recomputed even without any event (a heartbeat goes stale, an
-  // orphan's grace ends). nullopt: only on events.
+  nlohmann::json status;  // the whole status the controller writes, `pods` included
+  // When the status must be recomputed even without any event (a heartbeat expires).
+  // nullopt: only on events.
   std::optional<std::chrono::milliseconds> recheck_after;
 };
 
 StatusResult compute_status(const StatusInputs& inputs);
 
-// True when `current` (the object's status) already holds every field of `desired`.
+// True when `current` (the object's status) already holds every field of `desired`; `pods`
+// compared by name, in any order, with no other entries.
 bool status_up_to_date(const nlohmann::json& current, const nlohmann::json& desired);
 
 }  // namespace cxp::controller

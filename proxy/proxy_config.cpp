@@ -247,8 +247,18 @@ std::vector<SettingSpec> build_settings() {
                              "the CodexProxy this pod belongs to (its ConfigMap is "
                              "`<name>-settings`)",
                              &ProxyConfig::codexproxy_name, true));
+  s.push_back(string_setting("POD_UID", "kubernetes.podUid",
+                             "this pod's UID (downward API): the owner of its heartbeat Lease, "
+                             "which is then deleted with the pod",
+                             &ProxyConfig::pod_uid, true));
+  s.push_back({"PROXY_HEARTBEAT_S", "kubernetes.heartbeatSeconds",
+               "how often the pod renews its heartbeat Lease; the controller counts its report "
+               "stale after three missed heartbeats",
+               [](ProxyConfig& c, std::string_view source, std::string_view text) {
+                 c.heartbeat = std::chrono::seconds{parse_integer(source, text, 1, 3600)};
+               }});
   s.push_back(string_setting("PROXY_KUBECONFIG", "kubernetes.kubeconfig",
-                             "kubeconfig for the status reporter and settings watch; empty: the "
+                             "kubeconfig for the heartbeat Lease and settings watch; empty: the "
                              "in-cluster ServiceAccount",
                              &ProxyConfig::kubeconfig, true));
   s.push_back({"PROXY_LOG_LEVEL", "log.level", "debug, info, warn or error",

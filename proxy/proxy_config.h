@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/pod_heartbeat.h"
 #include "common/settings_table.h"
 #include "common/telemetry/json_log.h"
 #include "proxy/worker/codex_options.h"
@@ -58,6 +59,8 @@ struct ProxyConfig {
   std::string pod_name;
   std::string pod_namespace;
   std::string codexproxy_name;
+  std::string pod_uid;  // owner of the heartbeat Lease (garbage-collected with the pod)
+  std::chrono::seconds heartbeat{kDefaultHeartbeat};
   std::string kubeconfig;
   bool reports_to_cluster() const { return !codexproxy_name.empty(); }
 

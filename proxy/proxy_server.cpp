@@ -65,7 +65,8 @@ ProxyServer::ProxyServer(ProxyConfig config)
       signals_(io_, SIGTERM, SIGINT) {
   register_routes();
   if (config_.reports_to_cluster()) {
-    const PodIdentity pod{config_.pod_name, config_.pod_namespace, config_.codexproxy_name};
+    const PodIdentity pod{config_.pod_name, config_.pod_namespace, config_.codexproxy_name,
+                          config_.pod_uid};
     auto kube_config = config_.kubeconfig.empty() ? kube::in_cluster_config()
                                                   : kube::load_kubeconfig(config_.kubeconfig);
     LiveSettings initial;
@@ -75,7 +76,7 @@ ProxyServer::ProxyServer(ProxyConfig config)
     initial.trace_ttl_s = config_.trace_ttl.count();
     initial.trace_max_files = config_.trace_max_files;
     cluster_ = std::make_unique<ClusterLink>(
-        std::move(kube_config), pod, initial, io_,
+        std::move(kube_config), pod, config_.heartbeat, initial, io_,
         [this](const LiveSettings& settings) { apply_live_settings(settings); });
     supervisor_.set_state_observer([this](const WorkerSnapshot&) { report_state(); });
     maintenance_.set_observer([this](const MaintenanceState&) { report_state(); });

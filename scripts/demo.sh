@@ -133,12 +133,14 @@ kube patch cxp demo -n "$NS" --type merge -p '{"spec":{"maintenance":{"enabled":
 step "killing the codex worker of pod $first: its entry shows the restart, RESTARTS counts it, it is back in a blink"
 wpid="$(curl -s "http://127.0.0.1:$port/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["worker"]["pid"])')"
 kill -KILL -- "-$wpid"
-sleep 0.6
+sleep 1  # the pod rewrites its heartbeat Lease at once; the controller copies it within 300 ms
 kube get cxp demo -n "$NS" -o json | python3 -c '
 import json, sys
 for e in json.load(sys.stdin)["status"]["pods"]:
     print("  {name}: workerState={workerState} ready={ready} restartsTotal={restartsTotal} backoffMs={backoffMs}".format(**e))'
 kube get codexproxy -n "$NS"
+echo "each pod's heartbeat Lease (its report rides in the annotation codexproxy.io/report):"
+kube get leases -n "$NS" -l codexproxy.io/name=demo
 wait_ready 2/2
 
 step "a chat completion through pod $first (codex app-server → the scripted model)"

@@ -51,40 +51,75 @@ void Informer::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+Informer::Entry Informer::prepare(json& object) const {
+  strip(object);
+  if (transform_) transform_(object);
+  Entry entry;
+  entry.text = object.dump();
+  entry.version = resource_version_of(object);
+  if (!index_label_.empty()) {
+    const auto metadata = object.find("metadata");
+    if (metadata != object.end() && metadata->is_object()) {
+      const auto labels = metadata->find("labels");
+      if (labels != metadata->end() && labels->is_object()) {
+        const auto value = labels->find(index_label_);
+        if (value != labels->end() && value->is_string()) entry.index = value->get<std::string>();
+      }
+    }
+  }
+  return entry;
+}
+
 void Informer::remember(json object) {
   if (!object.is_object() || !object.contains("metadata")) return;
-  strip(object);
+  auto entry = prepare(object);
   const auto key = object_key(object);
-  const auto version = resource_version_of(object);
   std::lock_guard lock(mutex_);
   const auto found = cache_.find(key);
   if (found != cache_.end()) {
     // resourceVersions are opaque, but etcd's are integers: keep whichever is newer.
     try {
-      if (std::stoull(resource_version_of(found->second)) >= std::stoull(version)) return;
+      if (std::stoull(found->second.version) >= std::stoull(entry.version)) return;
     } catch (const std::exception&) {
       return;
     }
   }
-  cache_[key] = std::move(object);
+  cache_[key] = std::move(entry);
 }
 
 std::optional<json> Informer::get(const std::string& ns, const std::string& name) const {
-  std::lock_guard lock(mutex_);
-  const auto found = cache_.find(ns + "/" + name);
-  if (found == cache_.end()) return std::nullopt;
-  return found->second;
+  std::string text;
+  {
+    std::lock_guard lock(mutex_);
+    const auto found = cache_.find(ns + "/" + name);
+    if (found == cache_.end()) return std::nullopt;
+    text = found->second.text;
+  }
+  return json::parse(text);  // outside the lock: we wrote it, it parses
+}
+
+std::vector<json> Informer::list_matching(const std::string& ns, const std::string* value) const {
+  std::vector<std::string> texts;
+  {
+    std::lock_guard lock(mutex_);
+    const std::string prefix = ns.empty() ? "" : ns + "/";
+    for (auto it = cache_.lower_bound(prefix); it != cache_.end(); ++it) {
+      if (!prefix.empty() && it->first.compare(0, prefix.size(), prefix) != 0) break;
+      if (value == nullptr || it->second.index == *value) texts.push_back(it->second.text);
+    }
+  }
+  std::vector<json> out;
+  out.reserve(texts.size());
+  for (const auto& text : texts) out.push_back(json::parse(text));
+  return out;
 }
 
 std::vector<json> Informer::list(const std::string& ns) const {
-  std::lock_guard lock(mutex_);
-  std::vector<json> out;
-  const std::string prefix = ns.empty() ? "" : ns + "/";
-  for (auto it = cache_.lower_bound(prefix); it != cache_.end(); ++it) {
-    if (!prefix.empty() && it->first.compare(0, prefix.size(), prefix) != 0) break;
-    out.push_back(it->second);
-  }
-  return out;
+  return list_matching(ns, nullptr);
+}
+
+std::vector<json> Informer::list(const std::string& ns, const std::string& value) const {
+  return list_matching(ns, &value);
 }
 
 std::size_t Informer::size() const {
@@ -106,29 +141,33 @@ bool Informer::relist() {
     log_.warn("list_failed", {{"resource", resource_.plural}, {"error", result.describe()}});
     return false;
   }
-  std::map<std::string, json> fresh;
+  std::map<std::string, std::pair<json, Entry>> fresh;
   for (auto& item : result.object["items"]) {
     // Items of a list carry no kind/apiVersion; restore them so handlers see whole objects.
     item["kind"] = resource_.kind;
     item["apiVersion"] = resource_.api_version();
-    strip(item);
-    fresh.emplace(object_key(item), std::move(item));
+    auto entry = prepare(item);
+    auto key = object_key(item);
+    fresh.emplace(std::move(key), std::pair{std::move(item), std::move(entry)});
   }
   std::vector<std::pair<Change, json>> changes;
   {
     std::lock_guard lock(mutex_);
-    for (const auto& [key, object] : cache_) {
-      if (!fresh.count(key)) changes.emplace_back(Change::kDeleted, object);
+    for (const auto& [key, entry] : cache_) {
+      if (!fresh.count(key)) changes.emplace_back(Change::kDeleted, json::parse(entry.text));
     }
-    for (const auto& [key, object] : fresh) {
+    std::map<std::string, Entry> next;
+    for (auto& [key, fresh_item] : fresh) {
+      auto& [object, entry] = fresh_item;
       const auto old = cache_.find(key);
       if (old == cache_.end()) {
-        changes.emplace_back(Change::kAdded, object);
-      } else if (resource_version_of(old->second) != resource_version_of(object)) {
-        changes.emplace_back(Change::kUpdated, object);
+        changes.emplace_back(Change::kAdded, std::move(object));
+      } else if (old->second.version != entry.version) {
+        changes.emplace_back(Change::kUpdated, std::move(object));
       }
+      next.emplace(key, std::move(entry));
     }
-    cache_ = std::move(fresh);
+    cache_ = std::move(next);
   }
   resource_version_ = result.object["metadata"].value("resourceVersion", "");
   synced_ = true;
@@ -143,7 +182,7 @@ void Informer::apply_event(const WatchEvent& event) {
   if (!version.empty()) resource_version_ = version;
   if (event.type == "BOOKMARK") return;
   json object = event.object;
-  strip(object);
+  auto entry = prepare(object);
   const auto key = object_key(object);
   Change change;
   {
@@ -152,7 +191,7 @@ void Informer::apply_event(const WatchEvent& event) {
       cache_.erase(key);
       change = Change::kDeleted;
     } else {
-      const auto [it, inserted] = cache_.insert_or_assign(key, object);
+      const auto [it, inserted] = cache_.insert_or_assign(key, std::move(entry));
       change = inserted ? Change::kAdded : Change::kUpdated;
     }
   }

@@ -150,12 +150,12 @@ ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
               .Add({})),
       status_reports_written_(prometheus::BuildCounter()
                                   .Name("codex_status_reports_total")
-                                  .Help("Status reports of this pod to its CodexProxy, by result")
+                                  .Help("Writes of this pod's heartbeat Lease (its report and heartbeat), by result")
                                   .Register(*registry_)
                                   .Add({{"result", "written"}})),
       status_reports_failed_(prometheus::BuildCounter()
                                  .Name("codex_status_reports_total")
-                                 .Help("Status reports of this pod to its CodexProxy, by result")
+                                 .Help("Writes of this pod's heartbeat Lease (its report and heartbeat), by result")
                                  .Register(*registry_)
                                  .Add({{"result", "failed"}})) {
   auto& insecure_family = prometheus::BuildGauge()

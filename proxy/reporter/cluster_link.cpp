@@ -15,10 +15,11 @@ kube::ClientOptions pod_client_options(const PodIdentity& pod) {
 }
 }  // namespace
 
-ClusterLink::ClusterLink(kube::KubeConfig config, PodIdentity pod, LiveSettings initial,
-                         boost::asio::io_context& io, OnSettings on_settings)
+ClusterLink::ClusterLink(kube::KubeConfig config, PodIdentity pod, std::chrono::seconds heartbeat,
+                         LiveSettings initial, boost::asio::io_context& io,
+                         OnSettings on_settings)
     : client_(std::move(config), pod_client_options(pod)),
-      reporter_(client_, pod),
+      reporter_(client_, pod, heartbeat),
       watch_(client_, pod, initial,
              [&io, on_settings = std::move(on_settings)](const LiveSettings& settings) {
                boost::asio::post(io, [on_settings, settings] { on_settings(settings); });

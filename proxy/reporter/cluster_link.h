@@ -12,15 +12,15 @@
 
 namespace cxp::proxy {
 
-// The pod's connection to its CodexProxy: reports state into status.pods and applies the live
+// The pod's connection to its CodexProxy: reports state in its heartbeat Lease and applies the live
 // settings from the ConfigMap. API trouble never reaches serving: both run on their own threads;
 // settings are handed to the io_context with post().
 class ClusterLink {
  public:
   using OnSettings = std::function<void(const LiveSettings&)>;  // runs on the io_context
 
-  ClusterLink(kube::KubeConfig config, PodIdentity pod, LiveSettings initial,
-              boost::asio::io_context& io, OnSettings on_settings);
+  ClusterLink(kube::KubeConfig config, PodIdentity pod, std::chrono::seconds heartbeat,
+              LiveSettings initial, boost::asio::io_context& io, OnSettings on_settings);
   ~ClusterLink();
 
   void start();

@@ -1,6 +1,7 @@
 #include "proxy/reporter/pod_report.h"
 
 #include "common/config_value.h"
+#include "common/pod_heartbeat.h"
 #include "common/utc_time.h"
 #include "common/utf8.h"
 
@@ -25,10 +26,8 @@ PodReport make_pod_report(const WorkerSnapshot& snapshot, bool maintenance,
   return report;
 }
 
-json render_pod_status(const PodIdentity& pod, const PodReport& report,
-                       std::chrono::system_clock::time_point heartbeat) {
-  json entry = {{"name", pod.pod_name},
-                {"ready", report.ready},
+json render_pod_report(const PodReport& report) {
+  json entry = {{"ready", report.ready},
                 {"workerState", report.worker_state},
                 {"restartsTotal", report.restarts_total},
                 {"restartStreak", report.restart_streak},
@@ -36,14 +35,31 @@ json render_pod_status(const PodIdentity& pod, const PodReport& report,
                 {"recyclesTotal", report.recycles_total},
                 {"maintenance", report.maintenance},
                 {"settingsGeneration", report.settings_generation},
-                {"lastHeartbeatTime", format_utc(heartbeat, UtcFormat::kSeconds)}};
+                {"settingsError", report.settings_error}};
   if (report.last_exit_code) entry["lastExitCode"] = *report.last_exit_code;
-  // Always sent (empty when fine): with server-side apply an absent field would keep a stale one.
-  entry["settingsError"] = report.settings_error;
-  return {{"apiVersion", "codexproxy.io/v1alpha1"},
-          {"kind", "CodexProxy"},
-          {"metadata", {{"name", pod.codexproxy_name}, {"namespace", pod.pod_namespace}}},
-          {"status", {{"pods", json::array({entry})}}}};
+  return entry;
+}
+
+json render_pod_lease(const PodIdentity& pod, const PodReport& report,
+                      std::chrono::system_clock::time_point renew, std::chrono::seconds duration) {
+  json metadata = {
+      {"name", pod.pod_name},
+      {"namespace", pod.pod_namespace},
+      {"labels", {{kPodAppLabel, kPodAppValue}, {kCodexProxyLabel, pod.codexproxy_name}}},
+      {"annotations", {{kPodReportAnnotation, render_pod_report(report).dump()}}}};
+  if (!pod.pod_uid.empty()) {
+    metadata["ownerReferences"] = json::array({{{"apiVersion", "v1"},
+                                                {"kind", "Pod"},
+                                                {"name", pod.pod_name},
+                                                {"uid", pod.pod_uid}}});
+  }
+  return {{"apiVersion", "coordination.k8s.io/v1"},
+          {"kind", "Lease"},
+          {"metadata", metadata},
+          {"spec",
+           {{"holderIdentity", pod.pod_name},
+            {"leaseDurationSeconds", duration.count()},
+            {"renewTime", format_utc(renew, UtcFormat::kMicros)}}}};
 }
 
 namespace {

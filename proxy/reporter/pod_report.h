@@ -17,6 +17,7 @@ struct PodIdentity {
   std::string pod_name;
   std::string pod_namespace;
   std::string codexproxy_name;
+  std::string pod_uid;  // empty: the Lease has no owner (outside a real pod)
   std::string field_manager() const { return "codex-proxy-" + pod_name.substr(0, 100); }
   std::string settings_configmap() const { return codexproxy_name + "-settings"; }
 };
@@ -39,9 +40,14 @@ struct PodReport {
 PodReport make_pod_report(const WorkerSnapshot& snapshot, bool maintenance,
                           std::int64_t settings_generation, std::string settings_error = {});
 
-// The server-side-apply body that sets this pod's entry in status.pods.
-nlohmann::json render_pod_status(const PodIdentity& pod, const PodReport& report,
-                                 std::chrono::system_clock::time_point heartbeat);
+// The report as the controller copies it into status.pods (every field but `name`).
+nlohmann::json render_pod_report(const PodReport& report);
+
+// The server-side-apply body of this pod's heartbeat Lease (common/pod_heartbeat.h): renewed at
+// `renew`, valid for `duration`, carrying the report in its annotation.
+nlohmann::json render_pod_lease(const PodIdentity& pod, const PodReport& report,
+                                std::chrono::system_clock::time_point renew,
+                                std::chrono::seconds duration);
 
 // The live settings a pod takes from its ConfigMap.
 struct LiveSettings {

@@ -1,13 +1,15 @@
 #include "proxy/reporter/status_reporter.h"
 
 #include "common/backoff.h"
+#include "common/pod_heartbeat.h"
 
 namespace cxp::proxy {
 
 using Clock = std::chrono::steady_clock;
 
-StatusReporter::StatusReporter(kube::KubeClient& client, PodIdentity pod)
-    : client_(client), pod_(std::move(pod)) {}
+StatusReporter::StatusReporter(kube::KubeClient& client, PodIdentity pod,
+                               std::chrono::seconds heartbeat)
+    : client_(client), pod_(std::move(pod)), heartbeat_(heartbeat) {}
 
 StatusReporter::~StatusReporter() {
   stop(std::chrono::milliseconds(0));
@@ -58,14 +60,14 @@ void StatusReporter::run() {
   const JitteredBackoff backoff(std::chrono::milliseconds(250), std::chrono::seconds(30));
   std::uint32_t failed_in_row = 0;
   auto next_allowed = Clock::now();
-  auto last_success = Clock::now() - kHeartbeat;  // the first report goes out at once
+  auto last_success = Clock::now() - heartbeat_;  // the first report goes out at once
   std::unique_lock lock(mutex_);
   for (;;) {
     const auto now = Clock::now();
     if (stopping_ && (!dirty_ || now >= flush_deadline_)) return;
-    const bool due = latest_ && now >= next_allowed && (dirty_ || now >= last_success + kHeartbeat);
+    const bool due = latest_ && now >= next_allowed && (dirty_ || now >= last_success + heartbeat_);
     if (!due) {
-      auto wake_at = dirty_ ? next_allowed : std::max(next_allowed, last_success + kHeartbeat);
+      auto wake_at = dirty_ ? next_allowed : std::max(next_allowed, last_success + heartbeat_);
       if (stopping_) wake_at = std::min(wake_at, flush_deadline_);
       wake_.wait_until(lock, wake_at);
       continue;
@@ -73,9 +75,10 @@ void StatusReporter::run() {
     const PodReport report = *latest_;
     dirty_ = false;
     lock.unlock();
-    const auto body = render_pod_status(pod_, report, std::chrono::system_clock::now());
-    const auto result = client_.apply(kube::resources::kCodexProxies, pod_.pod_namespace,
-                                      pod_.codexproxy_name, body, pod_.field_manager(), "status");
+    const auto body = render_pod_lease(pod_, report, std::chrono::system_clock::now(),
+                                       heartbeat_ * kLeaseDurationFactor);
+    const auto result = client_.apply(kube::resources::kLeases, pod_.pod_namespace,
+                                      pod_.pod_name, body, pod_.field_manager());
     lock.lock();
     if (result.ok()) {
       ++writes_;

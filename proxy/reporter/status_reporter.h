@@ -13,16 +13,16 @@
 
 namespace cxp::proxy {
 
-// Writes this pod's entry in its CodexProxy's status.pods (server-side apply, a field manager of
-// its own). update() never blocks serving: it replaces the pending report (the latest state wins;
-// nothing queues). A writer thread coalesces bursts (at most one write per kMinInterval), sends a
-// heartbeat every kHeartbeat, and retries failures with jittered backoff.
+// Keeps this pod's heartbeat Lease (common/pod_heartbeat.h; server-side apply, a field manager of
+// its own): the report in its annotation, renewed every `heartbeat` and on every change of the
+// report. The controller copies the reports into status.pods. update() never blocks serving: it
+// replaces the pending report (the latest state wins; nothing queues). A writer thread coalesces
+// bursts (at most one write per kMinInterval) and retries failures with jittered backoff.
 class StatusReporter {
  public:
   static constexpr std::chrono::milliseconds kMinInterval{250};
-  static constexpr std::chrono::seconds kHeartbeat{30};
 
-  StatusReporter(kube::KubeClient& client, PodIdentity pod);
+  StatusReporter(kube::KubeClient& client, PodIdentity pod, std::chrono::seconds heartbeat);
   ~StatusReporter();
 
   void start();
@@ -41,6 +41,7 @@ class StatusReporter {
 
   kube::KubeClient& client_;
   PodIdentity pod_;
+  std::chrono::seconds heartbeat_;
   telemetry::JsonLog log_{"status_reporter"};
   std::mt19937_64 rng_{std::random_device{}()};
 

@@ -13,6 +13,7 @@ from kube import SOURCE_DIR, KubeTestCase, kubectl, wait_until
 BIN_DIR = os.environ.get("CXP_BIN_DIR", os.path.join(SOURCE_DIR, "build/bin"))
 CRD = os.path.join(SOURCE_DIR, "crds/codexproxies.codexproxy.io.yaml")
 CLUSTER_ROLE = os.path.join(SOURCE_DIR, "config/rbac/controller-clusterrole.yaml")
+POD_LEASE_POLICY = os.path.join(SOURCE_DIR, "config/admission/pod-lease-policy.yaml")
 LEADER_ELECTION_ROLE = os.path.join(SOURCE_DIR, "config/rbac/leader-election-role.yaml")
 CLUSTER_SH = os.path.join(SOURCE_DIR, "scripts/cluster.sh")
 CONTROLLER = os.path.join(BIN_DIR, "codexproxy-controller")
@@ -29,6 +30,7 @@ def install_crd_and_cluster_role():
     kubectl("apply", "--server-side", "--force-conflicts", "-f", CRD)
     kubectl("wait", "--for=condition=Established", "crd/codexproxies.codexproxy.io", "--timeout=60s")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", CLUSTER_ROLE)
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", POD_LEASE_POLICY)
 
 
 class Controller:

@@ -265,7 +265,7 @@ class ControllerTest(ControllerTestCase):
 
     def limited_controller(self, writable):
         """A controller whose ServiceAccount may write only `writable` (kubectl --resource syntax),
-        read Deployments and pods, and use its CodexProxies and Events."""
+        read Deployments and pods, and use its CodexProxies, Events and the pods' Leases."""
         kubectl("create", "role", "limited", "-n", self.namespace, "--verb=get,list,watch,create,patch",
                 f"--resource={writable}")
         kubectl("create", "role", "readonly-deployments", "-n", self.namespace,
@@ -273,7 +273,10 @@ class ControllerTest(ControllerTestCase):
         kubectl("create", "role", "cxp", "-n", self.namespace, "--verb=get,list,watch,patch",
                 "--resource=codexproxies,codexproxies/status,events")
         kubectl("create", "role", "events", "-n", self.namespace, "--verb=create", "--resource=events")
-        for role in ("limited", "readonly-deployments", "cxp", "events"):
+        # the pods' heartbeats: read, and held in order to grant them to the pods' Role
+        kubectl("create", "role", "leases", "-n", self.namespace, "--verb=get,list,watch,create,update,patch",
+                "--resource=leases.coordination.k8s.io")
+        for role in ("limited", "readonly-deployments", "cxp", "events", "leases"):
             kubectl("create", "rolebinding", f"limited-{role}", "-n", self.namespace, f"--role={role}",
                     f"--serviceaccount={self.namespace}:limited")
         kubectl("create", "serviceaccount", "limited", "-n", self.namespace)

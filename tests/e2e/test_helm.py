@@ -42,7 +42,8 @@ class ChartStaticTest(unittest.TestCase):
 
     def test_the_chart_holds_the_same_crd_and_alert_rules_as_the_repository(self):
         for copy, source in (("crds/codexproxies.codexproxy.io.yaml", "crds/codexproxies.codexproxy.io.yaml"),
-                             ("files/codex-proxy.rules.yaml", "docs/alerts/codex-proxy.rules.yaml")):
+                             ("files/codex-proxy.rules.yaml", "docs/alerts/codex-proxy.rules.yaml"),
+                             ("files/pod-lease-policy.yaml", "config/admission/pod-lease-policy.yaml")):
             with open(os.path.join(CHART, copy)) as a, open(os.path.join(SOURCE_DIR, source)) as b:
                 self.assertEqual(a.read(), b.read(), f"charts/codexproxy-operator/{copy} differs from {source}; copy it")
 
@@ -159,6 +160,11 @@ class ChartInstallTest(KubeTestCase):
         deployment = kubectl_json("get", "deployment", sa, "-n", ns)
         self.assertEqual(deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm")
         self.assertEqual(deployment["spec"]["template"]["spec"]["serviceAccountName"], sa)
+        # the admission policy that keeps each pod to its own heartbeat Lease, bound
+        policy = kubectl_json("get", "validatingadmissionpolicy", f"{sa}-pod-leases")
+        self.assertEqual(policy["spec"]["paramKind"]["kind"], "CodexProxy")
+        binding = kubectl_json("get", "validatingadmissionpolicybinding", f"{sa}-pod-leases")
+        self.assertEqual(binding["spec"]["policyName"], f"{sa}-pod-leases")
         # The controller, as a local process with the chart's ServiceAccount credentials
         kubeconfig = sa_kubeconfig(ns, sa, os.path.join(tempfile.mkdtemp(prefix="cxp-helm-"), "kubeconfig"))
         controller = Controller(kubeconfig, ns, leader_elect=True)
@@ -191,6 +197,7 @@ class ChartInstallTest(KubeTestCase):
         helm("uninstall", release, "-n", ns, "--wait")
         wait_until(lambda: self.leftovers(ns) == [], 60, interval=0.5, message="no namespaced object left")
         self.assertEqual(kubectl("get", "clusterrole", sa, check=False).returncode, 1)
+        self.assertEqual(kubectl("get", "validatingadmissionpolicy", f"{sa}-pod-leases", check=False).returncode, 1)
         self.assertEqual(kubectl("get", "crd", "codexproxies.codexproxy.io").returncode, 0, "the CRD is kept")
 
     def leftovers(self, ns):

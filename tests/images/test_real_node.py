@@ -122,9 +122,14 @@ class RealNodeTest(unittest.TestCase):
         pod = self.wait_available()
         self.assertEqual(pod["spec"]["nodeName"], kubectl_json("get", "nodes")["items"][0]["metadata"]["name"])
         self.assertTrue(pod["status"]["containerStatuses"][0]["ready"])
-        # The entry in status.pods is written by the pod itself, with the projected token.
+        # The pod's report: its heartbeat Lease, written with the kubelet's projected token (bound to
+        # the pod: the admission policy lets it write only this Lease), copied by the controller.
         entries = {e["name"]: e for e in codexproxy()["status"].get("pods", [])}
         self.assertTrue(entries[pod["metadata"]["name"]]["ready"], entries)
+        lease = kubectl_json("get", "lease", pod["metadata"]["name"], "-n", NAMESPACE)
+        self.assertEqual(lease["spec"]["holderIdentity"], pod["metadata"]["name"])
+        self.assertEqual([o["uid"] for o in lease["metadata"]["ownerReferences"]], [pod["metadata"]["uid"]])
+        self.assertTrue(json.loads(lease["metadata"]["annotations"]["codexproxy.io/report"])["ready"])
         self.assertEqual(chat(pod, "[[reply:through a real node]]"), "through a real node")
         logs = kubectl("logs", "-n", NAMESPACE, pod["metadata"]["name"]).stdout
         self.assertIn('"event"', logs.splitlines()[0], "the proxy's JSON log through kubectl logs")

@@ -10,8 +10,9 @@ values that point into a mount path are rewritten to the directory that plays th
 
 What a host process cannot take from the pod, the launcher sets: PROXY_HOST=127.0.0.1 and PORT=0
 (the pods share the host's network), CODEX_BIN (the image's worker is not on the host) and
-PROXY_KUBECONFIG (the pods' ServiceAccount, instead of an in-cluster token). A pod that goes away
-gets SIGTERM, like the kubelet sends.
+PROXY_KUBECONFIG (the pod's ServiceAccount with a token bound to the pod object, as the kubelet's
+projected token is: the API server then knows which pod is asking). A pod that goes away gets
+SIGTERM, like the kubelet sends.
 
 As a program (the demo):
     pod_launcher.py --namespace NS --codexproxy NAME --dir DIR --pods-kubeconfig FILE
@@ -22,6 +23,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -126,6 +128,7 @@ class PodLauncher:
                 field = source["fieldRef"]["fieldPath"]
                 value = {"metadata.name": pod["metadata"]["name"],
                          "metadata.namespace": pod["metadata"]["namespace"],
+                         "metadata.uid": pod["metadata"]["uid"],
                          "spec.nodeName": pod["spec"].get("nodeName", ""),
                          "status.podIP": "127.0.0.1"}.get(field, "")
             elif "secretKeyRef" in source:
@@ -143,6 +146,26 @@ class PodLauncher:
             env[entry["name"]] = value
         return env
 
+    def pod_kubeconfig(self, pod, pod_dir):
+        """The pods' kubeconfig with a token bound to this pod object (TokenRequest, as the
+        kubelet asks for its projected token): it names the pod and dies with it."""
+        metadata = pod["metadata"]
+        result = subprocess.run(
+            ["kubectl", "--kubeconfig", self.admin_kubeconfig, "-n", self.namespace, "create", "token",
+             pod["spec"].get("serviceAccountName", self.proxy_name), "--bound-object-kind", "Pod",
+             "--bound-object-name", metadata["name"], "--bound-object-uid", metadata["uid"], "--duration", "24h"],
+            capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise PodNotStartable(f"no token for the pod: {result.stderr.strip()}")
+        token = result.stdout.strip()
+        artifacts.note_secrets([token])
+        with open(self.pods_kubeconfig) as f:
+            text = re.sub(r'token: "[^"]*"', lambda _: f'token: "{token}"', f.read())
+        path = os.path.join(pod_dir, "pod.kubeconfig")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(text)
+        return path
+
     def start_pod(self, pod):
         name = pod["metadata"]["name"]
         pod_dir = self.pod_dir(name)
@@ -150,7 +173,7 @@ class PodLauncher:
         mounts = self._volumes(pod, pod_dir)
         env = self.container_env(pod, mounts)
         env.update({"PROXY_HOST": "127.0.0.1", "PORT": "0", "CODEX_BIN": self.worker,
-                    "PROXY_KUBECONFIG": self.pods_kubeconfig, **self.worker_env})
+                    "PROXY_KUBECONFIG": self.pod_kubeconfig(pod, pod_dir), **self.worker_env})
         proxy = Proxy(env=env, codex_bin=None, workdir=pod_dir)
         with open(os.path.join(pod_dir, "proxy.pid"), "w") as f:
             f.write(str(proxy.process.pid))

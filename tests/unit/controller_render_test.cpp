@@ -64,6 +64,7 @@ TEST_CASE("the Deployment carries the spec as env, probes and a locked-down secu
   CHECK(env["CODEXPROXY_NAME"] == "demo");
   CHECK(env["POD_NAME"]["fieldRef"]["fieldPath"] == "metadata.name");
   CHECK(env["POD_NAMESPACE"]["fieldRef"]["fieldPath"] == "metadata.namespace");
+  CHECK(env["POD_UID"]["fieldRef"]["fieldPath"] == "metadata.uid");  // owner of its Lease
   CHECK(env.count("PROXY_MAINTENANCE_MODE") == 0);  // live settings never go into the pod template
   CHECK(container["readinessProbe"]["httpGet"]["path"] == "/readyz");
   CHECK(container["livenessProbe"]["httpGet"]["path"] == "/livez");
@@ -131,16 +132,23 @@ TEST_CASE("API key and admin token come from Secrets, never as plain values") {
   CHECK(plain.find("PROXY_API_KEY") == std::string::npos);
 }
 
-TEST_CASE("the pods' Role reaches only their own ConfigMap and CodexProxy status") {
+TEST_CASE("the pods' Role reads only their own ConfigMap and CodexProxy and writes only Leases") {
   const auto role = find(render_objects(sample(), std::nullopt), "Role");
-  for (const auto& rule : role["rules"]) {
+  REQUIRE(role["rules"].size() == 3);
+  for (int i = 0; i < 2; ++i) {
+    const auto& rule = role["rules"][i];
     REQUIRE(rule.contains("resourceNames"));
     for (const auto& verb : rule["verbs"])
-      CHECK((verb == "get" || verb == "list" || verb == "watch" || verb == "patch"));
+      CHECK((verb == "get" || verb == "list" || verb == "watch"));
   }
   CHECK(role["rules"][0]["resourceNames"] == json::array({"demo-settings"}));
-  CHECK(role["rules"][2]["resources"] == json::array({"codexproxies/status"}));
-  CHECK(role["rules"][2]["resourceNames"] == json::array({"demo"}));
+  CHECK(role["rules"][1]["resourceNames"] == json::array({"demo"}));
+  // The heartbeat Lease: RBAC cannot name it before it exists; the admission policy narrows it
+  // to the pod's own (config/admission/pod-lease-policy.yaml). No delete, no status.
+  CHECK(role["rules"][2] == json{{"apiGroups", json::array({"coordination.k8s.io"})},
+                                 {"resources", json::array({"leases"})},
+                                 {"verbs", json::array({"get", "create", "update", "patch"})}});
+  CHECK(role.dump().find("codexproxies/status") == std::string::npos);
 }
 
 TEST_CASE("spec problems only the controller can judge") {

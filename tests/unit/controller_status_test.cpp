@@ -12,15 +12,19 @@ namespace {
 
 const auto kNow = std::chrono::system_clock::from_time_t(1800000000);
 
-json entry(const std::string& name, bool ready, const std::string& state, int restarts,
-           std::chrono::seconds age, std::int64_t generation = 1) {
-  return {{"name", name},
-          {"ready", ready},
-          {"workerState", state},
-          {"restartsTotal", restarts},
-          {"settingsGeneration", generation},
-          {"maintenance", false},
-          {"lastHeartbeatTime", cxp::format_utc(kNow - age, cxp::UtcFormat::kSeconds)}};
+// A pod's report whose heartbeat Lease (90 s) was last seen renewed `age` ago.
+PodHeartbeat entry(const std::string& name, bool ready, const std::string& state, int restarts,
+                   std::chrono::seconds age, std::int64_t generation = 1) {
+  const auto lease = seconds(90);
+  return {{{"name", name},
+           {"ready", ready},
+           {"workerState", state},
+           {"restartsTotal", restarts},
+           {"settingsGeneration", generation},
+           {"maintenance", false}},
+          age < lease ? std::optional(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            lease - age))
+                      : std::nullopt};
 }
 
 json rolled_out(int replicas) {
@@ -32,11 +36,11 @@ json rolled_out(int replicas) {
 struct Fixture {
   CodexProxy proxy;
   StatusInputs inputs;
-  Fixture(json pods, std::set<std::string> live) {
+  Fixture(std::vector<PodHeartbeat> pods, std::set<std::string> live) {
     proxy.name = "demo";
     proxy.generation = 4;
     proxy.spec.replicas = 2;
-    proxy.status = {{"pods", pods}};
+    inputs.reports = std::move(pods);
     inputs.proxy = &proxy;
     inputs.deployment = rolled_out(2);
     inputs.live_pods = std::move(live);
@@ -53,7 +57,7 @@ std::string reason(const json& status, const char* type) {
 }  // namespace
 
 TEST_CASE("ready pods with fresh heartbeats make the CodexProxy available") {
-  Fixture f(json::array({entry("a", true, "ready", 1, seconds(5)),
+  Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 1, seconds(5)),
                          entry("b", true, "ready", 2, seconds(20))}),
             {"a", "b"});
   const auto result = f.run();
@@ -67,10 +71,12 @@ TEST_CASE("ready pods with fresh heartbeats make the CodexProxy available") {
   // re-checked when the older heartbeat would go stale
   REQUIRE(result.recheck_after);
   CHECK(*result.recheck_after == std::chrono::milliseconds(70000));
+  CHECK(result.status["pods"].size() == 2);
+  CHECK(result.status["podsOmitted"] == 0);
 }
 
 TEST_CASE("a stale heartbeat stops counting as ready") {
-  Fixture f(json::array({entry("a", true, "ready", 0, seconds(5)),
+  Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(5)),
                          entry("b", true, "ready", 0, seconds(200))}),
             {"a", "b"});
   const auto result = f.run();
@@ -81,7 +87,7 @@ TEST_CASE("a stale heartbeat stops counting as ready") {
 }
 
 TEST_CASE("a pod in backoff degrades the CodexProxy, naming the pod") {
-  Fixture f(json::array({entry("a", false, "backoff", 4, seconds(1)),
+  Fixture f(std::vector<PodHeartbeat>({entry("a", false, "backoff", 4, seconds(1)),
                          entry("b", true, "ready", 0, seconds(1))}),
             {"a", "b"});
   const auto result = f.run();
@@ -91,35 +97,93 @@ TEST_CASE("a pod in backoff degrades the CodexProxy, naming the pod") {
         std::string::npos);
 }
 
-TEST_CASE("entries of pods that are gone are orphans after a short grace") {
-  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1)),
-                         entry("gone", true, "ready", 9, seconds(30)),
-                         entry("new", true, "ready", 0, seconds(1))}),
-            {"a"});
+TEST_CASE("reports of pods that are gone are not listed and do not count") {
+  Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(1)),
+                                       entry("gone", true, "ready", 9, seconds(30))}),
+            {"a", "new"});
   const auto result = f.run();
-  CHECK(result.orphan_entries == std::vector<std::string>{"gone"});
-  CHECK(result.status["restartsTotal"] == 0);  // orphans do not count
-  REQUIRE(result.recheck_after);
-  CHECK(*result.recheck_after <=
-        std::chrono::milliseconds(4000));  // "new" is re-judged after its grace
+  CHECK(result.status["pods"].size() == 1);
+  CHECK(result.status["pods"][0]["name"] == "a");
+  CHECK(result.status["restartsTotal"] == 0);
+  CHECK(result.status["replicas"] == 2);  // "new" exists but has not reported yet
+  CHECK(find_condition(result.status["conditions"], "Available")
+            ->value("message", "")
+            .find("no fresh heartbeat from new") != std::string::npos);
+}
+
+TEST_CASE("a stale pod's entry says so and is not ready; it clears once the heartbeat is back") {
+  Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(1)),
+                                       entry("b", true, "ready", 0, seconds(91))}),
+            {"a", "b"});
+  auto result = f.run();
+  CHECK(result.status["pods"][1]["stale"] == true);
+  CHECK(result.status["pods"][1]["ready"] == false);
+  CHECK_FALSE(result.status["pods"][0].contains("stale"));
+  f.proxy.status = result.status;
+  f.inputs.reports[1].fresh_for = std::chrono::milliseconds(90000);
+  result = f.run();
+  CHECK_FALSE(result.status["pods"][1].contains("stale"));
+  CHECK_FALSE(status_up_to_date(f.proxy.status, result.status));  // `stale` must be removed
+  CHECK(result.status["readyReplicas"] == 2);
+}
+
+TEST_CASE("status.pods is bounded: beyond the limit only the pods that are not ready") {
+  std::vector<PodHeartbeat> pods;
+  std::set<std::string> live;
+  for (int i = 0; i < 200; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "p%03d", i);
+    pods.push_back(entry(name, i % 50 != 7, i % 50 != 7 ? "ready" : "backoff", 1, seconds(1)));
+    live.insert(name);
+  }
+  Fixture f(pods, live);
+  f.proxy.spec.replicas = 200;
+  auto result = f.run();
+  CHECK(result.status["readyReplicas"] == 196);  // counts are over every pod
+  CHECK(result.status["restartsTotal"] == 200);
+  CHECK(result.status["pods"].size() == 4);
+  CHECK(result.status["pods"][0]["name"] == "p007");
+  CHECK(result.status["podsOmitted"] == 196);
+  // at most the limit even when many are not ready; exactly kMaxListedPods pods: all listed
+  for (auto& pod : f.inputs.reports) pod.entry["ready"] = false;
+  result = f.run();
+  CHECK(result.status["pods"].size() == kMaxListedPods);
+  CHECK(result.status["podsOmitted"] == 200 - static_cast<int>(kMaxListedPods));
+  f.inputs.reports.resize(kMaxListedPods);
+  for (auto& pod : f.inputs.reports) pod.entry["ready"] = true;
+  result = f.run();
+  CHECK(result.status["pods"].size() == kMaxListedPods);
+  CHECK(result.status["podsOmitted"] == 0);
+}
+
+TEST_CASE("the written status is up to date whatever the order of status.pods") {
+  Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(1)),
+                                       entry("b", true, "ready", 0, seconds(1))}),
+            {"a", "b"});
+  const auto result = f.run();
+  auto current = result.status;
+  std::swap(current["pods"][0], current["pods"][1]);
+  CHECK(status_up_to_date(current, result.status));
+  current["pods"].push_back({{"name", "old"}});  // an entry someone else wrote
+  CHECK_FALSE(status_up_to_date(current, result.status));
 }
 
 TEST_CASE("pods behind the settings generation keep the CodexProxy progressing") {
-  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1), 5),
+  Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(1), 5),
                          entry("b", true, "ready", 0, seconds(1), 4)}),
             {"a", "b"});
   f.inputs.settings_generation = 5;
   auto result = f.run();
   CHECK(result.status["phase"] == "Progressing");
   CHECK(reason(result.status, "Progressing") == "ApplyingSettings");
-  f.proxy.status["pods"][1]["settingsGeneration"] = 5;
+  f.inputs.reports[1].entry["settingsGeneration"] = 5;
   result = f.run();
   CHECK(reason(result.status, "Progressing") == "Complete");
   CHECK(result.status["phase"] == "Available");
 }
 
 TEST_CASE("an invalid spec wins over everything and the transition time moves only on change") {
-  Fixture f(json::array(), {});
+  Fixture f({}, {});
   f.inputs.spec_problems = {"spec.image: bad"};
   auto first = f.run();
   CHECK(reason(first.status, "Degraded") == "InvalidSpec");
@@ -137,9 +201,9 @@ TEST_CASE("an invalid spec wins over everything and the transition time moves on
 }
 
 TEST_CASE("the Maintenance condition follows the spec and says how many pods have it in force") {
-  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1))}), {"a", "b"});
+  Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(1))}), {"a", "b"});
   f.proxy.spec.maintenance_enabled = true;
-  f.proxy.status["pods"][0]["maintenance"] = true;
+  f.inputs.reports[0].entry["maintenance"] = true;
   const auto result = f.run();
   const auto* condition = find_condition(result.status["conditions"], "Maintenance");
   CHECK(condition->at("status") == "True");
@@ -149,28 +213,28 @@ TEST_CASE("the Maintenance condition follows the spec and says how many pods hav
 }
 
 TEST_CASE("the MAINTENANCE column shows what the pods applied: True, False, or in-force/pods") {
-  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1)),
+  Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(1)),
                          entry("b", true, "ready", 0, seconds(1))}),
             {"a", "b"});
   const auto column = [&] { return f.run().status["maintenance"].get<std::string>(); };
   CHECK(column() == "False");
   f.proxy.spec.maintenance_enabled = true;  // patched: no pod has applied it yet
   CHECK(column() == "0/2");
-  f.proxy.status["pods"][0]["maintenance"] = true;
+  f.inputs.reports[0].entry["maintenance"] = true;
   CHECK(column() == "1/2");
-  f.proxy.status["pods"][1]["maintenance"] = true;
+  f.inputs.reports[1].entry["maintenance"] = true;
   CHECK(column() == "True");
   CHECK(reason(f.run().status, "Maintenance") == "Enabled");
   f.proxy.spec.maintenance_enabled = false;  // switching back: 2 pods still in maintenance
   CHECK(column() == "2/2");
   CHECK(reason(f.run().status, "Maintenance") == "Disabling");
-  f.proxy.status["pods"][0]["maintenance"] = false;
-  f.proxy.status["pods"][1]["maintenance"] = false;
+  f.inputs.reports[0].entry["maintenance"] = false;
+  f.inputs.reports[1].entry["maintenance"] = false;
   CHECK(column() == "False");
 }
 
 TEST_CASE("InsecureConfig names every open endpoint and does not change the phase") {
-  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1))}), {"a"});
+  Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(1))}), {"a"});
   const auto open = f.run();
   const auto* condition = find_condition(open.status["conditions"], "InsecureConfig");
   CHECK(condition->at("status") == "True");
@@ -187,7 +251,7 @@ TEST_CASE("InsecureConfig names every open endpoint and does not change the phas
 }
 
 TEST_CASE("a missing Secret degrades the CodexProxy as CredentialsMissing naming it") {
-  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1))}), {"a"});
+  Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(1))}), {"a"});
   f.inputs.credential_problems = {
       "spec.worker.credentials.apiKeySecret: Secret 'openai' in namespace 'ns' does not exist"};
   const auto result = f.run();
@@ -202,7 +266,7 @@ TEST_CASE("a missing Secret degrades the CodexProxy as CredentialsMissing naming
 }
 
 TEST_CASE("a Deployment that cannot create pods degrades the CodexProxy with the API's reason") {
-  Fixture f(json::array(), {});
+  Fixture f({}, {});
   const std::string refused =
       "pods \"demo-1\" is forbidden: no PriorityClass with name gold was found";
   f.inputs.deployment = rolled_out(0);
@@ -226,7 +290,7 @@ TEST_CASE("a Deployment that cannot create pods degrades the CodexProxy with the
 }
 
 TEST_CASE("pods the scheduler cannot place are named in Progressing with the scheduler's reason") {
-  Fixture f(json::array({entry("a", true, "ready", 0, seconds(1))}), {"a", "b"});
+  Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(1))}), {"a", "b"});
   (*f.inputs.deployment)["status"]["updatedReplicas"] = 1;
   f.inputs.unschedulable = {
       {"b", "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."}};
@@ -239,7 +303,7 @@ TEST_CASE("pods the scheduler cannot place are named in Progressing with the sch
 }
 
 TEST_CASE("the ServiceMonitor condition says whether the pods are scraped, and why not") {
-  Fixture f(json::array(), {});
+  Fixture f({}, {});
   CHECK(reason(f.run().status, "ServiceMonitor") == "NotRequested");
   f.proxy.spec.service_monitor_enabled = true;
   auto result = f.run();

@@ -27,23 +27,34 @@ TEST_CASE("a pod's report is the supervisor snapshot: ready only in state ready"
   CHECK_FALSE(make_pod_report(snapshot, false, 7).ready);
 }
 
-TEST_CASE("the apply body sets only this pod's entry of status.pods") {
-  PodIdentity pod{"demo-abc", "team", "demo"};
+TEST_CASE("the heartbeat Lease is named after the pod, owned by it, and carries the report") {
+  PodIdentity pod{"demo-abc", "team", "demo", "uid-1"};
   CHECK(pod.field_manager() == "codex-proxy-demo-abc");
   CHECK(pod.settings_configmap() == "demo-settings");
   PodReport report;
   report.ready = true;
   report.worker_state = "ready";
-  const auto body =
-      render_pod_status(pod, report, std::chrono::system_clock::from_time_t(1800000000));
-  CHECK(body["metadata"] == json{{"name", "demo"}, {"namespace", "team"}});
-  CHECK(body.size() == 4);  // apiVersion, kind, metadata, status
-  CHECK(body["status"].size() == 1);
-  const auto& entry = body["status"]["pods"][0];
-  CHECK(entry["name"] == "demo-abc");
+  const auto lease = render_pod_lease(pod, report, std::chrono::system_clock::from_time_t(1800000000),
+                                      std::chrono::seconds(90));
+  CHECK(lease["kind"] == "Lease");
+  CHECK(lease["metadata"]["name"] == "demo-abc");
+  CHECK(lease["metadata"]["namespace"] == "team");
+  CHECK(lease["metadata"]["labels"] ==
+        json{{"app.kubernetes.io/name", "codex-proxy"}, {"codexproxy.io/name", "demo"}});
+  CHECK(lease["metadata"]["ownerReferences"] ==
+        json::array({{{"apiVersion", "v1"}, {"kind", "Pod"}, {"name", "demo-abc"}, {"uid", "uid-1"}}}));
+  CHECK(lease["spec"] == json{{"holderIdentity", "demo-abc"},
+                              {"leaseDurationSeconds", 90},
+                              {"renewTime", "2027-01-15T08:00:00.000000Z"}});
+  const auto entry = json::parse(lease["metadata"]["annotations"]["codexproxy.io/report"].get<std::string>());
   CHECK(entry["ready"] == true);
-  CHECK(entry["lastHeartbeatTime"] == "2027-01-15T08:00:00Z");
+  CHECK(entry["workerState"] == "ready");
+  CHECK_FALSE(entry.contains("name"));
   CHECK_FALSE(entry.contains("lastExitCode"));  // no worker has exited yet
+  pod.pod_uid.clear();  // outside a pod: no owner
+  CHECK_FALSE(render_pod_lease(pod, report, std::chrono::system_clock::now(), std::chrono::seconds(3))
+                  ["metadata"]
+                      .contains("ownerReferences"));
 }
 
 TEST_CASE("live settings: bad values keep the previous value and are named") {
@@ -77,18 +88,14 @@ TEST_CASE("live settings: the problems go into the pod's entry, bounded, and cle
   CHECK(bad.problem.find("traceBuffer.ttlSeconds") != std::string::npos);
   CHECK(bad.problem.size() <= kMaxSettingsError + 3);
   CHECK(problems[0].size() < 200);  // the value is quoted in part only
-  const PodIdentity pod{"demo-abc", "ns", "demo"};
   auto report = make_pod_report(WorkerSnapshot{}, false, 3, bad.problem);
-  const auto entry =
-      render_pod_status(pod, report, std::chrono::system_clock::now())["status"]["pods"][0];
+  const auto entry = render_pod_report(report);
   CHECK(entry["settingsError"] == bad.problem);
-  CHECK_NOTHROW((void)render_pod_status(pod, report, std::chrono::system_clock::now()).dump());
+  CHECK_NOTHROW((void)entry.dump());
   const auto good = parse_live_settings(json{{"maintenance.enabled", "true"}}, bad, problems);
   CHECK(good.problem.empty());
   report = make_pod_report(WorkerSnapshot{}, true, 4, good.problem);
-  CHECK(render_pod_status(pod, report,
-                          std::chrono::system_clock::now())["status"]["pods"][0]["settingsError"] ==
-        "");
+  CHECK(render_pod_report(report)["settingsError"] == "");
 }
 
 TEST_CASE("utf8_prefix never cuts a character in two") {
