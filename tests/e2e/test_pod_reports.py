@@ -228,8 +228,11 @@ class PodReportTest(ControllerTestCase):
     def as_pod(self, kubeconfig, *args, input=None):
         """A request with a pod's credentials: (HTTP status of the API's answer, stderr)."""
         result = kubectl(*args, "-n", self.namespace, "-v=6", kubeconfig=kubeconfig, check=False, input=input)
-        codes = re.findall(r"(?:GET|PATCH|POST|PUT) https://\S+ (\d{3}) ", result.stderr)
-        return (int(codes[-1]) if codes else None), result.stderr
+        # kubectl logs each response as `PATCH https://... 403 Forbidden` or, since 1.32,
+        # `"Response" verb="PATCH" url="https://..." status="403 Forbidden"`
+        codes = re.findall(r'(?:GET|PATCH|POST|PUT) https://\S+ (\d{3}) |verb="(?:GET|PATCH|POST|PUT)" url="[^"]*" status="(\d{3})',
+                           result.stderr)
+        return (int("".join(codes[-1])) if codes else None), result.stderr
 
     def test_a_pods_credentials_write_only_its_own_heartbeat_lease(self):
         self.apply_proxy("guarded", replicas=2)
