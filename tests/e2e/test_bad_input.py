@@ -133,9 +133,10 @@ class BadInputTest(ControllerTestCase):
                     "settingsGeneration"):
             self.assertIn(key, logged)
         self.assertLess(max(len(e["error"]) for e in invalid), 300, "a bad value is quoted in part only")
-        # The pod says so in its status entry...
-        error = wait_until(lambda: (self.entry("garbage", pod) or {}).get("settingsError"), 30, interval=0.3,
-                           message="the pod's entry to name the bad keys")
+        # The pod says so in its report (its heartbeat Lease, which the controller, down now, copies
+        # into status.pods)...
+        error = wait_until(lambda: self.report(pod).get("settingsError"), 30, interval=0.3,
+                           message="the pod's report to name the bad keys")
         self.assertIn("maintenance.enabled", error)
         self.assertLessEqual(len(error.encode()), 1024 + 3)
         # ...and keeps its last good settings: maintenance on, its Retry-After, the pod alive.
@@ -149,6 +150,10 @@ class BadInputTest(ControllerTestCase):
         wait_until(lambda: (self.entry("garbage", pod) or {}).get("settingsError") == "", 60, interval=0.5,
                    message="the pod's entry clean again once the ConfigMap is")
         self.assertEqual(proxy.request("GET", "/v1/models")[0], 503)
+
+    def report(self, pod):
+        lease = self.get("lease", pod, check=False) or {}
+        return json.loads(lease.get("metadata", {}).get("annotations", {}).get("codexproxy.io/report", "{}"))
 
     def entry(self, name, pod):
         for item in (self.get("cxp", name).get("status") or {}).get("pods", []):
