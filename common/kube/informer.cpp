@@ -136,43 +136,40 @@ bool Informer::relist() {
   ListOptions options;
   options.label_selector = label_selector_;
   options.field_selector = field_selector_;
-  auto result = client_.list_all(resource_, namespace_, options);
-  if (!result.ok()) {
-    log_.warn("list_failed", {{"resource", resource_.plural}, {"error", result.describe()}});
-    return false;
-  }
-  std::map<std::string, std::pair<json, Entry>> fresh;
-  for (auto& item : result.object["items"]) {
+  // Each item is cut down to its cache entry as its page arrives: a relist of thousands of
+  // objects never holds them all as parsed JSON.
+  std::map<std::string, Entry> fresh;
+  const auto result = client_.list_each(resource_, namespace_, options, [&](json& item) {
     // Items of a list carry no kind/apiVersion; restore them so handlers see whole objects.
     item["kind"] = resource_.kind;
     item["apiVersion"] = resource_.api_version();
     auto entry = prepare(item);
-    auto key = object_key(item);
-    fresh.emplace(std::move(key), std::pair{std::move(item), std::move(entry)});
+    fresh.insert_or_assign(object_key(item), std::move(entry));
+  });
+  if (!result.ok()) {
+    log_.warn("list_failed", {{"resource", resource_.plural}, {"error", result.describe()}});
+    return false;
   }
-  std::vector<std::pair<Change, json>> changes;
+  std::vector<std::pair<Change, std::string>> changes;  // the objects as cached text
   {
     std::lock_guard lock(mutex_);
     for (const auto& [key, entry] : cache_) {
-      if (!fresh.count(key)) changes.emplace_back(Change::kDeleted, json::parse(entry.text));
+      if (!fresh.count(key)) changes.emplace_back(Change::kDeleted, entry.text);
     }
-    std::map<std::string, Entry> next;
-    for (auto& [key, fresh_item] : fresh) {
-      auto& [object, entry] = fresh_item;
+    for (const auto& [key, entry] : fresh) {
       const auto old = cache_.find(key);
       if (old == cache_.end()) {
-        changes.emplace_back(Change::kAdded, std::move(object));
+        changes.emplace_back(Change::kAdded, entry.text);
       } else if (old->second.version != entry.version) {
-        changes.emplace_back(Change::kUpdated, std::move(object));
+        changes.emplace_back(Change::kUpdated, entry.text);
       }
-      next.emplace(key, std::move(entry));
     }
-    cache_ = std::move(next);
+    cache_ = std::move(fresh);
   }
   resource_version_ = result.object["metadata"].value("resourceVersion", "");
   synced_ = true;
   if (handler_) {
-    for (const auto& [change, object] : changes) handler_(change, object);
+    for (const auto& [change, text] : changes) handler_(change, json::parse(text));
   }
   return true;
 }

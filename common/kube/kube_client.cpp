@@ -4,6 +4,11 @@
 #include <cpprest/http_client.h>
 #include <pplx/pplxtasks.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <boost/asio/ssl/context.hpp>
 #include <system_error>
 #include <thread>
@@ -16,6 +21,23 @@ using nlohmann::json;
 
 constexpr auto kTokenRefresh = std::chrono::seconds(60);
 
+// The certificates of `ca_pem` in one X509 store, shared by every connection of a client;
+// null when it holds none (no CA given, or not PEM).
+std::shared_ptr<X509_STORE> ca_store(const std::string& ca_pem) {
+  if (ca_pem.empty()) return nullptr;
+  std::shared_ptr<X509_STORE> store(X509_STORE_new(), X509_STORE_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())), BIO_free);
+  if (!store || !bio) return nullptr;
+  int added = 0;
+  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    if (X509_STORE_add_cert(store.get(), cert) == 1) ++added;
+    X509_free(cert);
+  }
+  ERR_clear_error();  // the end of the PEM text reads as an error
+  return added > 0 ? store : nullptr;
+}
+
 http::client::http_client_config make_http_config(const KubeConfig& config,
                                                   std::chrono::milliseconds timeout) {
   http::client::http_client_config http_config;
@@ -24,8 +46,15 @@ http::client::http_client_config make_http_config(const KubeConfig& config,
   const auto ca = config.ca_pem;
   const auto cert = config.client_cert_pem;
   const auto key = config.client_key_pem;
-  http_config.set_ssl_context_callback([ca, cert, key](boost::asio::ssl::context& context) {
-    if (!ca.empty()) context.add_certificate_authority(boost::asio::buffer(ca));
+  auto trusted = ca_store(ca);
+  http_config.set_ssl_context_callback([ca, cert, key, trusted](boost::asio::ssl::context& context) {
+    if (trusted) {
+      // Only the kubeconfig's CA, as client-go does; the store cpprestsdk filled from the
+      // system's default paths (~1 MB per connection) is replaced by the one shared store.
+      SSL_CTX_set1_cert_store(context.native_handle(), trusted.get());
+    } else if (!ca.empty()) {
+      context.add_certificate_authority(boost::asio::buffer(ca));  // throws: not PEM
+    }
     if (!cert.empty()) {
       context.use_certificate_chain(boost::asio::buffer(cert));
       context.use_private_key(boost::asio::buffer(key), boost::asio::ssl::context::pem);
@@ -192,20 +221,22 @@ ApiResult KubeClient::list(const Resource& resource, std::string_view ns,
   return send("GET", resource.path(ns) + query, "", "");
 }
 
-ApiResult KubeClient::list_all(const Resource& resource, std::string_view ns,
-                               const ListOptions& options) {
-  ApiResult first = list(resource, ns, options);
-  if (!first.ok()) return first;
-  json items = first.object.value("items", json::array());
-  std::string next = first.object["metadata"].value("continue", "");
-  while (!next.empty()) {
+ApiResult KubeClient::list_each(const Resource& resource, std::string_view ns,
+                                const ListOptions& options,
+                                const std::function<void(json& item)>& on_item) {
+  ApiResult first;
+  std::string next;
+  do {
     ApiResult page = list(resource, ns, options, next);
     if (!page.ok()) return page;  // 410 here means the continue token expired: caller relists
-    for (auto& item : page.object["items"]) items.push_back(std::move(item));
+    for (auto& item : page.object["items"]) on_item(item);
     next = page.object["metadata"].value("continue", "");
-  }
-  first.object["items"] = std::move(items);
-  first.object["metadata"].erase("continue");
+    if (first.status == 0) {
+      first = std::move(page);
+      first.object.erase("items");
+      first.object["metadata"].erase("continue");
+    }
+  } while (!next.empty());
   return first;
 }
 

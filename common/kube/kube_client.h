@@ -19,7 +19,7 @@ struct ListOptions {
   std::string label_selector;
   std::string field_selector;
   std::string resource_version;
-  int limit = 500;  // page size; list_all follows `continue`
+  int limit = 500;  // page size; list_each follows `continue`
 };
 
 struct WatchOptions {
@@ -56,8 +56,10 @@ class KubeClient {
   // One page.
   ApiResult list(const Resource& resource, std::string_view ns, const ListOptions& options,
                  std::string_view continue_token = "");
-  // All pages: object = {"items": [...], "metadata": {"resourceVersion": <of the first page>}}.
-  ApiResult list_all(const Resource& resource, std::string_view ns, const ListOptions& options);
+  // All pages, each item handed to `on_item` as its page arrives (one page is held at a time);
+  // object = the first page's without items: {"metadata": {"resourceVersion": ...}}.
+  ApiResult list_each(const Resource& resource, std::string_view ns, const ListOptions& options,
+                      const std::function<void(nlohmann::json& item)>& on_item);
   ApiResult create(const Resource& resource, std::string_view ns, const nlohmann::json& object);
   // PUT: optimistic concurrency through metadata.resourceVersion.
   ApiResult replace(const Resource& resource, std::string_view ns, std::string_view name,
