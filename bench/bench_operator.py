@@ -131,6 +131,12 @@ def bench_apply_to_deployment(api, count=100):
     controller.close()
 
 
+def process_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def apiserver_cpu_seconds():
     """CPU seconds (user + system) the kube-apiserver's process group has used so far."""
     with open(os.path.join(CLUSTER_DIR, "pids", "kube-apiserver.pid")) as f:
@@ -157,6 +163,7 @@ def bench_cold_start(api, count=1000):
         status, _ = api.request("POST", CXP.format(ns=ns), proxy(f"c{i}"))
         assert status == 201, status
     start = time.monotonic()
+    apiserver_cpu = apiserver_cpu_seconds()
     controller = track(Controller(kubeconfig, ns, extra_args=os.environ.get("CXP_BENCH_CONTROLLER_ARGS", "").split()))
 
     def reconciled():
@@ -164,6 +171,7 @@ def bench_cold_start(api, count=1000):
         return sum(1 for item in items["items"] if item.get("status", {}).get("observedGeneration") == 1)
     wait_until(lambda: reconciled() == count, 3600, interval=1)
     elapsed = time.monotonic() - start
+    apiserver_cpu = apiserver_cpu_seconds() - apiserver_cpu
     requests = {m: controller.metric("rest_client_requests_total", method=m) for m in ("GET", "PATCH", "POST", "WATCH")}
     writes = controller.metric("codexproxy_controller_object_writes_total")
     reconciles = controller.metric("controller_runtime_reconcile_total")
@@ -171,6 +179,8 @@ def bench_cold_start(api, count=1000):
           f"({count / elapsed:.1f}/s; controller flags: {os.environ.get('CXP_BENCH_CONTROLLER_ARGS') or 'defaults'})")
     print(f"  API requests: {json.dumps(requests)}; writes per CodexProxy {writes / count:.2f} "
           f"(7 objects + status); reconciles {reconciles:.0f}")
+    print(f"  CPU seconds: API server {apiserver_cpu:.0f}, controller {process_cpu_seconds(controller.process.pid):.0f} "
+          f"(of {os.cpu_count() * elapsed:.0f} on {os.cpu_count()} cores)")
     time.sleep(5)
     print(f"  controller RSS with {count} CodexProxies and their objects cached: {rss_mib(controller.process.pid):.1f} MiB")
     controller.close()
