@@ -206,7 +206,8 @@ def count_writes(api, ns, seconds):
 def bench_pods(api, pods):
     ns = f"bench-pods-{pods}"
     controller = track(Controller(namespace(ns), ns))
-    status, _ = api.request("POST", CXP.format(ns=ns), proxy("fleet", replicas=pods))
+    status, body = api.request("POST", CXP.format(ns=ns), proxy("fleet", replicas=pods))
+    assert status == 201, body
     # A worker ready for 100 ms counts as stable, so 20 crashes in a row stay below WORKER_RESTART_MAX.
     started = time.monotonic()
     fleet = track(PodFleet(ns, "fleet", worker_env={"WORKER_STABLE_MS": "100"}))

@@ -26,7 +26,7 @@ struct IntSetting {
   constexpr std::int64_t env_default() const { return default_value * env_factor; }
 };
 
-inline constexpr IntSetting kReplicas{"replicas", 1, 0, 100, "", 1, false};
+inline constexpr IntSetting kReplicas{"replicas", 1, 0, 1000, "", 1, false};
 inline constexpr IntSetting kMaxConcurrency{"worker.maxConcurrency",  4, 1,    1024,
                                             "WORKER_MAX_CONCURRENCY", 1, false};
 inline constexpr IntSetting kRequestTimeoutSeconds{"worker.requestTimeoutSeconds", 120,  1,    3600,

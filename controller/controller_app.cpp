@@ -125,9 +125,10 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
   leases_ = add(res::kLeases, std::string(kPodAppLabel) + "=" + kPodAppValue);
   leases_->set_transform(trim_lease);
   leases_->set_handler([this](kube::Informer::Change change, const json& object) {
-    // A pod's report changed, or its heartbeat came back: the status changes, and the changes of
-    // many pods within kReportAggregation go out in one status write. A mere renewal changes
-    // nothing the status shows (expiry is found by the reconcile's recheck): no work.
+    // A pod's report changed, or its heartbeat came back: the status changes. The first change
+    // after a quiet window goes out at once, the changes of many pods within the window in one
+    // status write at its end (ReportWindow). A mere renewal changes nothing the status shows
+    // (expiry is found by the reconcile's recheck): no work.
     if (change == kube::Informer::Change::kDeleted) {
       heartbeats_.forget(kube::object_key(object));
     } else if (heartbeats_.observe(object, HeartbeatClock::Clock::now()) ==
@@ -137,7 +138,8 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
     const auto& metadata = object["metadata"];
     const auto owner = metadata.value("labels", json::object()).value(kInstanceLabel, "");
     if (!owner.empty()) {
-      queue_.add_after(metadata.value("namespace", "") + "/" + owner, kReportAggregation);
+      const auto key = metadata.value("namespace", "") + "/" + owner;
+      queue_.add_after(key, report_window_.delay(key, ReportWindow::Clock::now()));
     }
   });
   caches.leases = leases_;

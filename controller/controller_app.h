@@ -70,6 +70,7 @@ class ControllerApp {
   static constexpr std::chrono::seconds kShutdownGrace{10};
   // The pods' report changes within this window are written to a CodexProxy's status at once.
   static constexpr std::chrono::milliseconds kReportAggregation{300};
+  ReportWindow report_window_{kReportAggregation};
   std::mutex workers_mutex_;  // guards workers_ and running_workers_
   std::condition_variable workers_done_;
   std::vector<std::thread> workers_;

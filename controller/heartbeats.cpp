@@ -60,6 +60,29 @@ std::optional<std::chrono::milliseconds> HeartbeatClock::fresh_for(const std::st
   return std::chrono::duration_cast<std::chrono::milliseconds>(expires - now);
 }
 
+std::chrono::milliseconds ReportWindow::delay(const std::string& key, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (flush_.size() > kPruneAbove) {
+    for (auto it = flush_.begin(); it != flush_.end();) {
+      it = it->second + window_ <= now ? flush_.erase(it) : std::next(it);
+    }
+  }
+  auto [it, added] = flush_.try_emplace(key, now);
+  if (added || it->second + window_ <= now) {
+    it->second = now;  // quiet for a window: at once
+    return std::chrono::milliseconds(0);
+  }
+  // A flush is scheduled (later than now: it takes this change too) or was done less than a
+  // window ago (the next one at the window's end).
+  if (it->second < now) it->second += window_;
+  return std::chrono::ceil<std::chrono::milliseconds>(it->second - now);
+}
+
+std::size_t ReportWindow::size() const {
+  std::lock_guard lock(mutex_);
+  return flush_.size();
+}
+
 json pod_entry_from_lease(const std::string& pod_name, const json& lease) {
   json entry = {{"name", pod_name}};
   json report;

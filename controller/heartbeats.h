@@ -44,6 +44,25 @@ class HeartbeatClock {
   std::map<std::string, Beat> beats_;
 };
 
+// Paces the status writes that the pods' report changes cause: at most one per CodexProxy per
+// `window`. A change after a quiet window is written at once (leading edge); changes within the
+// window wait for its end and go out together (trailing edge). Pure but for the lock: time is
+// passed in.
+class ReportWindow {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit ReportWindow(std::chrono::milliseconds window) : window_(window) {}
+  // How long to wait before the reconcile that writes a report change of `key` (a CodexProxy).
+  std::chrono::milliseconds delay(const std::string& key, Clock::time_point now);
+  std::size_t size() const;
+
+ private:
+  static constexpr std::size_t kPruneAbove = 4096;  // keys of quiet CodexProxies are dropped
+  std::chrono::milliseconds window_;
+  mutable std::mutex mutex_;
+  std::map<std::string, Clock::time_point> flush_;  // the latest flush, done or scheduled
+};
+
 // The report a pod's Lease carries, reduced to the fields of a status.pods entry with the types
 // and bounds the CRD allows (a pod's annotation is not trusted to be well-formed); `name` set.
 nlohmann::json pod_entry_from_lease(const std::string& pod_name, const nlohmann::json& lease);

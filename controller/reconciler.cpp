@@ -200,16 +200,17 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   if (problems.empty()) {
     std::vector<std::string> changes;
     // Rounds whose objects go out at once. The Deployment waits only for what its pods need to
-    // start (ConfigMap, ServiceAccount); the Role and RoleBinding go beside and after it: each
-    // costs the API server an escalation check of 50-150 ms, and the pods need them only once
-    // they run (a binding needs its Role first). A failed round stops the later ones.
+    // be admitted and start (ServiceAccount, settings ConfigMap); the Service, PDB and Role go
+    // beside it (a Role costs the API server an escalation check of 50-150 ms, and the pods need
+    // it only once they run); the RoleBinding last (it needs its Role). A failed round stops the
+    // later ones.
     std::vector<const DesiredObject*> rounds[3];
     for (const auto& desired : desired_objects) {
       const auto& plural = desired.resource.plural;
       if (plural == "configmaps") generation = settings_generation(desired.object["data"]);
       if (plural == "deployments" && !credential_problems.empty()) continue;
       const int round =
-          plural == "rolebindings" ? 2 : (plural == "roles" || plural == "deployments");
+          plural == "rolebindings" ? 2 : (plural == "configmaps" || plural == "serviceaccounts" ? 0 : 1);
       rounds[round].push_back(&desired);
     }
     for (const auto& round : rounds) {

@@ -69,3 +69,27 @@ TEST_CASE("a pod's report is copied with the CRD's types and bounds only") {
   CHECK(pod_entry_from_lease("p", lease("T", "not json")) == json{{"name", "p"}});
   CHECK(pod_entry_from_lease("p", json::array()) == json{{"name", "p"}});
 }
+
+TEST_CASE("report changes reach the status at once after a quiet window, else at the window's end") {
+  ReportWindow window(milliseconds(300));
+  const auto t0 = ReportWindow::Clock::now();
+  CHECK(window.delay("team/demo", t0) == milliseconds(0));  // the first change: at once
+  // changes within the window: one flush at its end, whatever their number
+  CHECK(window.delay("team/demo", t0 + milliseconds(10)) == milliseconds(290));
+  CHECK(window.delay("team/demo", t0 + milliseconds(200)) == milliseconds(100));
+  // during the scheduled flush's window: the one after it
+  CHECK(window.delay("team/demo", t0 + milliseconds(350)) == milliseconds(250));
+  // another CodexProxy is paced apart
+  CHECK(window.delay("team/other", t0 + milliseconds(350)) == milliseconds(0));
+  // quiet for a window after the last flush: at once again
+  CHECK(window.delay("team/demo", t0 + milliseconds(900)) == milliseconds(0));
+}
+
+TEST_CASE("the report window forgets quiet CodexProxies, so its memory is bounded") {
+  ReportWindow window(milliseconds(300));
+  const auto t0 = ReportWindow::Clock::now();
+  for (int i = 0; i < 5000; ++i) window.delay("ns/p" + std::to_string(i), t0);
+  CHECK(window.size() == 5000);
+  window.delay("ns/late", t0 + seconds(1));
+  CHECK(window.size() == 1);
+}
