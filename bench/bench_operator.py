@@ -226,7 +226,9 @@ def bench_pods(api, pods):
     for i in range(20):
         target, proxy_process = targets[i % len(targets)]
         proxy_process.wait_ready(10)
-        time.sleep(0.3)  # stable again: the next crash starts a new streak; the entry settled
+        # Stable again (the next crash starts a new streak), and the status settled: more than the
+        # controller's 300 ms report window since the last change, so an isolated crash is timed.
+        time.sleep(0.6)
         before, before_lease = restarts(), reported(target)
         worker = proxy_process.readyz()[1]["worker"]["pid"]
         start = time.monotonic()
