@@ -186,10 +186,14 @@ class PodReportTest(ControllerTestCase):
         self.assertEqual(self.lease(pod)["spec"]["leaseDurationSeconds"], 3)
         proxy.signal(signal.SIGSTOP)  # a hung pod: it serves nothing and renews nothing
         self.addCleanup(lambda: proxy.process.poll() is None and proxy.signal(signal.SIGCONT))
-        stopped = time.monotonic()
+        time.sleep(0.5)  # a renewal sent before the stop has landed: the Lease's last renewTime
+        last_renewal = datetime.datetime.fromisoformat(
+            self.lease(pod)["spec"]["renewTime"].replace("Z", "+00:00")).timestamp()
         entry = wait_until(lambda: (lambda e: e if e and e.get("stale") else None)(self.entry("beat", pod)), 15,
                            interval=0.2, message="the hung pod's entry stale")
-        self.assertGreater(time.monotonic() - stopped, 2.5, "stale before the Lease expired")
+        # not before the Lease expired: 3 s after the controller saw the last renewal, which was
+        # after the pod stamped it (one clock here; 0.1 s for the stamp's rounding)
+        self.assertGreater(time.time(), last_renewal + 3 - 0.1, "stale before the Lease expired")
         self.assertFalse(entry["ready"])
         self.assertEqual(self.columns("beat")["READY"], "1/2")
         self.assertIn(f"no fresh heartbeat from {pod}", self.condition("beat", "Available")["message"])
