@@ -34,11 +34,18 @@ std::string host_of(const std::string& server) {
 
 // What the controller reads of a pod: who it is, whose it is, whether it is going, and whether the
 // scheduler could place it. The rest (the whole spec, most of the status) is not cached.
-void trim_pod(json& pod) {
-  json metadata = json::object();
-  for (const char* key : {"name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp"}) {
-    if (pod["metadata"].contains(key)) metadata[key] = pod["metadata"][key];
+// The members `keys` of `from` that it has (an object, or not: then none).
+json pick(const json& from, std::initializer_list<const char*> keys) {
+  json out = json::object();
+  for (const char* key : keys) {
+    if (const auto& value = field_of(from, key); !value.is_null()) out[key] = value;
   }
+  return out;
+}
+
+void trim_pod(json& pod) {
+  json metadata = pick(field_of(pod, "metadata"), {"name", "namespace", "uid", "resourceVersion",
+                                                    "labels", "deletionTimestamp"});
   json conditions = json::array();
   for (const auto& condition : field_of(field_of(pod, "status"), "conditions")) {
     if (string_field(condition, "type") == "PodScheduled") conditions.push_back(condition);
@@ -52,16 +59,10 @@ void trim_pod(json& pod) {
 
 // A pod's heartbeat Lease: its identity, the report and the renewal.
 void trim_lease(json& lease) {
-  json metadata = json::object();
-  for (const char* key : {"name", "namespace", "resourceVersion", "labels"}) {
-    if (lease["metadata"].contains(key)) metadata[key] = lease["metadata"][key];
-  }
+  json metadata = pick(field_of(lease, "metadata"), {"name", "namespace", "resourceVersion", "labels"});
   const auto& report = field_of(field_of(field_of(lease, "metadata"), "annotations"), kPodReportAnnotation);
   if (report.is_string()) metadata["annotations"] = {{kPodReportAnnotation, report}};
-  json spec = json::object();
-  for (const char* key : {"renewTime", "leaseDurationSeconds"}) {
-    if (field_of(lease, "spec").contains(key)) spec[key] = lease["spec"][key];
-  }
+  json spec = pick(field_of(lease, "spec"), {"renewTime", "leaseDurationSeconds"});
   lease = {{"metadata", std::move(metadata)}, {"spec", std::move(spec)}};
 }
 

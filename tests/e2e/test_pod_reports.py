@@ -177,6 +177,21 @@ class PodReportTest(ControllerTestCase):
                 wait_until(lambda: self.lease(pod) is None, 60, interval=0.5, message=f"{pod}'s Lease deleted")
         self.assertIsNotNone(self.lease(list(remaining)[0]))
 
+    def test_entries_an_older_version_s_pods_wrote_themselves_are_removed(self):
+        self.apply_proxy("upgraded", replicas=1)
+        fleet = self.fleet("upgraded")
+        (pod, _), = fleet.wait_pods(1).items()
+        wait_until(lambda: self.entry("upgraded", pod), 30, interval=0.2, message="the pod's entry")
+        # what a pod of the previous version did: server-side apply of its own entry, its own field manager
+        old = {"apiVersion": "codexproxy.io/v1alpha1", "kind": "CodexProxy",
+               "metadata": {"name": "upgraded", "namespace": self.namespace},
+               "status": {"pods": [{"name": "upgraded-old-pod", "ready": True, "workerState": "ready"}]}}
+        kubectl("apply", "--server-side", "--subresource=status", "--field-manager=codex-proxy-upgraded-old-pod",
+                "-f", "-", input=json.dumps(old))
+        wait_until(lambda: [e["name"] for e in self.get("cxp", "upgraded")["status"].get("pods", [])] == [pod],
+                   15, interval=0.2, message="only the live pod's entry")
+        self.assertEqual(self.columns("upgraded")["READY"], "1/1")
+
     def test_an_expired_heartbeat_marks_the_entry_stale_and_a_restarted_pod_resumes(self):
         self.apply_proxy("beat", replicas=2)
         fleet = self.fleet("beat", worker_env={"PROXY_HEARTBEAT_S": "1"})  # a 3 s Lease
