@@ -225,6 +225,16 @@ std::vector<SettingSpec> build_settings() {
                            "trace files kept at most", &ProxyConfig::trace_max_files, 1, 1000000));
   s.push_back(uint_setting("PROXY_MAX_BODY_BYTES", "maxBodyBytes", "largest request body accepted",
                            &ProxyConfig::max_body_bytes, 1024, 64LL * 1024 * 1024));
+  s.push_back(uint_setting("PROXY_MAX_IMAGES", "images.maxPerRequest",
+                           "images one request may carry (0: images refused)",
+                           &ProxyConfig::max_images, 0, 1000));
+  s.push_back(uint_setting("PROXY_MAX_IMAGE_BYTES", "images.maxBytes",
+                           "decoded bytes of all images of one request",
+                           &ProxyConfig::max_image_bytes, 0, 64LL * 1024 * 1024));
+  s.push_back(string_setting("WORKER_DEFAULT_INSTRUCTIONS", "worker.defaultInstructions",
+                             "the model's instructions when a request has no system or developer "
+                             "message (empty: none; never codex's own prompt)",
+                             &ProxyConfig::default_instructions, true));
   s.push_back(uint_setting("PROXY_QUEUE_MAX", "queue.max",
                            "requests waiting for a worker slot at most (beyond: 429)",
                            &ProxyConfig::queue_max, 0, 100000));

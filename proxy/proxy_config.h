@@ -49,7 +49,11 @@ struct ProxyConfig {
   std::string trace_dir = ".codex-api/trace-buffer";
   std::chrono::seconds trace_ttl{settings::kTraceTtlSeconds.env_default()};
   std::uint32_t trace_max_files = settings::kTraceMaxFiles.env_default();
-  std::uint64_t max_body_bytes = 1024 * 1024;
+  std::uint64_t max_body_bytes = 16 * 1024 * 1024;  // room for images (max_image_bytes, base64)
+  std::size_t max_images = 16;
+  std::size_t max_image_bytes = 8 * 1024 * 1024;
+  // The model's instructions when a request has no system or developer message.
+  std::string default_instructions;
   std::uint32_t queue_max = 64;
   std::chrono::milliseconds queue_timeout{30000};
   int maintenance_retry_after_s = settings::kRetryAfterSeconds.env_default();

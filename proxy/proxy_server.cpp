@@ -152,7 +152,8 @@ http::HttpResponse ProxyServer::serve_metrics(const http::HttpRequest& request) 
                                trace_.pruned_count(),
                                trace_.write_errors(),
                                cluster_ ? cluster_->reports_written() : 0,
-                               cluster_ ? cluster_->reports_failed() : 0};
+                               cluster_ ? cluster_->reports_failed() : 0,
+                               api_.stats().params_ignored};
   return http::make_response(request, 200, "text/plain; version=0.0.4; charset=utf-8",
                              metrics_.scrape(sources));
 }

@@ -2,6 +2,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace cxp::proxy {
 
@@ -15,9 +20,24 @@ struct ToolBufferCounters {
   std::atomic<std::uint64_t> aborted{0};
 };
 
+// Requests that set a field codex-proxy accepts without effect, by field (exported as
+// codex_params_ignored_total{param}; one counter per ignored field of request_fields.h).
+class ParamsIgnoredCounters {
+ public:
+  ParamsIgnoredCounters();
+  void count(const std::vector<std::string>& params);
+  // (param, total) for every counted field.
+  std::vector<std::pair<std::string_view, std::uint64_t>> totals() const;
+
+ private:
+  std::vector<std::string_view> names_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;
+};
+
 // Counters of the API kept in one place and read by /metrics.
 struct ApiStats {
   ToolBufferCounters tool_buffer;
+  ParamsIgnoredCounters params_ignored;
   std::atomic<std::int64_t> streams_active{0};
   // /v1 requests answered 503 because of maintenance mode (codex_maintenance_refused_total: what a
   // maintenance window turned away). Counted by the const gatekeeper, hence mutable.

@@ -5,10 +5,15 @@
 #include <optional>
 #include <set>
 
+#include "proxy/api/request_fields.h"
+
 namespace cxp::proxy {
 namespace {
 
 using nlohmann::json;
+
+constexpr std::size_t kMaxStops = 4;  // OpenAI's bound
+constexpr std::size_t kMaxStopBytes = 256;
 
 // An assistant message's tool calls become function calls of the conversation.
 std::optional<ApiError> parse_assistant_calls(const json& m, const std::string& where,
@@ -64,17 +69,54 @@ std::optional<ApiError> parse_tools(const json& root, TurnRequest& request) {
                           "{\"type\":\"function\",\"function\":{\"name\":…}}", request);
 }
 
+// `stop`: a string or up to 4 strings, each 1-256 characters.
+std::optional<ApiError> read_stop(const json& root, TurnRequest& request) {
+  const auto stop = root.find("stop");
+  if (stop == root.end() || stop->is_null()) return std::nullopt;
+  const json list = stop->is_string() ? json::array({*stop}) : *stop;
+  if (!list.is_array() || list.size() > kMaxStops) {
+    return invalid_request("stop", "stop: expected a string or an array of up to " +
+                                       std::to_string(kMaxStops) + " strings");
+  }
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string at = stop->is_string() ? "stop" : "stop[" + std::to_string(i) + "]";
+    if (!list[i].is_string() || list[i].get_ref<const std::string&>().empty() ||
+        list[i].get_ref<const std::string&>().size() > kMaxStopBytes) {
+      return invalid_request(at, at + ": expected a string of 1-" +
+                                     std::to_string(kMaxStopBytes) + " bytes");
+    }
+    request.stop.push_back(list[i].get<std::string>());
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::variant<TurnRequest, ApiError> parse_chat_request(std::string_view body,
-                                                       const std::vector<std::string>& models,
-                                                       const std::string& default_model) {
+                                                       const ParseOptions& options) {
   auto parsed = parse_body_object(body);
   if (auto* error = std::get_if<ApiError>(&parsed)) return *error;
   const json root = std::get<json>(std::move(parsed));
 
   TurnRequest request;
-  if (auto error = read_model(root, models, default_model, request)) return *error;
+  if (auto error = read_model(root, options.models, options.default_model, request)) return *error;
+  if (auto error = refused_field(root, "chat")) return *error;
+  ImageBudget images;
+  const ImagePartReader read_image_part = [&](const json& part, const std::string& at,
+                                              ImageInput& out) -> std::optional<ApiError> {
+    // {"type":"image_url","image_url":{"url","detail"}} (or the URL as a string)
+    const auto image = part.value("image_url", json());
+    if (image.is_string()) {
+      return read_image(image, json(), at + ".image_url", at + ".image_url.detail",
+                        options.images, images, out);
+    }
+    if (!image.is_object()) {
+      return invalid_request(at + ".image_url", at + ".image_url: expected {\"url\", \"detail\"}");
+    }
+    return read_image(image.value("url", json()), image.value("detail", json()),
+                      at + ".image_url.url", at + ".image_url.detail", options.images, images,
+                      out);
+  };
 
   const auto messages = root.find("messages");
   if (messages == root.end()) return invalid_request("messages", "messages: required");
@@ -95,19 +137,26 @@ std::variant<TurnRequest, ApiError> parse_chat_request(std::string_view body,
     if (role == m.end() || !role->is_string())
       return invalid_request(where + ".role", where + ".role: expected a string");
     const auto role_name = role->get<std::string>();
-    auto text = content_text(m.contains("content") ? m["content"] : json(), where + ".content",
-                             {"text"}, true);
+    const json content_field = m.contains("content") ? m["content"] : json();
+    if (role_name == "user") {
+      auto parts = user_content(content_field.is_null() ? json("") : content_field,
+                                where + ".content", {"text"}, "image_url", read_image_part);
+      if (auto* error = std::get_if<ApiError>(&parts)) return *error;
+      HistoryItem item;
+      item.parts = std::get<std::vector<MessagePart>>(std::move(parts));
+      conversation.push_back(std::move(item));
+      continue;
+    }
+    auto text = content_text(content_field, where + ".content", {"text"}, true);
     if (auto* error = std::get_if<ApiError>(&text)) return *error;
     auto content = std::get<std::string>(std::move(text));
     if (role_name == "system" || role_name == "developer") {
       if (!request.instructions.empty()) request.instructions += "\n\n";
       request.instructions += content;
-    } else if (role_name == "user") {
-      conversation.push_back({HistoryItem::Kind::kUserMessage, std::move(content), "", "", ""});
     } else if (role_name == "assistant") {
       if (!content.empty()) {
         conversation.push_back(
-            {HistoryItem::Kind::kAssistantMessage, std::move(content), "", "", ""});
+            {HistoryItem::Kind::kAssistantMessage, std::move(content), "", "", "", {}});
       }
       if (auto error = parse_assistant_calls(m, where, conversation, call_ids)) return *error;
     } else if (role_name == "tool") {
@@ -121,7 +170,7 @@ std::variant<TurnRequest, ApiError> parse_chat_request(std::string_view body,
                                    "' answers no tool call of an earlier assistant message");
       }
       conversation.push_back({HistoryItem::Kind::kFunctionCallOutput, std::move(content),
-                              id->get<std::string>(), "", ""});
+                              id->get<std::string>(), "", "", {}});
     } else {
       return invalid_request(where + ".role",
                              where + ".role: unknown role '" + role_name.substr(0, 64) +
@@ -151,7 +200,14 @@ std::variant<TurnRequest, ApiError> parse_chat_request(std::string_view body,
     }
   }
   if (auto error = parse_tools(root, request)) return *error;
-  if (auto error = validate_turn_request(request)) return *error;
+  if (auto error = read_response_format(root, request.format)) return *error;
+  if (auto error = read_effort(root.value("reasoning_effort", json()), "reasoning_effort",
+                               request.effort)) {
+    return *error;
+  }
+  if (auto error = read_stop(root, request)) return *error;
+  if (auto error = validate_turn_request(request, "messages")) return *error;
+  request.ignored_params = ignored_fields(root, "chat");
   return request;
 }
 

@@ -18,8 +18,11 @@ namespace cxp::proxy {
 // the model sees it natively: user and assistant messages, an assistant's `tool_calls` as function
 // calls, a `tool` message as the output of the call its `tool_call_id` names (which must be one
 // of an earlier assistant message).
+//
+// Generation parameters: `response_format` (structured outputs), `reasoning_effort`, `stop` (up to
+// 4 strings), image parts of user messages (data URLs); the fields codex cannot honour are
+// reported in TurnRequest::ignored_params or refused (request_fields.h).
 std::variant<TurnRequest, ApiError> parse_chat_request(std::string_view body,
-                                                       const std::vector<std::string>& models,
-                                                       const std::string& default_model);
+                                                       const ParseOptions& options);
 
 }  // namespace cxp::proxy

@@ -12,7 +12,9 @@ using nlohmann::json;
 json usage_json(const TokenUsage& usage) {
   return {{"prompt_tokens", usage.prompt_tokens},
           {"completion_tokens", usage.completion_tokens},
-          {"total_tokens", usage.total_tokens}};
+          {"total_tokens", usage.total_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", usage.cached_tokens}}},
+          {"completion_tokens_details", {{"reasoning_tokens", usage.reasoning_tokens}}}};
 }
 
 json chunk(const CompletionMeta& meta, json choices) {
@@ -48,7 +50,8 @@ std::string render_completion(const CompletionMeta& meta, const std::string& con
                               const std::vector<ToolCallOut>& tool_calls,
                               const std::string& finish_reason,
                               const std::optional<TokenUsage>& usage) {
-  json message = {{"role", "assistant"}, {"content", content}};
+  // refusal: codex passes no model refusal on, so there is never one to report.
+  json message = {{"role", "assistant"}, {"content", content}, {"refusal", nullptr}};
   if (!tool_calls.empty()) {
     if (content.empty()) message["content"] = nullptr;
     message["tool_calls"] = json::array();
@@ -66,7 +69,8 @@ std::string render_completion(const CompletionMeta& meta, const std::string& con
 }
 
 std::string sse_role_chunk(const CompletionMeta& meta) {
-  return event(chunk(meta, choice_delta({{"role", "assistant"}, {"content", ""}})));
+  return event(
+      chunk(meta, choice_delta({{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}})));
 }
 
 std::string sse_content_chunk(const CompletionMeta& meta, const std::string& delta) {
@@ -108,7 +112,10 @@ std::optional<TokenUsage> usage_from_notification(const json& params) {
   if (!params.is_object()) return std::nullopt;
   const auto usage = params.find("tokenUsage");
   if (usage == params.end() || !usage->is_object()) return std::nullopt;
-  const auto last = usage->find("last");
+  // The thread's total: each request has a thread of its own, so that is every model call of the
+  // turn (`last` is only the latest call's).
+  auto last = usage->find("total");
+  if (last == usage->end() || !last->is_object()) last = usage->find("last");
   if (last == usage->end() || !last->is_object()) return std::nullopt;
   // Counts of another type read as absent (a worker's frame never throws).
   TokenUsage out;

@@ -48,8 +48,8 @@ std::string sse_error_event(const std::string& error_json);
 std::string sse_done();
 std::string sse_keepalive();
 
-// Reads thread/tokenUsage/updated params ({tokenUsage:{last:{inputTokens, cachedInputTokens,
-// outputTokens, reasoningOutputTokens, totalTokens}}}).
+// Reads thread/tokenUsage/updated params ({tokenUsage:{total|last:{inputTokens,
+// cachedInputTokens, outputTokens, reasoningOutputTokens, totalTokens}}}): the thread's total.
 std::optional<TokenUsage> usage_from_notification(const nlohmann::json& params);
 
 }  // namespace cxp::proxy

@@ -51,6 +51,10 @@ OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
   turn_settings_.request_timeout = config.worker_request_timeout;
   turn_settings_.keepalive = config.sse_keepalive;
   turn_settings_.worker_model = config.codex_model;
+  turn_settings_.default_instructions = config.default_instructions;
+  parse_options_.models = models_;
+  parse_options_.default_model = config.codex_model;
+  parse_options_.images = {config.max_images, config.max_image_bytes};
   turn_settings_.reserved_tool_names = reserved_tool_names(config.codex.builtin_tools);
   turn_settings_.stats = &stats_;
   turn_settings_.trace = trace;
@@ -150,13 +154,14 @@ void OpenAiApi::serve_turn(const http::ExchangePtr& exchange, std::string_view r
                 std::string(request[beast_http::field::content_type]).substr(0, 100) + "'";
     return refuse(exchange, route, e);
   }
-  auto parsed = parse(request.body(), models_, config_.codex_model);
+  auto parsed = parse(request.body(), parse_options_);
   if (auto* error = std::get_if<ApiError>(&parsed)) {
     if (error->code == "model_not_found") exchange->set_model("?");  // labelled "other"
     return refuse(exchange, route, *error);
   }
   auto turn = std::get<TurnRequest>(std::move(parsed));
   exchange->set_model(turn.model);
+  stats_.params_ignored.count(turn.ignored_params);
 
   auto cancel_wait = gate_->acquire([this, exchange, turn, route = std::string(route), renderer](
                                         AdmissionGate::TicketPtr ticket,

@@ -32,8 +32,7 @@ class OpenAiApi {
 
  private:
   using Parser = std::variant<TurnRequest, ApiError> (*)(std::string_view body,
-                                                         const std::vector<std::string>& models,
-                                                         const std::string& default_model);
+                                                         const ParseOptions& options);
   using RendererFactory = std::unique_ptr<TurnRenderer> (*)(const std::string& request_id,
                                                             const TurnRequest& request);
   void serve_turn(const http::ExchangePtr& exchange, std::string_view route, Parser parse,
@@ -50,6 +49,7 @@ class OpenAiApi {
   WorkerSupervisor& supervisor_;
   const MaintenanceSwitch& maintenance_;
   std::vector<std::string> models_;
+  ParseOptions parse_options_;
   std::shared_ptr<AdmissionGate> gate_;
   TurnRouter turns_;
   ApiStats stats_;

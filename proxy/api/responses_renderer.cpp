@@ -1,5 +1,7 @@
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "proxy/api/turn_renderer.h"
 
@@ -55,6 +57,10 @@ class ResponsesRenderer final : public TurnRenderer {
                        {"strict", false}});
     }
     echo_["tools"] = std::move(tools);
+    echo_["text"] = {{"format", request.format.echo()}};
+    echo_["reasoning"] = {
+        {"effort", request.effort.empty() ? json(nullptr) : json(request.effort)},
+        {"summary", request.summary.empty() ? json(nullptr) : json(request.summary)}};
   }
 
   std::string_view route() const override { return "/v1/responses"; }
@@ -65,8 +71,50 @@ class ResponsesRenderer final : public TurnRenderer {
     return out + event("response.in_progress", {{"response", response}});
   }
 
+  std::string reasoning_started(const std::string& id) override {
+    std::string out = close_message() + close_reasoning();
+    reasoning_ = ReasoningOut{id, {}, false};
+    reasoning_index_ = output_.size();
+    return out + event("response.output_item.added",
+                       {{"output_index", reasoning_index_}, {"item", reasoning_item(*reasoning_)}});
+  }
+
+  std::string reasoning_delta(const std::string& id, std::size_t index,
+                              std::string_view delta) override {
+    std::string out;
+    if (!reasoning_ || reasoning_->id != id) out += reasoning_started(id);
+    while (reasoning_->summary.size() <= index) {
+      if (!reasoning_->summary.empty()) out += close_summary_part();
+      reasoning_->summary.emplace_back();
+      out += event("response.reasoning_summary_part.added",
+                   {{"item_id", id},
+                    {"output_index", reasoning_index_},
+                    {"summary_index", reasoning_->summary.size() - 1},
+                    {"part", summary_part("")}});
+    }
+    reasoning_->summary[index] += delta;
+    return out + event("response.reasoning_summary_text.delta", {{"item_id", id},
+                                                                 {"output_index", reasoning_index_},
+                                                                 {"summary_index", index},
+                                                                 {"delta", std::string(delta)}});
+  }
+
+  std::string reasoning_done(const ReasoningOut& item) override {
+    std::string out;
+    if (!reasoning_ || reasoning_->id != item.id) out += reasoning_started(item.id);
+    // The whole summary as the worker finished it: parts not streamed yet are sent now.
+    for (std::size_t i = 0; i < item.summary.size(); ++i) {
+      const std::string have = i < reasoning_->summary.size() ? reasoning_->summary[i] : "";
+      const auto& whole = item.summary[i];
+      if (whole.size() > have.size() && whole.compare(0, have.size(), have) == 0) {
+        out += reasoning_delta(item.id, i, std::string_view(whole).substr(have.size()));
+      }
+    }
+    return out + close_reasoning();
+  }
+
   std::string text_delta(std::string_view delta) override {
-    std::string out = open_message();
+    std::string out = close_reasoning() + open_message();
     text_ += delta;
     return out + event("response.output_text.delta", {{"item_id", message_id_},
                                                       {"output_index", message_index_},
@@ -76,7 +124,7 @@ class ResponsesRenderer final : public TurnRenderer {
   }
 
   std::string tool_call(std::size_t, const ToolCallOut& call) override {
-    std::string out = close_message();
+    std::string out = close_reasoning() + close_message();
     const auto index = output_.size();
     out += event("response.output_item.added",
                  {{"output_index", index}, {"item", function_call_item(call, "in_progress")}});
@@ -93,9 +141,13 @@ class ResponsesRenderer final : public TurnRenderer {
   }
 
   std::string stream_end(const TurnOutcome& outcome) override {
-    std::string out = outcome.calls.empty() && !message_open_ && output_.empty()
-                          ? open_message()  // an empty answer is still one (empty) message
-                          : std::string();
+    std::string out = close_reasoning();
+    const bool answered = std::any_of(output_.begin(), output_.end(), [](const json& item) {
+      return item["type"] != "reasoning";
+    });
+    if (outcome.calls.empty() && !message_open_ && !answered) {
+      out += open_message();  // an empty answer is still one (empty) message
+    }
     out += close_message();
     return out + event("response.completed",
                        {{"response", object("completed", output_, outcome.usage, json(nullptr))}});
@@ -109,6 +161,7 @@ class ResponsesRenderer final : public TurnRenderer {
 
   std::string body(const TurnOutcome& outcome) override {
     json output = json::array();
+    for (const auto& item : outcome.reasoning) output.push_back(reasoning_item(item));
     if (!outcome.text.empty() || outcome.calls.empty())
       output.push_back(message_item(outcome.text));
     for (const auto& call : outcome.calls) output.push_back(function_call_item(call, "completed"));
@@ -142,6 +195,39 @@ class ResponsesRenderer final : public TurnRenderer {
         {"role", "assistant"},
         {"content",
          json::array({{{"type", "output_text"}, {"text", text}, {"annotations", json::array()}}})}};
+  }
+
+  static json summary_part(const std::string& text) {
+    return {{"type", "summary_text"}, {"text", text}};
+  }
+
+  static json reasoning_item(const ReasoningOut& item) {
+    json summary = json::array();
+    for (const auto& part : item.summary) summary.push_back(summary_part(part));
+    return {{"type", "reasoning"}, {"id", item.id}, {"summary", std::move(summary)}};
+  }
+
+  std::string close_summary_part() {
+    const auto index = reasoning_->summary.size() - 1;
+    const auto& text = reasoning_->summary.back();
+    std::string out = event("response.reasoning_summary_text.done",
+                            {{"item_id", reasoning_->id},
+                             {"output_index", reasoning_index_},
+                             {"summary_index", index},
+                             {"text", text}});
+    return out + event("response.reasoning_summary_part.done", {{"item_id", reasoning_->id},
+                                                                {"output_index", reasoning_index_},
+                                                                {"summary_index", index},
+                                                                {"part", summary_part(text)}});
+  }
+
+  std::string close_reasoning() {
+    if (!reasoning_) return "";
+    std::string out = reasoning_->summary.empty() ? std::string() : close_summary_part();
+    output_.push_back(reasoning_item(*reasoning_));
+    reasoning_.reset();
+    return out + event("response.output_item.done",
+                       {{"output_index", reasoning_index_}, {"item", output_.back()}});
   }
 
   std::string event(const char* type, json payload) {
@@ -199,6 +285,8 @@ class ResponsesRenderer final : public TurnRenderer {
   json output_ = json::array();  // items finished so far (streaming)
   std::string text_;             // of the open message
   bool message_open_ = false;
+  std::optional<ReasoningOut> reasoning_;  // the open reasoning item (streaming)
+  std::size_t reasoning_index_ = 0;
   std::size_t message_index_ = 0;
   std::int64_t sequence_ = 0;
 };

@@ -21,8 +21,11 @@ namespace cxp::proxy {
 // `parallel_tool_calls`, `stream`. codex-proxy stores no responses: `previous_response_id` and
 // `conversation` are refused with a 400 saying so. Unknown fields are ignored; every error names
 // the field at fault.
+//
+// Generation parameters: `text.format` (structured outputs), `reasoning.effort`,
+// `reasoning.summary`, `input_image` parts of user messages (data URLs); the fields codex cannot
+// honour are reported in TurnRequest::ignored_params or refused (request_fields.h).
 std::variant<TurnRequest, ApiError> parse_responses_request(std::string_view body,
-                                                            const std::vector<std::string>& models,
-                                                            const std::string& default_model);
+                                                            const ParseOptions& options);
 
 }  // namespace cxp::proxy

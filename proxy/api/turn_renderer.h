@@ -12,12 +12,21 @@
 
 namespace cxp::proxy {
 
+// A reasoning item of the model: its id and the parts of its summary (empty unless the caller
+// asked for a summary).
+struct ReasoningOut {
+  std::string id;
+  std::vector<std::string> summary;
+  bool done = false;
+};
+
 // What a finished turn produced.
 struct TurnOutcome {
   std::string text;
   std::vector<ToolCallOut> calls;
   std::string finish_reason;  // "stop" or "tool_calls"
   std::optional<TokenUsage> usage;
+  std::vector<ReasoningOut> reasoning;
 };
 
 // How one endpoint renders a turn: the only part of a request's path that differs between
@@ -31,6 +40,14 @@ class TurnRenderer {
   virtual std::string stream_start() = 0;
   virtual std::string text_delta(std::string_view delta) = 0;
   virtual std::string tool_call(std::size_t index, const ToolCallOut& call) = 0;
+  // The model's reasoning, when the endpoint shows it (the Responses API): an item begun, a delta
+  // of its summary part `summary_index`, the item finished.
+  virtual std::string reasoning_started(const std::string& /*id*/) { return ""; }
+  virtual std::string reasoning_delta(const std::string& /*id*/, std::size_t /*summary_index*/,
+                                      std::string_view /*delta*/) {
+    return "";
+  }
+  virtual std::string reasoning_done(const ReasoningOut& /*item*/) { return ""; }
   // The last events: finish, usage, the stream's terminator.
   virtual std::string stream_end(const TurnOutcome& outcome) = 0;
   // A failure after the stream started: an error event and the terminator.

@@ -21,17 +21,28 @@ std::string json_type_name(const json& value) {
   return value.is_null() ? "null" : std::string(value.type_name());
 }
 
-std::variant<std::string, ApiError> content_text(const json& content, const std::string& where,
-                                                 const std::vector<std::string>& text_types,
-                                                 bool null_ok) {
-  if (content.is_null() && null_ok) return std::string();
-  if (content.is_string()) return content.get<std::string>();
+namespace {
+
+bool is_image_part(std::string_view type) {
+  return type == "image_url" || type == "input_image";
+}
+
+bool is_file_or_audio_part(std::string_view type) {
+  return type == "file" || type == "input_file" || type == "input_audio" || type == "audio";
+}
+
+// Reads the parts of a message's content, handing each to `on_part(part, at, type)`; a string is
+// one text part. Errors name the part.
+std::optional<ApiError> each_part(
+    const json& content, const std::string& where,
+    const std::function<std::optional<ApiError>(const json&, const std::string&,
+                                                const std::string&)>& on_part) {
+  if (content.is_string()) return on_part(json{{"text", content}}, where, "text");
   if (!content.is_array()) {
     return invalid_request(where, where +
                                       ": expected a string or an array of content parts, found " +
                                       json_type_name(content));
   }
-  std::string text;
   for (std::size_t i = 0; i < content.size(); ++i) {
     const auto& part = content[i];
     const std::string at = where + "[" + std::to_string(i) + "]";
@@ -39,20 +50,112 @@ std::variant<std::string, ApiError> content_text(const json& content, const std:
     if (!type.is_string()) {
       return invalid_request(at, at + ": expected an object with a string \"type\"");
     }
-    const auto kind = type.get<std::string>();
-    if (std::find(text_types.begin(), text_types.end(), kind) == text_types.end()) {
-      std::string accepted;
-      for (const auto& t : text_types) accepted += (accepted.empty() ? "'" : ", '") + t + "'";
-      return invalid_request(at + ".type", at + ".type: content part type '" + kind.substr(0, 64) +
-                                               "' is not supported; only text is (" + accepted +
-                                               ")");
-    }
-    if (!part.value("text", json()).is_string()) {
-      return invalid_request(at + ".text", at + ".text: expected a string");
-    }
-    text += part["text"].get<std::string>();
+    if (auto error = on_part(part, at, type.get<std::string>())) return error;
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> text_part(const json& part, const std::string& at, std::string& out) {
+  const auto text = part.find("text");
+  if (text == part.end() || !text->is_string()) {
+    return invalid_request(at + ".text", at + ".text: expected a string");
+  }
+  out += text->get<std::string>();
+  return std::nullopt;
+}
+
+ApiError unsupported_part(const std::string& at, const std::string& kind,
+                          const std::vector<std::string>& accepted_types, bool images_here) {
+  std::string accepted;
+  for (const auto& t : accepted_types) accepted += (accepted.empty() ? "'" : ", '") + t + "'";
+  std::string why = "is not supported here (" + accepted + " are)";
+  if (is_image_part(kind) && !images_here) why = "is accepted in user messages only";
+  if (is_file_or_audio_part(kind)) {
+    why = "is not supported: the worker (codex 0.169) takes text and images, no files or audio";
+  }
+  return invalid_request(at + ".type", at + ".type: content part type '" + kind.substr(0, 64) +
+                                           "' " + why);
+}
+
+}  // namespace
+
+std::string text_of(const std::vector<MessagePart>& parts) {
+  std::string text;
+  for (const auto& part : parts) {
+    if (!part.image) text += part.text;
   }
   return text;
+}
+
+std::variant<std::string, ApiError> content_text(const json& content, const std::string& where,
+                                                 const std::vector<std::string>& text_types,
+                                                 bool null_ok) {
+  if (content.is_null() && null_ok) return std::string();
+  std::string text;
+  auto error = each_part(content, where,
+                         [&](const json& part, const std::string& at, const std::string& kind) {
+                           if (std::find(text_types.begin(), text_types.end(), kind) ==
+                                   text_types.end() &&
+                               kind != "text") {
+                             return std::optional<ApiError>(
+                                 unsupported_part(at, kind, text_types, false));
+                           }
+                           return text_part(part, at, text);
+                         });
+  if (error) return *error;
+  return text;
+}
+
+std::variant<std::vector<MessagePart>, ApiError> user_content(
+    const json& content, const std::string& where, const std::vector<std::string>& text_types,
+    std::string_view image_type, const ImagePartReader& read_image_part) {
+  std::vector<MessagePart> parts;
+  auto error = each_part(
+      content, where,
+      [&](const json& part, const std::string& at,
+          const std::string& kind) -> std::optional<ApiError> {
+        if (kind == image_type) {
+          MessagePart image;
+          image.image.emplace();
+          if (auto bad = read_image_part(part, at, *image.image)) return bad;
+          parts.push_back(std::move(image));
+          return std::nullopt;
+        }
+        if (std::find(text_types.begin(), text_types.end(), kind) == text_types.end() &&
+            kind != "text") {
+          auto accepted = text_types;
+          accepted.emplace_back(image_type);
+          return unsupported_part(at, kind, accepted, true);
+        }
+        std::string text;
+        if (auto bad = text_part(part, at, text)) return bad;
+        // Adjacent text parts make one (as content_text joins them); empty text is nothing.
+        if (text.empty()) return std::nullopt;
+        if (!parts.empty() && !parts.back().image) {
+          parts.back().text += text;
+        } else {
+          parts.push_back({std::move(text), std::nullopt});
+        }
+        return std::nullopt;
+      });
+  if (error) return *error;
+  return parts;
+}
+
+std::optional<ApiError> read_effort(const json& value, const std::string& param,
+                                    std::string& out) {
+  if (value.is_null()) return std::nullopt;
+  static const std::vector<std::string> kEfforts = {"none", "minimal", "low",
+                                                    "medium", "high", "xhigh"};
+  if (!value.is_string() ||
+      std::find(kEfforts.begin(), kEfforts.end(), value.get<std::string>()) == kEfforts.end()) {
+    return invalid_request(param, param +
+                                      ": expected \"none\", \"minimal\", \"low\", \"medium\", "
+                                      "\"high\" or \"xhigh\", found " +
+                                      value.dump().substr(0, 64));
+  }
+  out = value.get<std::string>();
+  return std::nullopt;
 }
 
 std::variant<json, ApiError> parse_body_object(std::string_view body) {
@@ -145,10 +248,20 @@ std::string TurnRequest::tool_choice_instructions() const {
 
 json history_item_json(const HistoryItem& item) {
   switch (item.kind) {
-    case HistoryItem::Kind::kUserMessage:
-      return {{"type", "message"},
-              {"role", "user"},
-              {"content", json::array({{{"type", "input_text"}, {"text", item.text}}})}};
+    case HistoryItem::Kind::kUserMessage: {
+      json content = json::array();
+      for (const auto& part : item.parts) {
+        if (part.image) {
+          content.push_back({{"type", "input_image"},
+                             {"image_url", part.image->url},
+                             {"detail", part.image->detail}});
+        } else {
+          content.push_back({{"type", "input_text"}, {"text", part.text}});
+        }
+      }
+      if (content.empty()) content.push_back({{"type", "input_text"}, {"text", ""}});
+      return {{"type", "message"}, {"role", "user"}, {"content", std::move(content)}};
+    }
     case HistoryItem::Kind::kAssistantMessage:
       return {{"type", "message"},
               {"role", "assistant"},
@@ -166,7 +279,7 @@ json history_item_json(const HistoryItem& item) {
 
 void split_last_user_message(std::vector<HistoryItem> conversation, TurnRequest& request) {
   if (!conversation.empty() && conversation.back().kind == HistoryItem::Kind::kUserMessage) {
-    request.input = std::move(conversation.back().text);
+    request.input = std::move(conversation.back().parts);
     conversation.pop_back();
   }
   request.history = std::move(conversation);
@@ -220,7 +333,8 @@ std::optional<ApiError> parse_tool(const json& name, const json& description,
   return std::nullopt;
 }
 
-std::optional<ApiError> validate_turn_request(const TurnRequest& request) {
+std::optional<ApiError> validate_turn_request(const TurnRequest& request,
+                                              const std::string& conversation_param) {
   std::set<std::string> names;
   for (const auto& tool : request.tools) names.insert(tool.name);
   const auto& choice = request.tool_choice;
@@ -233,7 +347,20 @@ std::optional<ApiError> validate_turn_request(const TurnRequest& request) {
     }
   }
   if (request.input.empty() && request.history.empty()) {
-    return invalid_request("messages", "the conversation has nothing to answer");
+    return invalid_request(conversation_param, "the conversation has nothing to answer");
+  }
+  if (request.format.kind == OutputFormat::Kind::kJsonObject) {
+    // OpenAI's rule, mirrored: JSON mode needs the messages to ask for JSON.
+    bool asked = mentions_json(request.instructions) || mentions_json(request.input_text());
+    for (const auto& item : request.history) {
+      asked = asked || mentions_json(item.text) || mentions_json(text_of(item.parts));
+    }
+    if (!asked) {
+      return invalid_request(conversation_param,
+                             conversation_param +
+                                 " must contain the word 'json' in some form, to use a response "
+                                 "format of type 'json_object'");
+    }
   }
   return std::nullopt;
 }

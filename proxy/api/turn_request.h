@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "proxy/api/api_error.h"
+#include "proxy/api/image_input.h"
+#include "proxy/api/output_format.h"
 
 namespace cxp::proxy {
 
@@ -19,14 +21,31 @@ struct ToolSpec {
   nlohmann::json parameters = nlohmann::json::object();  // JSON Schema of the arguments
 };
 
+// One part of a user message, in the caller's order: text, or an image.
+struct MessagePart {
+  std::string text;
+  std::optional<ImageInput> image;
+};
+
+// The text parts of a message, joined.
+std::string text_of(const std::vector<MessagePart>& parts);
+
 // One item of the conversation before the turn, as the model will see it (a Responses API item).
 struct HistoryItem {
   enum class Kind { kUserMessage, kAssistantMessage, kFunctionCall, kFunctionCallOutput };
   Kind kind = Kind::kUserMessage;
-  std::string text;       // message text, or the function's output
-  std::string call_id;    // function call and output
-  std::string name;       // function call
-  std::string arguments;  // function call: JSON text
+  std::string text;                 // an assistant message's text, or the function's output
+  std::string call_id;              // function call and output
+  std::string name;                 // function call
+  std::string arguments;            // function call: JSON text
+  std::vector<MessagePart> parts;   // a user message's content
+};
+
+// What both parsers need besides the body: the served models and the bounds of a request.
+struct ParseOptions {
+  std::vector<std::string> models;  // the names a request may use
+  std::string default_model;        // a request without `model`
+  ImageLimits images;
 };
 
 // What both /v1/chat/completions and /v1/responses ask of the worker: one turn on a new thread.
@@ -35,8 +54,9 @@ struct TurnRequest {
   std::string model;         // the name the client used (one of the served models)
   std::string instructions;  // system and developer messages → the thread's base instructions
   std::vector<HistoryItem> history;  // the conversation before the turn (injected)
-  std::string
-      input;  // the turn's user text; empty: the turn goes on from the history (tool outputs)
+  // The turn's user message (text and images); empty: the turn goes on from the history (tool
+  // outputs).
+  std::vector<MessagePart> input;
   std::vector<ToolSpec> tools;
   std::string tool_choice = "auto";  // "none", "auto", "required", or a function name
   bool parallel_tool_calls = true;
@@ -45,6 +65,14 @@ struct TurnRequest {
   // Tools of the request the worker cannot offer (Responses API hosted tools such as web_search,
   // tool namespaces): left out, named in the log.
   std::vector<std::string> ignored_tools;
+  OutputFormat format;            // response_format / text.format
+  std::string effort;             // reasoning effort; "": the worker's default
+  std::string summary;            // reasoning summary (Responses API); "": none
+  std::vector<std::string> stop;  // chat `stop`: the answer ends before the first match
+  // Fields of the request that have no effect (request_fields.h): logged and counted.
+  std::vector<std::string> ignored_params;
+
+  std::string input_text() const { return text_of(input); }
 
   // The tools the model is offered (none with tool_choice "none"; only the named one).
   std::vector<ToolSpec> offered_tools() const;
@@ -68,9 +96,16 @@ std::optional<ApiError> parse_tool(const nlohmann::json& name, const nlohmann::j
                                    const nlohmann::json& parameters, const std::string& where,
                                    const std::vector<ToolSpec>& earlier, ToolSpec& out);
 
-// Checks what both endpoints share once a request is read: a named tool_choice that exists and
-// something for the turn to do. Errors name the field.
-std::optional<ApiError> validate_turn_request(const TurnRequest& request);
+// Checks what both endpoints share once a request is read: a named tool_choice that exists,
+// something for the turn to do, and a json_object request whose messages say "JSON" (as OpenAI
+// requires; `conversation_param` names them: "messages" or "input"). Errors name the field.
+std::optional<ApiError> validate_turn_request(const TurnRequest& request,
+                                              const std::string& conversation_param);
+
+// A reasoning effort OpenAI's API takes: none, minimal, low, medium, high or xhigh (codex passes
+// any word through, and maps some of its own, e.g. "ultra", to others). `param` names the field.
+std::optional<ApiError> read_effort(const nlohmann::json& value, const std::string& param,
+                                    std::string& out);
 
 // 400 invalid_request_error naming `param`.
 ApiError invalid_request(std::string param, std::string message);
@@ -101,6 +136,15 @@ std::variant<std::string, ApiError> content_text(const nlohmann::json& content,
                                                  const std::string& where,
                                                  const std::vector<std::string>& text_types,
                                                  bool null_ok);
+// Reads an image part (`part` is its object, `at` its path) into `out`.
+using ImagePartReader = std::function<std::optional<ApiError>(
+    const nlohmann::json& part, const std::string& at, ImageInput& out)>;
+// A user message's content: a string, or text parts and image parts (of type `image_type`, read
+// by `read_image_part`) in order. Files and audio are refused naming the part.
+std::variant<std::vector<MessagePart>, ApiError> user_content(
+    const nlohmann::json& content, const std::string& where,
+    const std::vector<std::string>& text_types, std::string_view image_type,
+    const ImagePartReader& read_image_part);
 // "null", "string", "array", … for error messages.
 std::string json_type_name(const nlohmann::json& value);
 

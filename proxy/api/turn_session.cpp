@@ -16,6 +16,8 @@ using nlohmann::json;
 namespace {
 
 constexpr std::chrono::seconds kInterruptTimeout{5};
+// Bounds what a turn keeps of the model's reasoning (items, and summary parts per item).
+constexpr std::size_t kMaxReasoningItems = 64;
 constexpr std::string_view kCallReturned =
     "not run by codex-proxy: the call was returned to the API client, which runs it";
 
@@ -51,7 +53,9 @@ TurnSession::TurnSession(boost::asio::io_context& io, http::ExchangePtr exchange
       ticket_(std::move(ticket)),
       deadline_(io),
       keepalive_(io),
-      settle_(io) {
+      settle_(io),
+      stop_(request_.stop) {
+  if (request_.format.kind == OutputFormat::Kind::kJsonObject) unwrap_.emplace();
   // A function named like one of codex's own tools gets a name of its own for the model.
   for (const auto& tool : offered_) {
     std::string name = tool.name;
@@ -115,7 +119,9 @@ void TurnSession::start_thread() {
                  {"sandbox", "read-only"},
                  {"ephemeral", true},
                  {"model", settings_.worker_model}};
-  if (!request_.instructions.empty()) params["baseInstructions"] = request_.instructions;
+  // Always set: without it codex gives the model its own coding-agent prompt.
+  params["baseInstructions"] =
+      request_.instructions.empty() ? settings_.default_instructions : request_.instructions;
   if (const auto note = request_.tool_choice_instructions(); !note.empty()) {
     params["developerInstructions"] = note;
   }
@@ -154,8 +160,21 @@ void TurnSession::inject_history() {
 
 void TurnSession::start_turn() {
   json input = json::array();
-  if (!request_.input.empty()) input.push_back({{"type", "text"}, {"text", request_.input}});
-  rpc("turn/start", {{"threadId", thread_id_}, {"input", std::move(input)}},
+  for (const auto& part : request_.input) {
+    if (part.image) {
+      input.push_back(
+          {{"type", "image"}, {"url", part.image->url}, {"detail", part.image->detail}});
+    } else {
+      input.push_back({{"type", "text"}, {"text", part.text}});
+    }
+  }
+  json params = {{"threadId", thread_id_}, {"input", std::move(input)}};
+  if (!request_.effort.empty()) params["effort"] = request_.effort;
+  if (!request_.summary.empty()) params["summary"] = request_.summary;
+  if (auto schema = request_.format.worker_schema(); !schema.is_null()) {
+    params["outputSchema"] = std::move(schema);
+  }
+  rpc("turn/start", std::move(params),
       [self = shared_from_this()](RpcOutcome started) {
         if (self->finished_) return self->interrupt_late_turn(started);
         self->on_turn_started(std::move(started));
@@ -166,7 +185,11 @@ void TurnSession::on_turn_started(RpcOutcome outcome) {
   if (failed_step(outcome, "turn/start")) return;
   if (settings_.on_turn_started) settings_.on_turn_started(channel_.get());
   turn_id_ = string_field(field_of(outcome.result, "turn"), "id");
-  if (!request_.stream) return;
+  begin_stream();
+}
+
+void TurnSession::begin_stream() {
+  if (!request_.stream || streaming_) return;
   http::HttpResponse head{beast_http::status::ok, exchange_->request().version()};
   head.set(beast_http::field::content_type, "text/event-stream");
   head.set(beast_http::field::cache_control, "no-cache");
@@ -176,7 +199,16 @@ void TurnSession::on_turn_started(RpcOutcome outcome) {
   streaming_ = true;
   ++settings_.stats->streams_active;
   emit(renderer_->stream_start());
-  if (!text_.empty()) emit(renderer_->text_delta(text_));  // deltas that came before the answer
+  // What came before the answer: reasoning, then text.
+  for (const auto& item : reasoning_) {
+    std::string replay = renderer_->reasoning_started(item.id);
+    for (std::size_t i = 0; i < item.summary.size(); ++i) {
+      replay += renderer_->reasoning_delta(item.id, i, item.summary[i]);
+    }
+    if (item.done) replay += renderer_->reasoning_done(item);
+    if (!replay.empty()) emit(std::move(replay));
+  }
+  if (!text_.empty()) emit(renderer_->text_delta(text_));
 }
 
 void TurnSession::interrupt_late_turn(const RpcOutcome& outcome) {
@@ -195,6 +227,11 @@ void TurnSession::on_worker_notification(const RpcNotification& note) {
     if (!turn_id_.empty() && string_field(p, "turnId", turn_id_) != turn_id_) return;
     const auto delta = string_field(p, "delta");
     if (!delta.empty()) text(delta);
+  } else if (note.method == "item/reasoning/summaryTextDelta" ||
+             ((note.method == "item/started" || note.method == "item/completed") &&
+              string_field(field_of(p, "item"), "type") == "reasoning")) {
+    if (!turn_id_.empty() && string_field(p, "turnId", turn_id_) != turn_id_) return;
+    on_reasoning(note);
   } else if (note.method == "thread/tokenUsage/updated") {
     usage_ = usage_from_notification(p);
   } else if (note.method == "error") {
@@ -331,9 +368,65 @@ void TurnSession::on_worker_lost(const std::string& reason) {
   if (!finished_) fail(worker_unavailable("the worker exited during the request: " + reason));
 }
 
+void TurnSession::on_reasoning(const RpcNotification& note) {
+  const auto& p = note.params;
+  const auto& item = field_of(p, "item");
+  const std::string id = note.method == "item/reasoning/summaryTextDelta"
+                             ? string_field(p, "itemId")
+                             : string_field(item, "id");
+  if (id.empty()) return;
+  auto found = std::find_if(reasoning_.begin(), reasoning_.end(),
+                            [&](const ReasoningOut& r) { return r.id == id; });
+  if (found == reasoning_.end()) {
+    if (reasoning_.size() >= kMaxReasoningItems) return;
+    reasoning_.push_back({id, {}, false});
+    found = std::prev(reasoning_.end());
+    if (streaming_) emit(renderer_->reasoning_started(id));
+  }
+  if (note.method == "item/reasoning/summaryTextDelta") {
+    const auto index = static_cast<std::size_t>(std::max<std::int64_t>(0, int_field(p, "summaryIndex", 0)));
+    if (index >= kMaxReasoningItems) return;
+    if (found->summary.size() <= index) found->summary.resize(index + 1);
+    const auto delta = string_field(p, "delta");
+    found->summary[index] += delta;
+    if (streaming_ && !delta.empty()) emit(renderer_->reasoning_delta(id, index, delta));
+  } else if (note.method == "item/completed" && !found->done) {
+    // The completed item's summary is the whole of it.
+    const auto& summary = field_of(item, "summary");
+    if (summary.is_array()) {
+      found->summary.clear();
+      for (const auto& part : summary) {
+        if (part.is_string() && found->summary.size() < kMaxReasoningItems) {
+          found->summary.push_back(part.get<std::string>());
+        }
+      }
+    }
+    found->done = true;
+    if (streaming_) emit(renderer_->reasoning_done(*found));
+  }
+}
+
 void TurnSession::text(const std::string& delta) {
-  text_ += delta;
-  if (streaming_) emit(renderer_->text_delta(delta));
+  if (stop_.stopped()) return;
+  deliver(stop_.feed(unwrap_ ? unwrap_->feed(delta) : delta));
+  if (!stop_.stopped() || finished_) return;
+  // A stop sequence: the answer ends here, and the model's response with it.
+  log_.info("stop_sequence_matched",
+            {{"request_id", exchange_->request_id()}, {"route", renderer_->route()}});
+  interrupt_turn();
+  complete("stop");
+}
+
+void TurnSession::deliver(const std::string& text) {
+  if (text.empty()) return;
+  text_ += text;
+  if (streaming_) emit(renderer_->text_delta(text));
+}
+
+void TurnSession::flush_text() {
+  if (stop_.stopped()) return;
+  deliver(stop_.feed(unwrap_ ? unwrap_->finish() : std::string()));
+  deliver(stop_.finish());
 }
 
 void TurnSession::emit(std::string bytes) {
@@ -405,18 +498,33 @@ void TurnSession::rpc(std::string_view method, json params, std::function<void(R
 
 void TurnSession::complete(const std::string& finish_reason) {
   if (finished_) return;
-  log_.info("request_completed",
-            {{"request_id", exchange_->request_id()},
-             {"route", renderer_->route()},
-             {"model", request_.model},
-             {"stream", request_.stream},
-             {"finish_reason", finish_reason},
-             {"tool_calls", calls_.size()},
-             {"latency_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::steady_clock::now() - started_at_)
-                                .count()}});
+  flush_text();
+  json fields = {{"request_id", exchange_->request_id()},
+                 {"route", renderer_->route()},
+                 {"model", request_.model},
+                 {"stream", request_.stream},
+                 {"finish_reason", finish_reason},
+                 {"tool_calls", calls_.size()},
+                 {"latency_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - started_at_)
+                                    .count()}};
+  if (!request_.ignored_params.empty()) fields["params_ignored"] = request_.ignored_params;
+  if (usage_) {
+    fields["usage"] = {{"input_tokens", usage_->prompt_tokens},
+                       {"cached_input_tokens", usage_->cached_tokens},
+                       {"output_tokens", usage_->completion_tokens},
+                       {"reasoning_tokens", usage_->reasoning_tokens}};
+  }
+  log_.info("request_completed", fields);
+  if (request_.format.kind == OutputFormat::Kind::kJsonObject && calls_.empty() &&
+      !json::parse(text_, nullptr, false).is_object()) {
+    // Strict mode makes the model fill the wrapper; what it put inside is not checked by anyone.
+    log_.warn("json_object_invalid",
+              {{"request_id", exchange_->request_id()}, {"route", renderer_->route()}});
+  }
   write_trace();
-  const TurnOutcome outcome{text_, calls_, finish_reason, usage_};
+  begin_stream();
+  const TurnOutcome outcome{text_, calls_, finish_reason, usage_, reasoning_};
   if (streaming_) {
     exchange_->send(renderer_->stream_end(outcome));
     exchange_->end_stream();
@@ -434,15 +542,17 @@ void TurnSession::fail(const ApiError& unredacted) {
   settings_.stats->tool_buffer.aborted += pending_calls_.size();
   answer_pending_calls("not run: the request failed");
   write_trace();
-  log_.warn("request_failed", {{"request_id", exchange_->request_id()},
-                               {"latency_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                  std::chrono::steady_clock::now() - started_at_)
-                                                  .count()},
-                               {"route", renderer_->route()},
-                               {"model", request_.model},
-                               {"error_code", error.code},
-                               {"retryable", error.retryable},
-                               {"message", error.message}});
+  json fields = {{"request_id", exchange_->request_id()},
+                 {"latency_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - started_at_)
+                                    .count()},
+                 {"route", renderer_->route()},
+                 {"model", request_.model},
+                 {"error_code", error.code},
+                 {"retryable", error.retryable},
+                 {"message", error.message}};
+  if (!request_.ignored_params.empty()) fields["params_ignored"] = request_.ignored_params;
+  log_.warn("request_failed", fields);
   if (streaming_) {
     exchange_->send(renderer_->stream_error(error));
     exchange_->end_stream();

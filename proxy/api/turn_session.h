@@ -16,6 +16,8 @@
 #include "proxy/api/admission_gate.h"
 #include "proxy/api/api_error.h"
 #include "proxy/api/api_stats.h"
+#include "proxy/api/output_format.h"
+#include "proxy/api/stop_sequences.h"
 #include "proxy/api/turn_renderer.h"
 #include "proxy/api/turn_request.h"
 #include "proxy/api/turn_router.h"
@@ -32,6 +34,9 @@ struct TurnSettings {
   std::chrono::milliseconds tool_call_settle{1000};
   std::string cwd = "/";
   std::string worker_model;  // CODEX_MODEL: what the worker runs, whichever alias the client named
+  // The model's instructions when the caller sends no system or developer message
+  // (WORKER_DEFAULT_INSTRUCTIONS; empty: none, never codex's own prompt).
+  std::string default_instructions;
   // Function names codex keeps for itself: such a function is offered under another name.
   std::vector<std::string> reserved_tool_names;
   // Told when a turn starts on a worker (its lifetime counts turns).
@@ -82,7 +87,15 @@ class TurnSession : public TurnListener, public std::enable_shared_from_this<Tur
   void maybe_finish_with_tool_calls();
   void finish_with_tool_calls();
   void answer_pending_calls(std::string_view why);
+  // A delta of the model's answer: unwrapped (json_object), cut at a stop sequence, delivered.
   void text(const std::string& delta);
+  void deliver(const std::string& text);
+  // At the end of the answer: the text the unwrapper and the stop sequences still hold.
+  void flush_text();
+  void on_reasoning(const RpcNotification& note);
+  // Sends the stream's head and what the answer has so far (once; the turn started, or ended
+  // before its start was answered).
+  void begin_stream();
   void emit(std::string bytes);
   void schedule_keepalive();
   void on_deadline();
@@ -116,6 +129,9 @@ class TurnSession : public TurnListener, public std::enable_shared_from_this<Tur
   std::string turn_id_;
   std::string text_;
   std::vector<ToolCallOut> calls_;
+  std::vector<ReasoningOut> reasoning_;
+  StopSequences stop_;
+  std::optional<JsonObjectUnwrapper> unwrap_;  // json_object requests
   std::vector<nlohmann::json> pending_calls_;  // ids of item/tool/call requests not answered yet
   std::vector<std::string> announced_calls_;   // call ids of the model's response, in its order
   bool response_done_ = false;                 // rawResponse/completed arrived

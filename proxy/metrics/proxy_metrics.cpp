@@ -157,7 +157,12 @@ ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
                                  .Name("codex_status_reports_total")
                                  .Help("Writes of this pod's heartbeat Lease (its report and heartbeat), by result")
                                  .Register(*registry_)
-                                 .Add({{"result", "failed"}})) {
+                                 .Add({{"result", "failed"}})),
+      params_ignored_(prometheus::BuildCounter()
+                          .Name("codex_params_ignored_total")
+                          .Help("Requests that set a parameter codex-proxy accepts without effect, "
+                                "by parameter (docs/api.md lists them)")
+                          .Register(*registry_)) {
   auto& insecure_family = prometheus::BuildGauge()
                               .Name("codex_insecure_config")
                               .Help("1 for each setting left insecure at startup")
@@ -202,6 +207,9 @@ std::string ProxyMetrics::scrape(const MetricsSources& s) {
   sync_counter(trace_write_errors_, static_cast<double>(s.trace_write_errors));
   sync_counter(status_reports_written_, static_cast<double>(s.status_reports_written));
   sync_counter(status_reports_failed_, static_cast<double>(s.status_reports_failed));
+  for (const auto& [param, total] : s.params_ignored.totals()) {
+    sync_counter(params_ignored_.Add({{"param", std::string(param)}}), static_cast<double>(total));
+  }
   const auto aborted = s.tool_buffer.aborted.load();
   sync_counter(tool_started_, static_cast<double>(s.tool_buffer.started.load()));
   sync_counter(tool_flushed_, static_cast<double>(s.tool_buffer.flushed.load()));

@@ -35,6 +35,7 @@ struct MetricsSources {
   // The pod's status reports (server-side applies of its entry), when it runs in a cluster.
   std::uint64_t status_reports_written = 0;
   std::uint64_t status_reports_failed = 0;
+  const ParamsIgnoredCounters& params_ignored;
 };
 
 // Label values come only from bounded sets: known routes (else "other"), GET/POST (else "other"),
@@ -80,6 +81,7 @@ class ProxyMetrics {
   prometheus::Counter& trace_write_errors_;
   prometheus::Counter& status_reports_written_;
   prometheus::Counter& status_reports_failed_;
+  prometheus::Family<prometheus::Counter>& params_ignored_;
   // (scrape time, aborted total) over the last kAnomalyWindow, for codex_tool_buffer_anomaly.
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> aborted_history_;
 };

@@ -32,6 +32,13 @@ const std::vector<std::string>& safe_codex_defaults() {
   return defaults;
 }
 
+const std::vector<std::string>& faithful_codex_defaults() {
+  static const std::vector<std::string> defaults = {
+      "include_permissions_instructions=false", "include_environment_context=false",
+      "tools.experimental_request_user_input={enabled=false}", "model_reasoning_summary=\"none\""};
+  return defaults;
+}
+
 const std::vector<std::string>& builtin_tools_off() {
   static const std::vector<std::string> settings = {
       "features.shell_tool=false",     "features.unified_exec=false",
@@ -171,6 +178,8 @@ std::vector<std::string> parse_config_overrides(std::string_view source, std::st
 
 std::vector<std::string> worker_command(const CodexOptions& options) {
   std::vector<std::string> settings = safe_codex_defaults();
+  settings.insert(settings.end(), faithful_codex_defaults().begin(),
+                  faithful_codex_defaults().end());
   if (!options.builtin_tools) {
     settings.insert(settings.end(), builtin_tools_off().begin(), builtin_tools_off().end());
   } else {

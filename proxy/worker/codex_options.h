@@ -25,7 +25,7 @@ struct CodexOptions {
   ModelProvider provider;
   std::vector<std::string> overrides;  // "key=value", each passed as `-c key=value`
   // Codex's own tools (shell, web search, image viewing, sub-agents, goals). Off: the model is
-  // offered only the caller's functions (and codex's request_user_input, which the proxy refuses).
+  // offered only the caller's functions.
   bool builtin_tools = false;
   std::vector<std::string> env_passthrough;  // more variable names the worker may see
 };
@@ -33,6 +33,13 @@ struct CodexOptions {
 // Codex settings the proxy always passes unless an override names the same key: a pod calls
 // nothing but its model (no plugin sync with github.com/chatgpt.com, no analytics).
 const std::vector<std::string>& safe_codex_defaults();
+
+// Codex settings that keep codex's own text away from the model, passed unless an override names
+// the same key: no permissions message (sandbox, approval policy), no environment context (the
+// pod's cwd, shell, date, time zone), no request_user_input tool (nobody could answer it), and no
+// reasoning summary unless the caller asks for one. Measured with codex 0.169.0
+// (docs/api.md, "What the model receives").
+const std::vector<std::string>& faithful_codex_defaults();
 
 // The settings that take codex's built-in tools away from the model (passed while
 // `builtin_tools` is off): no shell or exec, no web search, no image viewing, no sub-agents, no

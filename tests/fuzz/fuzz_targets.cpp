@@ -55,12 +55,12 @@ bool is_json(const std::string& text) {
   return !json::parse(text, nullptr, false).is_discarded();
 }
 
-const std::vector<std::string> kModels{"gpt-5", "codex"};
+const proxy::ParseOptions kOptions{{"gpt-5", "codex"}, "gpt-5", {}};
 
 // An API request parser: an error is a 4xx envelope naming what is wrong; a request renders.
 template <typename Parse>
 int api_request(std::string_view body, Parse parse) {
-  auto parsed = parse(body, kModels, std::string("gpt-5"));
+  auto parsed = parse(body, kOptions);
   if (const auto* error = std::get_if<proxy::ApiError>(&parsed)) {
     require(error->status >= 400 && error->status < 500, "a refused request answers 4xx");
     require(!error->message.empty(), "a refusal says why");
@@ -68,7 +68,9 @@ int api_request(std::string_view body, Parse parse) {
     return 0;
   }
   const auto& request = std::get<proxy::TurnRequest>(parsed);
-  require(!proxy::validate_turn_request(request).has_value(), "a parsed request is valid");
+  require(!proxy::validate_turn_request(request, "messages").has_value(),
+          "a parsed request is valid");
+  (void)request.format.worker_schema().dump();
   for (const auto& item : request.history) (void)proxy::history_item_json(item).dump();
   return 0;
 }

@@ -20,6 +20,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from strict_schema import SchemaError, check_strict, instance, is_instance  # noqa: E402
+
 DEFAULT_REPLY = "Hello from the model stub."
 MARKER = re.compile(r"\[\[(\w+)(?::(.*?))?\]\]", re.S)
 MAX_BODY = 64 * 1024 * 1024
@@ -67,6 +70,35 @@ def pending_tool_output(body):
     return None
 
 
+# The fields of a Responses request that the model reads: what input tokens are counted over.
+MODEL_VISIBLE = ("instructions", "input", "tools", "text")
+
+
+def prompt_bytes(body):
+    """Bytes of what the model reads in a request: `instructions`, `input`, `tools` and `text`
+    (the output format) as json.dumps writes them. The stub's input_tokens are these bytes / 4."""
+    if not isinstance(body, dict):
+        return 0
+    return len(json.dumps({k: body[k] for k in MODEL_VISIBLE if body.get(k) is not None}))
+
+
+def output_schema(body):
+    """The `text.format` of a request when it asks for a JSON schema, else None."""
+    text = body.get("text") if isinstance(body, dict) else None
+    fmt = text.get("format") if isinstance(text, dict) else None
+    return fmt if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+
+
+def summary_requested(body):
+    reasoning = body.get("reasoning") if isinstance(body, dict) else None
+    return isinstance(reasoning, dict) and reasoning.get("summary") in ("auto", "concise", "detailed")
+
+
+def chunks(text, size=8):
+    """Splits JSON text into deltas of `size` characters (they cut through strings and escapes)."""
+    return [text[i:i + size] for i in range(0, len(text), size)] or [text]
+
+
 def words(text):
     """Splits text into deltas that keep their leading spaces ("a b" → ["a", " b"])."""
     return re.findall(r"\s*\S+", text) or ([text] if text else [])
@@ -87,6 +119,8 @@ class Script:
         self.garbage = False      # 200 with a body that is not SSE
         self.first_delay_ms = 0
         self.reply_set = False    # a [[reply:…]] marker (with calls: text before the calls)
+        self.reasoning = None     # [[reason:TEXT]]: a reasoning item first (its summary when asked)
+        self.structured = False   # the reply is JSON of the request's schema (deltas of 8 chars)
         tool_output = pending_tool_output(body)
         for name, arg in parse_markers(text):
             if name == "reply":
@@ -110,11 +144,26 @@ class Script:
                 self.hang = True
             elif name == "garbage":
                 self.garbage = True
+            elif name == "reason":
+                self.reasoning = arg or "Thinking it over."
         if tool_output is not None:
             # The follow-up request of a function call: answer with a text that quotes its result.
             self.calls = []
             self.reply = f"The tool said: {tool_output}"
             self.reply_set = True
+        fmt = output_schema(body)
+        if fmt is not None and not (self.calls and not self.reply_set):
+            # Under a schema the answer is an instance of it: the scripted reply when it is one,
+            # else a value made from the schema.
+            try:
+                scripted = json.loads(self.reply) if self.reply_set else None
+            except ValueError:
+                scripted = None
+            schema = fmt.get("schema") if isinstance(fmt.get("schema"), dict) else {}
+            value = scripted if self.reply_set and is_instance(scripted, schema) else instance(schema)
+            self.reply = json.dumps(value)
+            self.reply_set = True
+            self.structured = True
 
 
 class StubHandler(BaseHTTPRequestHandler):
@@ -166,6 +215,16 @@ class StubHandler(BaseHTTPRequestHandler):
         if stub.api_key and self.headers.get("Authorization") != f"Bearer {stub.api_key}":
             return self._json(401, {"error": {"message": "Incorrect API key provided to the model stub",
                                               "type": "invalid_request_error", "code": "invalid_api_key"}})
+        fmt = output_schema(body)
+        if fmt is not None and fmt.get("strict"):
+            try:
+                check_strict(fmt.get("schema"))
+            except SchemaError as e:
+                # What OpenAI answers a strict schema it cannot enforce.
+                stub.record({"event": "schema_refused", "request": index, "message": e.message})
+                return self._json(400, {"error": {"message": e.openai_message(fmt.get("name", "")),
+                                                  "type": "invalid_request_error", "param": "text.format.schema",
+                                                  "code": "invalid_json_schema"}})
         script = Script(body if isinstance(body, dict) else {})
         try:
             self._answer(index, body, script)
@@ -186,6 +245,31 @@ class StubHandler(BaseHTTPRequestHandler):
 
     def _headers(self):
         return {k.lower(): v for k, v in self.headers.items()}
+
+    def _reasoning(self, index, text, with_summary):
+        """A reasoning item as OpenAI streams one: its summary (one part) only when the request asked
+        for summaries (`reasoning.summary`), its encrypted content always."""
+        item_id = f"rs_stub_{index}"
+        at = 0
+        self._event("response.output_item.added", {"output_index": at, "item": {
+            "type": "reasoning", "id": item_id, "summary": []}})
+        summary = []
+        if with_summary:
+            part = {"type": "summary_text", "text": ""}
+            self._event("response.reasoning_summary_part.added", {"item_id": item_id, "output_index": at,
+                                                                  "summary_index": 0, "part": part})
+            for delta in words(text):
+                self._event("response.reasoning_summary_text.delta", {"item_id": item_id, "output_index": at,
+                                                                      "summary_index": 0, "delta": delta})
+            self._event("response.reasoning_summary_text.done", {"item_id": item_id, "output_index": at,
+                                                                 "summary_index": 0, "text": text})
+            summary = [{"type": "summary_text", "text": text}]
+            self._event("response.reasoning_summary_part.done", {"item_id": item_id, "output_index": at,
+                                                                 "summary_index": 0, "part": summary[0]})
+        item = {"type": "reasoning", "id": item_id, "summary": summary,
+                "encrypted_content": f"stub-encrypted-{index}"}
+        self._event("response.output_item.done", {"output_index": at, "item": item})
+        return item
 
     def _wait_for_disconnect(self, index):
         """Holds the request open, answering nothing, until the client goes away."""
@@ -234,31 +318,36 @@ class StubHandler(BaseHTTPRequestHandler):
             return self._chunk(b"")
         output = []
         sent = 0
+        reasoning_tokens = 0
+        if script.reasoning is not None:
+            reasoning_tokens = len(words(script.reasoning))
+            output.append(self._reasoning(index, script.reasoning, summary_requested(body)))
         if script.reply and (script.reply_set or not script.calls):
             item_id = f"msg_stub_{index}"
-            self._event("response.output_item.added", {"output_index": 0, "item": {
+            at = len(output)
+            self._event("response.output_item.added", {"output_index": at, "item": {
                 "type": "message", "id": item_id, "role": "assistant", "status": "in_progress", "content": []}})
-            self._event("response.content_part.added", {"item_id": item_id, "output_index": 0, "content_index": 0,
+            self._event("response.content_part.added", {"item_id": item_id, "output_index": at, "content_index": 0,
                                                         "part": {"type": "output_text", "text": "", "annotations": []}})
-            deltas = words(script.reply)
+            deltas = chunks(script.reply) if script.structured else words(script.reply)
             for n, delta in enumerate(deltas):
                 if script.disconnect and n >= max(1, len(deltas) // 2):
                     self.server.stub.record({"event": "disconnected_mid_stream", "request": index})
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                self._event("response.output_text.delta", {"item_id": item_id, "output_index": 0,
+                self._event("response.output_text.delta", {"item_id": item_id, "output_index": at,
                                                            "content_index": 0, "delta": delta})
                 sent += 1
                 if script.delay_ms:
                     time.sleep(script.delay_ms / 1000)
             part = {"type": "output_text", "text": script.reply, "annotations": []}
-            self._event("response.output_text.done", {"item_id": item_id, "output_index": 0, "content_index": 0,
+            self._event("response.output_text.done", {"item_id": item_id, "output_index": at, "content_index": 0,
                                                       "text": script.reply})
-            self._event("response.content_part.done", {"item_id": item_id, "output_index": 0, "content_index": 0,
+            self._event("response.content_part.done", {"item_id": item_id, "output_index": at, "content_index": 0,
                                                        "part": part})
             item = {"type": "message", "id": item_id, "role": "assistant", "status": "completed", "content": [part]}
-            self._event("response.output_item.done", {"output_index": 0, "item": item})
+            self._event("response.output_item.done", {"output_index": at, "item": item})
             output.append(item)
         if script.disconnect and sent == 0:
             self.server.stub.record({"event": "disconnected_mid_stream", "request": index})
@@ -280,10 +369,11 @@ class StubHandler(BaseHTTPRequestHandler):
             sent += 1
             if script.delay_ms:
                 time.sleep(script.delay_ms / 1000)
-        input_tokens = max(1, len(json.dumps(body.get("input", ""))) // 4) if isinstance(body, dict) else 1
+        input_tokens = max(1, prompt_bytes(body) // 4)
+        output_tokens = sent + reasoning_tokens  # as OpenAI counts: reasoning is output
         usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
-                 "output_tokens": sent, "output_tokens_details": {"reasoning_tokens": 0},
-                 "total_tokens": input_tokens + sent}
+                 "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+                 "total_tokens": input_tokens + output_tokens}
         self._event("response.completed", {"response": {**base, "status": "completed", "output": output,
                                                         "usage": usage}})
         self._chunk(b"")

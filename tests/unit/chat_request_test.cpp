@@ -5,16 +5,16 @@
 using namespace cxp::proxy;
 
 namespace {
-const std::vector<std::string> kModels{"gpt-5"};
+const ParseOptions kOptions{{"gpt-5"}, "gpt-5", {}};
 
 ApiError error_of(std::string_view body) {
-  auto parsed = parse_chat_request(body, kModels, "gpt-5");
+  auto parsed = parse_chat_request(body, kOptions);
   REQUIRE(std::holds_alternative<ApiError>(parsed));
   return std::get<ApiError>(parsed);
 }
 
 TurnRequest ok(std::string_view body) {
-  auto parsed = parse_chat_request(body, kModels, "gpt-5");
+  auto parsed = parse_chat_request(body, kOptions);
   if (auto* e = std::get_if<ApiError>(&parsed)) FAIL(e->message);
   return std::get<TurnRequest>(parsed);
 }
@@ -26,7 +26,7 @@ TEST_CASE("a minimal request gets the default model and no streaming") {
   const auto r = ok(R"({"messages":[{"role":"user","content":"hi"}]})");
   CHECK(r.model == "gpt-5");
   CHECK_FALSE(r.stream);
-  CHECK(r.input == "hi");
+  CHECK(r.input_text() == "hi");
   CHECK(r.history.empty());
 }
 
@@ -38,7 +38,7 @@ TEST_CASE("stream options, text parts and unknown fields") {
   CHECK(r.stream);
   CHECK(r.include_usage);
   // An assistant message without content or calls adds nothing: "ab" is the turn's input.
-  CHECK(r.input == "ab");
+  CHECK(r.input_text() == "ab");
   CHECK(r.history.empty());
 }
 
@@ -53,6 +53,8 @@ TEST_CASE("every client mistake names its field") {
   CHECK(error_of(R"({"messages":[{"role":"robot","content":"x"}]})").param == "messages[0].role");
   CHECK(error_of(R"({"messages":[{"role":"user","content":{}}]})").param == "messages[0].content");
   CHECK(error_of(R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})").param ==
+        "messages[0].content[0].image_url");
+  CHECK(error_of(R"({"messages":[{"role":"user","content":[{"type":"file","file":{}}]}]})").param ==
         "messages[0].content[0].type");
   CHECK(error_of(R"({"messages":[{"role":"user","content":[{"type":"text"}]}]})").param ==
         "messages[0].content[0].text");
@@ -84,13 +86,13 @@ TEST_CASE("instructions from system/developer; the last user message is the turn
   auto r = ok(R"({"messages":[{"role":"system","content":"S1"},{"role":"developer","content":"D"},
                              {"role":"user","content":"hello"}]})");
   CHECK(r.instructions == "S1\n\nD");
-  CHECK(r.input == "hello");
+  CHECK(r.input_text() == "hello");
   CHECK(r.history.empty());
 
   r = ok(R"({"messages":[{"role":"user","content":"one"},{"role":"assistant","content":"two"},
                         {"role":"user","content":"three"}]})");
   CHECK(r.instructions.empty());
-  CHECK(r.input == "three");
+  CHECK(r.input_text() == "three");
   REQUIRE(r.history.size() == 2);
   CHECK(r.history[0].kind == Kind::kUserMessage);
   CHECK(r.history[1].kind == Kind::kAssistantMessage);

@@ -22,9 +22,18 @@ TEST_CASE("a completion has the OpenAI shape") {
   const auto body = json::parse(render_completion(kMeta, "hi", {}, "stop", TokenUsage{3, 2, 5}));
   CHECK(body["object"] == "chat.completion");
   CHECK(body["id"] == "chatcmpl-r1");
-  CHECK(body["choices"][0]["message"] == json{{"role", "assistant"}, {"content", "hi"}});
+  CHECK(body["choices"][0]["message"] ==
+        json{{"role", "assistant"}, {"content", "hi"}, {"refusal", nullptr}});
   CHECK(body["choices"][0]["finish_reason"] == "stop");
-  CHECK(body["usage"] == json{{"prompt_tokens", 3}, {"completion_tokens", 2}, {"total_tokens", 5}});
+  CHECK(body["usage"] == json{{"prompt_tokens", 3},
+                              {"completion_tokens", 2},
+                              {"total_tokens", 5},
+                              {"prompt_tokens_details", {{"cached_tokens", 0}}},
+                              {"completion_tokens_details", {{"reasoning_tokens", 0}}}});
+  const auto detailed =
+      json::parse(render_completion(kMeta, "hi", {}, "stop", TokenUsage{30, 20, 50, 12, 7}));
+  CHECK(detailed["usage"]["prompt_tokens_details"]["cached_tokens"] == 12);
+  CHECK(detailed["usage"]["completion_tokens_details"]["reasoning_tokens"] == 7);
 }
 
 TEST_CASE("stream chunks: role, content, finish, usage, done") {
@@ -47,16 +56,28 @@ TEST_CASE("invalid UTF-8 from the worker never breaks a chunk") {
   CHECK_NOTHROW(payload(sse_content_chunk(kMeta, std::string("\xff\xfe ok", 5))));
 }
 
-TEST_CASE("token usage is read from the last turn") {
+TEST_CASE("token usage is the thread's total: every model call of the turn, not only the last") {
   const json params = {
       {"tokenUsage",
-       {{"total", {{"inputTokens", 100}}},
+       {{"total",
+         {{"inputTokens", 100},
+          {"outputTokens", 9},
+          {"totalTokens", 109},
+          {"cachedInputTokens", 40},
+          {"reasoningOutputTokens", 3}}},
         {"last", {{"inputTokens", 7}, {"outputTokens", 5}, {"totalTokens", 12}}}}}};
   const auto usage = usage_from_notification(params);
   REQUIRE(usage);
-  CHECK(usage->prompt_tokens == 7);
-  CHECK(usage->completion_tokens == 5);
-  CHECK(usage->total_tokens == 12);
+  CHECK(usage->prompt_tokens == 100);
+  CHECK(usage->completion_tokens == 9);
+  CHECK(usage->total_tokens == 109);
+  CHECK(usage->cached_tokens == 40);
+  CHECK(usage->reasoning_tokens == 3);
+  // A worker that reports only `last` is read from it.
+  const auto last_only = usage_from_notification(
+      json{{"tokenUsage", {{"last", {{"inputTokens", 7}, {"outputTokens", 5}}}}}});
+  REQUIRE(last_only);
+  CHECK(last_only->total_tokens == 12);
   CHECK_FALSE(usage_from_notification(json::object()));
   CHECK_FALSE(usage_from_notification(json{{"tokenUsage", 5}}));
 }

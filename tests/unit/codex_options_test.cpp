@@ -52,6 +52,7 @@ TEST_CASE("the worker runs app-server with the safe defaults, its built-in tools
   CHECK(argv[0] == "/opt/codex");
   CHECK(argv[1] == "app-server");
   std::vector<std::string> expected = cxp::proxy::safe_codex_defaults();
+  for (const auto& setting : cxp::proxy::faithful_codex_defaults()) expected.push_back(setting);
   for (const auto& setting : cxp::proxy::builtin_tools_off()) expected.push_back(setting);
   CHECK(flags(argv) == expected);
   CHECK(has(flags(argv), "features.plugins=false"));

@@ -7,16 +7,16 @@ using nlohmann::json;
 using Kind = HistoryItem::Kind;
 
 namespace {
-const std::vector<std::string> kModels{"gpt-5"};
+const ParseOptions kOptions{{"gpt-5"}, "gpt-5", {}};
 
 ApiError error_of(std::string_view body) {
-  auto parsed = parse_responses_request(body, kModels, "gpt-5");
+  auto parsed = parse_responses_request(body, kOptions);
   REQUIRE(std::holds_alternative<ApiError>(parsed));
   return std::get<ApiError>(parsed);
 }
 
 TurnRequest ok(std::string_view body) {
-  auto parsed = parse_responses_request(body, kModels, "gpt-5");
+  auto parsed = parse_responses_request(body, kOptions);
   if (auto* e = std::get_if<ApiError>(&parsed)) FAIL(e->message);
   return std::get<TurnRequest>(parsed);
 }
@@ -24,7 +24,7 @@ TurnRequest ok(std::string_view body) {
 
 TEST_CASE("a string input is one user turn; usage is always reported") {
   const auto r = ok(R"({"model":"gpt-5","input":"hi","instructions":"be brief","stream":true})");
-  CHECK(r.input == "hi");
+  CHECK(r.input_text() == "hi");
   CHECK(r.instructions == "be brief");
   CHECK(r.history.empty());
   CHECK(r.stream);
@@ -56,6 +56,9 @@ TEST_CASE("what codex-proxy cannot serve is refused naming the field") {
   CHECK(error_of(R"({"input":5})").param == "input");
   CHECK(
       error_of(R"({"input":[{"role":"user","content":[{"type":"input_image","image_url":"x"}]}]})")
+          .param == "input[0].content[0].image_url");
+  CHECK(
+      error_of(R"({"input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]})")
           .param == "input[0].content[0].type");
   CHECK(error_of(R"({"input":[{"type":"item_reference","id":"x"}]})").param == "input[0].type");
   CHECK(error_of(R"({"input":[{"type":"function_call_output","call_id":"zz","output":"1"}]})")

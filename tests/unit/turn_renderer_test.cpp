@@ -40,7 +40,8 @@ TEST_CASE("a Responses stream: created, a message's text, a function call, compl
   stream += renderer->stream_end({"Let me check.",
                                   {{"call_1", "get_weather", "{}"}},
                                   "tool_calls",
-                                  TokenUsage{10, 3, 13, 0, 0}});
+                                  TokenUsage{10, 3, 13, 0, 0},
+                                  {}});
   const auto all = events(stream);
   std::vector<std::string> types;
   for (const auto& [type, data] : all) {
@@ -81,10 +82,10 @@ TEST_CASE("a Responses failure mid-stream is response.failed with the error") {
 
 TEST_CASE("a Responses body: one message, then the function calls; an empty answer is a message") {
   auto renderer = make_responses_renderer("r3", sample());
-  auto body = json::parse(renderer->body({"", {{"c", "get_weather", "{}"}}, "tool_calls", {}}));
+  auto body = json::parse(renderer->body({"", {{"c", "get_weather", "{}"}}, "tool_calls", {}, {}}));
   REQUIRE(body["output"].size() == 1);
   CHECK(body["output"][0]["type"] == "function_call");
-  body = json::parse(renderer->body({"", {}, "stop", {}}));
+  body = json::parse(renderer->body({"", {}, "stop", {}, {}}));
   REQUIRE(body["output"].size() == 1);
   CHECK(body["output"][0]["type"] == "message");
   CHECK(body["object"] == "response");
@@ -94,7 +95,7 @@ TEST_CASE("a chat stream ends with finish, usage when asked, and [DONE]") {
   TurnRequest r = sample();
   r.include_usage = true;
   auto renderer = make_chat_renderer("r4", r);
-  const auto end = renderer->stream_end({"x", {}, "stop", TokenUsage{1, 2, 3, 0, 0}});
+  const auto end = renderer->stream_end({"x", {}, "stop", TokenUsage{1, 2, 3, 0, 0}, {}});
   CHECK(end.find("\"finish_reason\":\"stop\"") != std::string::npos);
   CHECK(end.find("\"completion_tokens\":2") != std::string::npos);
   CHECK(end.rfind("data: [DONE]\n\n") == end.size() - 14);
