@@ -69,6 +69,25 @@ else
 fi
 "$NODE_DIR/node_modules/.bin/codex" --version >/dev/null 2>&1 \
   || die "the Codex CLI in tests/node does not run; delete tests/node/node_modules and retry"
+# The official OpenAI Python client (its structured-output helpers are test peers), pinned in
+# tests/python/requirements.txt, into tests/python/site-packages for the python3 the tests run.
+PY_DIR="$ROOT/tests/python"
+PY_STAMP="$PY_DIR/site-packages/.setup-stamp"
+want="$(sha256sum "$PY_DIR/requirements.txt" | cut -d' ' -f1)-$(python3 -c 'import sys; print(sys.version_info[:2])' | tr -d ' ()')"
+if [ ! -f "$PY_STAMP" ] || [ "$(cat "$PY_STAMP")" != "$want" ]; then
+  log "installing Python test peers (tests/python/requirements.txt)"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    $SUDO apt-get install -y -qq --no-install-recommends python3-pip >/dev/null || die "installing python3-pip failed"
+  fi
+  rm -rf "$PY_DIR/site-packages"
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --no-warn-conflicts --root-user-action=ignore \
+    --target "$PY_DIR/site-packages" -r "$PY_DIR/requirements.txt" \
+    || die "pip install of tests/python/requirements.txt failed; retry scripts/setup.sh"
+  echo "$want" > "$PY_STAMP"
+else
+  log "Python test peers present"
+fi
+
 # The local control plane's binaries (etcd, Kubernetes, kwok, helm), built once from Go modules.
 command -v go >/dev/null 2>&1 || die "Go (>= 1.24) is required to build the local control plane; install it and retry"
 "$ROOT/scripts/cluster/install.sh" >/dev/null || die "building the control-plane binaries failed; retry scripts/setup.sh"

@@ -167,3 +167,89 @@ TEST_CASE("bad tools and tool messages are refused naming the field") {
   CHECK(error_of(R"({"messages":[{"role":"system","content":"only instructions"}]})").param ==
         "messages");
 }
+
+namespace {
+const std::string kPng =
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQ"
+    "GAhKmMIQAAAABJRU5ErkJggg==";
+
+std::string with_parts(const std::string& parts, const std::string& role = "user") {
+  return R"({"messages":[{"role":")" + role + R"(","content":[)" + parts + "]}]}";
+}
+
+std::string image(const std::string& url, const std::string& detail = "") {
+  return R"({"type":"image_url","image_url":{"url":")" + url + "\"" +
+         (detail.empty() ? "" : R"(,"detail":")" + detail + "\"") + "}}";
+}
+}  // namespace
+
+TEST_CASE("image parts of a user message are kept in order with their detail (auto by default)") {
+  auto r = ok(with_parts(R"({"type":"text","text":"a"},)" + image(kPng, "high") +
+                         R"(,{"type":"text","text":"b"},)" + image(kPng) + "," +
+                         image("data:image/jpeg;base64,/9j/4AAQSkZJRgAB") + "," +
+                         image("data:image/gif;base64,R0lGODlhAQABAA==") + "," +
+                         image("data:image/webp;base64,UklGRiQAAABXRUJQVlA4IA==", "original")));
+  REQUIRE(r.input.size() == 7);
+  CHECK(r.input[0].text == "a");
+  CHECK(r.input[1].image->detail == "high");
+  CHECK(r.input[1].image->url == kPng);
+  CHECK(r.input[2].text == "b");
+  CHECK(r.input[3].image->detail == "auto");
+  CHECK(r.input[6].image->detail == "original");
+  CHECK(r.input_text() == "ab");
+  // An image of an earlier user message stays in the history.
+  auto h = ok(R"({"messages":[{"role":"user","content":[)" + image(kPng) +
+              R"(]},{"role":"assistant","content":"seen"},{"role":"user","content":"and?"}]})");
+  REQUIRE(h.history.size() == 2);
+  CHECK(history_item_json(h.history[0])["content"][0] ==
+        nlohmann::json{{"type", "input_image"}, {"image_url", kPng}, {"detail", "auto"}});
+}
+
+TEST_CASE("images the worker cannot take are a 400 naming the part and saying why") {
+  const auto at = std::string("messages[0].content[0]");
+  auto remote = error_of(with_parts(image("https://example.com/cat.png")));
+  CHECK(remote.param == at + ".image_url.url");
+  CHECK(remote.message.find("data URL") != std::string::npos);
+  CHECK(error_of(with_parts(image("data:image/png;base64,!!!!"))).message.find("base64") !=
+        std::string::npos);
+  CHECK(error_of(with_parts(image("data:image/png;base64,/9j/4AAQSkZJRgAB"))).message.find(
+            "not a png image") != std::string::npos);
+  CHECK(error_of(with_parts(image("data:image/tiff;base64,AAAA"))).message.find("tiff") !=
+        std::string::npos);
+  CHECK(error_of(with_parts(image("data:image/png,abc"))).message.find("malformed") !=
+        std::string::npos);
+  auto low = error_of(with_parts(image(kPng, "low")));
+  CHECK(low.param == at + ".image_url.detail");
+  CHECK(low.message.find("low") != std::string::npos);
+  CHECK(error_of(with_parts(image(kPng), "system")).message.find("user messages only") !=
+        std::string::npos);
+  CHECK(error_of(with_parts(R"({"type":"input_audio","input_audio":{}})")).message.find(
+            "no files or audio") != std::string::npos);
+
+  std::string seventeen;
+  for (int i = 0; i < 17; ++i) seventeen += (i ? "," : "") + image(kPng);
+  auto many = error_of(with_parts(seventeen));
+  CHECK(many.param == "messages[0].content[16].image_url.url");
+  CHECK(many.message.find("PROXY_MAX_IMAGES") != std::string::npos);
+  ParseOptions small = kOptions;
+  small.images.max_bytes = 100;
+  auto parsed = parse_chat_request(with_parts(image(kPng) + "," + image(kPng)), small);
+  REQUIRE(std::holds_alternative<ApiError>(parsed));
+  CHECK(std::get<ApiError>(parsed).message.find("PROXY_MAX_IMAGE_BYTES") != std::string::npos);
+}
+
+TEST_CASE("generation parameters: effort, stop, and the fields codex cannot honour") {
+  auto r = ok(R"({"messages":[{"role":"user","content":"x"}],"reasoning_effort":"minimal",
+                  "stop":["a","b"],"temperature":0.1,"max_tokens":9})");
+  CHECK(r.effort == "minimal");
+  CHECK(r.stop == std::vector<std::string>{"a", "b"});
+  CHECK(r.ignored_params == std::vector<std::string>{"max_tokens", "temperature"});
+  CHECK(ok(R"({"messages":[{"role":"user","content":"x"}],"stop":"##"})").stop ==
+        std::vector<std::string>{"##"});
+  CHECK(error_of(R"({"messages":[{"role":"user","content":"x"}],"reasoning_effort":"ultra"})")
+            .param == "reasoning_effort");
+  CHECK(error_of(R"({"messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]})")
+            .param == "stop");
+  CHECK(error_of(R"({"messages":[{"role":"user","content":"x"}],"stop":["a",""]})").param ==
+        "stop[1]");
+}

@@ -81,3 +81,22 @@ TEST_CASE("hosted tools and namespaces are left out and named, function tools ke
   CHECK(r.tools[0].name == "exec_command");
   CHECK(r.ignored_tools == std::vector<std::string>{"web_search", "namespace:multi_agent_v1"});
 }
+
+TEST_CASE("input_image items, reasoning effort and summary") {
+  const std::string png =
+      "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQ"
+      "GAhKmMIQAAAABJRU5ErkJggg==";
+  auto r = ok(R"({"input":[{"role":"user","content":[{"type":"input_text","text":"what is it?"},
+                 {"type":"input_image","image_url":")" + png + R"(","detail":"high"}]}],
+                 "reasoning":{"effort":"high","summary":"concise"}})");
+  REQUIRE(r.input.size() == 2);
+  CHECK(r.input[1].image->detail == "high");
+  CHECK(r.effort == "high");
+  CHECK(r.summary == "concise");
+  CHECK(ok(R"({"input":"x","reasoning":{"generate_summary":"auto"}})").summary == "auto");
+  CHECK(error_of(R"({"input":[{"role":"user","content":[{"type":"input_image","file_id":"file-1"}]}]})")
+            .param == "input[0].content[0].file_id");
+  CHECK(error_of(R"({"input":"x","reasoning":{"effort":"max"}})").param == "reasoning.effort");
+  CHECK(error_of(R"({"input":"x","reasoning":{"summary":"long"}})").param == "reasoning.summary");
+  CHECK(error_of(R"({"input":"x","reasoning":"high"})").param == "reasoning");
+}
