@@ -99,6 +99,7 @@ void read_worker_model(const json& worker, CodexProxySpec& out,
   read(provider, "wireAPI", out.provider.wire_api, "spec.worker.provider", problems);
   read(provider, "envKey", out.provider.env_key, "spec.worker.provider", problems);
   read(worker, "builtinTools", out.builtin_tools, "spec.worker", problems);
+  read(worker, "defaultInstructions", out.default_instructions, "spec.worker", problems);
   for (const auto& [key, value] : child(worker, "configOverrides").items()) {
     if (!value.is_string()) {
       problems.push_back("spec.worker.configOverrides." + key +

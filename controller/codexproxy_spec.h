@@ -73,6 +73,9 @@ struct CodexProxySpec {
   ProviderSpec provider;
   std::map<std::string, std::string> config_overrides;  // codex `-c key=value`, sorted by key
   bool builtin_tools = false;  // codex's own tools (shell, web search, …) offered to the model
+  // The model's instructions for requests without a system message (WORKER_DEFAULT_INSTRUCTIONS);
+  // empty: none.
+  std::string default_instructions;
   ProbeTiming readiness{settings::kReadinessPeriod.default_value,
                         settings::kReadinessFailures.default_value};
   ProbeTiming liveness{settings::kLivenessPeriod.default_value,

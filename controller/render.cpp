@@ -106,6 +106,9 @@ WorkerModelPod render_worker_model(const CodexProxySpec& spec) {
         {{"name", "codex-auth"}, {"mountPath", kCodexAuthMountPath}, {"readOnly", true}});
   }
   if (spec.builtin_tools) out.env.push_back(env_value("WORKER_BUILTIN_TOOLS", "true"));
+  if (!spec.default_instructions.empty()) {
+    out.env.push_back(env_value("WORKER_DEFAULT_INSTRUCTIONS", spec.default_instructions));
+  }
   out.env.push_back(env_value("WORKER_MAX_TURNS", std::to_string(spec.max_turns)));
   out.env.push_back(env_value("WORKER_MAX_RSS_MB", std::to_string(spec.max_rss_mb)));
   if (!spec.config_overrides.empty()) {
@@ -367,6 +370,9 @@ std::string restart_hash(const CodexProxySpec& spec) {
   // Only when set, so that CodexProxies without these fields keep their hash (no roll on upgrade).
   if (model_settings(spec) != model_settings(CodexProxySpec{})) {
     restart_settings["model"] = model_settings(spec);
+  }
+  if (!spec.default_instructions.empty()) {
+    restart_settings["defaultInstructions"] = spec.default_instructions;
   }
   return fnv1a_hex(restart_settings.dump());
 }

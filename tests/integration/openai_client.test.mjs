@@ -216,3 +216,29 @@ test("a model failure surfaces as the SDK's typed 502 error with the provider's 
   });
   await assert.rejects(async () => { for await (const _ of stream) {} }, (err) => /stream|model/i.test(err.message));
 });
+
+test("structured outputs with the SDK's zod helpers: chat and responses, JSON and streamed", async () => {
+  const { zodResponseFormat, zodTextFormat } = require(path.join(sourceDir, "tests/node/node_modules/openai/helpers/zod"));
+  const { z } = require(path.join(sourceDir, "tests/node/node_modules/zod"));
+  const Weather = z.object({ city: z.string(), celsius: z.number(), sky: z.enum(["clear", "cloudy"]), note: z.string().nullable() });
+  const messages = [{ role: "user", content: "weather in Oslo" }];
+  const parsed = await client.chat.completions.parse({ model: "gpt-5", messages, response_format: zodResponseFormat(Weather, "weather") });
+  assert.deepEqual(Object.keys(parsed.choices[0].message.parsed).sort(), ["celsius", "city", "note", "sky"]);
+  assert.equal(parsed.choices[0].message.refusal, null);
+  const runner = client.chat.completions.stream({ model: "gpt-5", messages, response_format: zodResponseFormat(Weather, "weather") });
+  const streamed = await runner.finalChatCompletion();
+  assert.equal(Weather.safeParse(streamed.choices[0].message.parsed).success, true);
+
+  const response = await client.responses.parse({ model: "gpt-5", input: "weather", text: { format: zodTextFormat(Weather, "weather") } });
+  assert.equal(Weather.safeParse(response.output_parsed).success, true);
+  const stream = client.responses.stream({ model: "gpt-5", input: "weather", text: { format: zodTextFormat(Weather, "weather") } });
+  const final = await stream.finalResponse();
+  assert.equal(Weather.safeParse(final.output_parsed).success, true);
+
+  // A schema strict mode cannot enforce is the SDK's BadRequestError naming the field.
+  await assert.rejects(
+    client.chat.completions.create({ model: "gpt-5", messages, response_format: { type: "json_schema", json_schema: {
+      name: "loose", schema: { type: "object", properties: { a: { type: "string" } } } } } }),
+    (err) => err instanceof OpenAI.BadRequestError && err.param === "response_format.json_schema.schema",
+  );
+});

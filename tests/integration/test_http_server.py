@@ -105,7 +105,7 @@ class HttpContractTest(ProxyTestCase):
             self.assertEqual(response.status, 200, path)
 
     def test_oversized_body_gets_413_and_malformed_http_gets_400(self):
-        status, _, body = self.proxy.request("POST", "/readyz", body=b"x" * (2 * 1024 * 1024))
+        status, _, body = self.proxy.request("POST", "/readyz", body=b"x" * (17 * 1024 * 1024))  # > 16 MiB
         self.assertEqual(status, 413)
         self.assertIn("PROXY_MAX_BODY_BYTES", json.loads(body)["error"]["message"])
         with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:

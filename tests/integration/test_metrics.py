@@ -133,6 +133,8 @@ class MetricsTest(ProxyTestCase):
                 if name.endswith((".md", ".yaml", ".json")):
                     with open(os.path.join(folder, name)) as f:
                         mentioned |= set(re.findall(r"\b(codex_[a-z_]+[a-z])\b", f.read()))
+        # Not a metric: the name codex gives every output schema (api.md, structured outputs).
+        mentioned.discard("codex_output_schema")
         self.assertEqual(mentioned - names, set(), "named in docs/ but not exported")
 
 

@@ -102,6 +102,8 @@ class ResponsesTest(ProxyTestCase):
         proxy = self.start_real_proxy()
         cases = [({"input": "x", "previous_response_id": "resp_1"}, "previous_response_id"),
                  ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
+                  "input[0].content[0].image_url"),
+                 ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
                   "input[0].content[0].type"),
                  ({"input": [{"type": "function_call_output", "call_id": "nope", "output": "1"}]}, "input[0].call_id"),
                  ({"input": "x", "tools": [{"type": "function", "name": "a"}, {"type": "function", "name": "a"}]},

@@ -259,6 +259,15 @@ TEST_CASE("a provider gets its env key, and the overrides become sorted key=valu
   CHECK(env["WORKER_CONFIG_OVERRIDES"] == "a.b=1\nmodel_reasoning_effort=high\n");
 }
 
+TEST_CASE("default instructions become WORKER_DEFAULT_INSTRUCTIONS, and roll the pods") {
+  const auto spec = with_worker(R"({"defaultInstructions":"You are a helpful assistant."})");
+  auto env = env_of(find(render_objects(spec, std::nullopt), "Deployment"));
+  CHECK(env["WORKER_DEFAULT_INSTRUCTIONS"] == "You are a helpful assistant.");
+  CHECK_FALSE(env_of(find(render_objects(with_worker("{}"), std::nullopt), "Deployment"))
+                  .count("WORKER_DEFAULT_INSTRUCTIONS"));
+  CHECK(restart_hash(spec.spec) != restart_hash(with_worker("{}").spec));
+}
+
 TEST_CASE("a ChatGPT auth.json Secret is mounted read-only and named by WORKER_AUTH_JSON") {
   const auto deployment = find(
       render_objects(with_worker(R"({"credentials":{"authJsonSecret":{"name":"codex-login"}}})"),
