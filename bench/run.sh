@@ -9,6 +9,9 @@
 #                               handovers, the pod's memory minute by minute (bench/bench_soak.py)
 #   bench/run.sh chaos [ARGS]   200 clients while the worker is SIGKILLed every 2 s, and while the
 #                               model stalls, resets and fails: outcomes, fds/RSS (bench/bench_chaos.py)
+#   bench/run.sh faithful       what the model receives for a short prompt, before and after the
+#                               faithful defaults; plain vs structured-output turn latency
+#                               (bench/bench_faithful.py)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh" >/dev/null
@@ -18,5 +21,6 @@ case "${1:-}" in
   tools) shift; exec python3 "$ROOT/bench/bench_tools.py" "$@" ;;
   soak) shift; exec python3 "$ROOT/bench/bench_soak.py" "$@" ;;
   chaos) shift; exec python3 "$ROOT/bench/bench_chaos.py" "$@" ;;
+  faithful) shift; exec python3 "$ROOT/bench/bench_faithful.py" "$@" ;;
 esac
 exec python3 "$ROOT/bench/bench_proxy.py" "$@"

@@ -150,13 +150,21 @@ done
 echo "POST http://127.0.0.1:$port/v1/chat/completions {\"messages\":[{\"role\":\"user\",\"content\":\"Say hello to the SRE on call.\"}]}"
 answer="$(curl -s --max-time 60 "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
   -d '{"model":"gpt-5","messages":[{"role":"user","content":"Say hello to the SRE on call."}]}')"
-python3 -c '
+python3 - "$answer" "$DEMO/logs/model-requests.jsonl" <<'PY'
 import json, sys
 body = json.loads(sys.argv[1])
 if "choices" not in body:
     sys.exit(f"[demo] error: the chat completion failed: {sys.argv[1]}")
 print("answer:", body["choices"][0]["message"]["content"])
-print("usage: ", json.dumps(body["usage"]))' "$answer"
+print("usage: ", json.dumps(body["usage"]))
+# What the model read: the caller's message and nothing of codex's own (docs/api.md).
+with open(sys.argv[2]) as log:
+    model = [json.loads(line) for line in log if '"path": "/v1/responses"' in line][-1]["body"]
+for item in model["input"]:
+    print(f"the model read: [{item['role']}] " + "".join(p.get("text", "") for p in item.get("content", [])))
+print(f"prompt_tokens {body['usage']['prompt_tokens']}: the caller's own words only "
+      "(codex's prompt, permissions and environment text are off)")
+PY
 requests="$(grep -c '"path": "/v1/responses"' "$DEMO/logs/model-requests.jsonl" || true)"
 echo "the scripted model received $requests Responses API request(s), each with the key from the Secret"
 

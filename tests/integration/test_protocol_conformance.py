@@ -77,6 +77,19 @@ class ConformanceTest(ProxyTestCase):
         self.assertEqual(proxy.request("POST", "/v1/chat/completions", body=history,
                                        headers={"Content-Type": "application/json"}, timeout=30)[0], 200)
         self.assertEqual(post(proxy, '[[call:request_user_input:{"questions":[]}]]')[0], 200)
+        # The turn's parameters: an output schema, effort, summary, an image (and the reasoning
+        # notifications they bring back).
+        png = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAE"
+               "hQGAhKmMIQAAAABJRU5ErkJggg==")
+        schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
+                  "additionalProperties": False}
+        parameters = {"input": [{"role": "user", "content": [
+                          {"type": "input_text", "text": "[[reason:Hmm.]] look"},
+                          {"type": "input_image", "image_url": png, "detail": "high"}]}],
+                      "reasoning": {"effort": "low", "summary": "auto"},
+                      "text": {"format": {"type": "json_schema", "name": "a", "schema": schema}}}
+        self.assertEqual(proxy.request("POST", "/v1/responses", body=json.dumps(parameters),
+                                       headers={"Content-Type": "application/json"}, timeout=30)[0], 200)
         wait_until(lambda: len(self.model.events("client_disconnected")) >= 2, 10, message="both turns interrupted")
         frames = self.assert_conforms(log, "proxy", minimum_frames=20)
         answered = [f for d, f in frames if d == "to_worker" and "id" in f and "method" not in f]
@@ -85,6 +98,9 @@ class ConformanceTest(ProxyTestCase):
         for method in ("initialize", "initialized", "thread/start", "turn/start", "turn/interrupt",
                        "thread/inject_items", "thread/unsubscribe"):
             self.assertIn(method, methods)
+        [turn] = [f["params"] for d, f in frames if d == "to_worker" and f.get("method") == "turn/start"
+                  and "outputSchema" in f.get("params", {})]
+        self.assertEqual((turn["effort"], turn["summary"], turn["input"][1]["type"]), ("low", "auto", "image"))
         # Every thread the proxy started it let go of at the end of its request (else the worker
         # keeps each one loaded for its whole life).
         started = {f["id"] for d, f in frames if d == "to_worker" and f.get("method") == "thread/start"}
