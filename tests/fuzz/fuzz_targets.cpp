@@ -21,6 +21,8 @@
 #include "common/config_value.h"
 #include "common/http/http_server.h"
 #include "common/json_fields.h"
+#include "proxy/api/output_format.h"
+#include "proxy/api/stop_sequences.h"
 #include "common/kube/kube_config.h"
 #include "common/telemetry/redaction.h"
 #include "controller/codexproxy_spec.h"
@@ -72,6 +74,34 @@ int api_request(std::string_view body, Parse parse) {
           "a parsed request is valid");
   (void)request.format.worker_schema().dump();
   for (const auto& item : request.history) (void)proxy::history_item_json(item).dump();
+  return 0;
+}
+
+// A model's answer as deltas: the first byte says where the deltas are cut. The json_object
+// unwrapper gives the same text however the answer is cut, and the stop sequences ("\n\n", the
+// input's second and third bytes) give a prefix of the answer that holds no stop sequence.
+int answer_stream(const std::uint8_t* data, std::size_t size) {
+  if (size < 3) return 0;
+  const auto answer = text_of(data + 1, size - 1);
+  const std::size_t step = 1 + data[0] % 17;
+  proxy::JsonObjectUnwrapper whole;
+  std::string expected = whole.feed(answer);
+  expected += whole.finish();
+  proxy::JsonObjectUnwrapper cut;
+  std::string unwrapped;
+  for (std::size_t at = 0; at < answer.size(); at += step) unwrapped += cut.feed(answer.substr(at, step));
+  unwrapped += cut.finish();
+  require(unwrapped == expected, "the unwrapped answer does not depend on how the deltas cut it");
+  const std::vector<std::string> stops{"\n\n", std::string(answer.substr(0, 2))};
+  proxy::StopSequences stop(stops);
+  std::string out;
+  for (std::size_t at = 0; at < answer.size() && !stop.stopped(); at += step) {
+    out += stop.feed(answer.substr(at, step));
+  }
+  out += stop.finish();
+  require(answer.compare(0, out.size(), out) == 0, "the cut answer is a prefix of the answer");
+  for (const auto& s : stops) require(out.find(s) == std::string::npos, "no stop sequence is sent");
+  (void)proxy::strict_schema_problem(json::parse(answer, nullptr, false));
   return 0;
 }
 
@@ -310,6 +340,7 @@ const std::vector<FuzzTarget>& fuzz_targets() {
       {"worker_lines", worker_lines},   {"redactor", redactor_target},
       {"kubeconfig", kubeconfig},       {"codexproxy_spec", codexproxy_spec},
       {"live_settings", live_settings}, {"http_server", http_server},
+      {"answer_stream", answer_stream},
   };
   return targets;
 }
