@@ -19,6 +19,25 @@ std::string compact_timestamp(std::chrono::system_clock::time_point when) {
   return format_utc(when, UtcFormat::kCompact);
 }
 
+// An image's data (a data URL, up to PROXY_MAX_IMAGE_BYTES) is kept out of traces: its header
+// and size say which image it was; 100 traces of 8 MiB images would otherwise fill a disk.
+nlohmann::json without_image_data(const nlohmann::json& value) {
+  constexpr std::size_t kKeep = 256;
+  if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    const auto comma = text.find(',');
+    if (text.size() <= kKeep || text.rfind("data:", 0) != 0 || comma == std::string::npos) {
+      return value;
+    }
+    return text.substr(0, comma + 1) + "[" + std::to_string(text.size() - comma - 1) +
+           " bytes not traced]";
+  }
+  if (!value.is_structured()) return value;
+  nlohmann::json out = value;
+  for (auto& element : out) element = without_image_data(element);
+  return out;
+}
+
 }  // namespace
 
 void TraceRecording::add(std::string_view direction, const nlohmann::json& frame) {
@@ -26,7 +45,7 @@ void TraceRecording::add(std::string_view direction, const nlohmann::json& frame
     ++dropped_;
     return;
   }
-  frames_.push_back({{"direction", direction}, {"frame", frame}});
+  frames_.push_back({{"direction", direction}, {"frame", without_image_data(frame)}});
 }
 
 std::string trace_file_id(std::string_view request_id) {

@@ -1,5 +1,6 @@
 """The trace buffer: one redacted file per request, atomic, pruned by count and TTL, never failing
 the request; and `codex-proxy trace <id>`."""
+import base64
 import json
 import os
 import subprocess
@@ -38,6 +39,22 @@ class TraceBufferTest(ProxyTestCase):
         if not os.path.isdir(self.trace_dir):
             return []
         return sorted(f for f in os.listdir(self.trace_dir) if not f.startswith("."))
+
+    def test_an_images_data_is_not_traced_only_its_type_and_size(self):
+        proxy = self.start()
+        data = base64.b64encode(b"\x89PNG\r\n\x1a\n" + os.urandom(3000)).decode()
+        body = json.dumps({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "what is it?"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}]}]})
+        status, _, raw = proxy.request("POST", "/v1/chat/completions", body=body, headers={
+            "Content-Type": "application/json", "X-Request-Id": "img-1", "Authorization": f"Bearer {SECRET_KEY}"})
+        self.assertEqual(status, 200, raw)
+        [name] = wait_until(self.files, 5, message="a trace file")
+        with open(os.path.join(self.trace_dir, name)) as f:
+            trace = f.read()
+        self.assertNotIn(data[:200], trace)
+        self.assertIn(f"data:image/png;base64,[{len(data)} bytes not traced]", trace)
+        self.assertIn("what is it?", trace)
 
     def test_one_redacted_file_per_request_with_its_frames_and_the_trace_helper_prints_it(self):
         proxy = self.start()
