@@ -54,8 +54,7 @@ TurnSession::TurnSession(boost::asio::io_context& io, http::ExchangePtr exchange
       deadline_(io),
       keepalive_(io),
       settle_(io),
-      stop_(request_.stop) {
-  if (request_.format.kind == OutputFormat::Kind::kJsonObject) unwrap_.emplace();
+      answer_(request_) {
   // A function named like one of codex's own tools gets a name of its own for the model.
   for (const auto& tool : offered_) {
     std::string name = tool.name;
@@ -407,9 +406,9 @@ void TurnSession::on_reasoning(const RpcNotification& note) {
 }
 
 void TurnSession::text(const std::string& delta) {
-  if (stop_.stopped()) return;
-  deliver(stop_.feed(unwrap_ ? unwrap_->feed(delta) : delta));
-  if (!stop_.stopped() || finished_) return;
+  if (answer_.stopped()) return;
+  deliver(answer_.feed(delta));
+  if (!answer_.stopped() || finished_) return;
   // A stop sequence: the answer ends here, and the model's response with it.
   log_.info("stop_sequence_matched",
             {{"request_id", exchange_->request_id()}, {"route", renderer_->route()}});
@@ -424,12 +423,11 @@ void TurnSession::deliver(const std::string& text) {
 }
 
 void TurnSession::flush_text() {
-  if (stop_.stopped()) return;
-  deliver(stop_.feed(unwrap_ ? unwrap_->finish() : std::string()));
-  deliver(stop_.finish());
+  deliver(answer_.finish());
 }
 
 void TurnSession::emit(std::string bytes) {
+  if (bytes.empty()) return;  // an event the endpoint does not show (chat has no reasoning)
   exchange_->send(std::move(bytes));
   schedule_keepalive();
 }

@@ -16,8 +16,7 @@
 #include "proxy/api/admission_gate.h"
 #include "proxy/api/api_error.h"
 #include "proxy/api/api_stats.h"
-#include "proxy/api/output_format.h"
-#include "proxy/api/stop_sequences.h"
+#include "proxy/api/answer_text.h"
 #include "proxy/api/turn_renderer.h"
 #include "proxy/api/turn_request.h"
 #include "proxy/api/turn_router.h"
@@ -87,10 +86,10 @@ class TurnSession : public TurnListener, public std::enable_shared_from_this<Tur
   void maybe_finish_with_tool_calls();
   void finish_with_tool_calls();
   void answer_pending_calls(std::string_view why);
-  // A delta of the model's answer: unwrapped (json_object), cut at a stop sequence, delivered.
+  // A delta of the model's answer, as the caller gets it (answer_); a stop sequence ends the turn.
   void text(const std::string& delta);
   void deliver(const std::string& text);
-  // At the end of the answer: the text the unwrapper and the stop sequences still hold.
+  // At the end of the answer: the text answer_ still holds.
   void flush_text();
   void on_reasoning(const RpcNotification& note);
   // Sends the stream's head and what the answer has so far (once; the turn started, or ended
@@ -130,8 +129,7 @@ class TurnSession : public TurnListener, public std::enable_shared_from_this<Tur
   std::string text_;
   std::vector<ToolCallOut> calls_;
   std::vector<ReasoningOut> reasoning_;
-  StopSequences stop_;
-  std::optional<JsonObjectUnwrapper> unwrap_;  // json_object requests
+  AnswerText answer_;
   std::vector<nlohmann::json> pending_calls_;  // ids of item/tool/call requests not answered yet
   std::vector<std::string> announced_calls_;   // call ids of the model's response, in its order
   bool response_done_ = false;                 // rawResponse/completed arrived
