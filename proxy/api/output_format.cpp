@@ -24,6 +24,8 @@ constexpr std::array<std::string_view, 7> kTypes = {"string",  "number", "intege
                                                     "object",  "array",  "null"};
 // What the model fills for a json_object request: one string holding the object's JSON text.
 constexpr std::string_view kWrapperKey = "json";
+// How much of an answer may precede the wrapper's string (whitespace) before it counts as not one.
+constexpr std::size_t kMaxPrefixBytes = 256;
 
 std::vector<std::string> types_of(const json& node) {
   std::vector<std::string> out;
@@ -335,8 +337,10 @@ std::string JsonObjectUnwrapper::feed(std::string_view delta) {
   for (const auto token : kTokens) {
     while (at < pending_.size() && std::isspace(static_cast<unsigned char>(pending_[at])) != 0) ++at;
     const auto have = std::min(token.size(), pending_.size() - at);
-    if (pending_.compare(at, have, token, 0, have) != 0 || pending_.size() > 256) {
-      state_ = State::kRaw;  // not the wrapper: the answer as it came
+    // Not the wrapper (or only whitespace for too long): the answer as it came.
+    if (pending_.compare(at, have, token, 0, have) != 0 ||
+        (have < token.size() && pending_.size() > kMaxPrefixBytes)) {
+      state_ = State::kRaw;
       return std::exchange(pending_, std::string());
     }
     if (have < token.size()) return "";  // the next delta decides

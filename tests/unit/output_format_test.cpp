@@ -159,6 +159,9 @@ TEST_CASE("the json_object answer is unwrapped however the deltas cut it") {
     INFO("cut at " << cut);
     CHECK(unwrap(wrapped, cut) == inner);
   }
+  // A long answer in one delta (found by fuzzing: the prefix's bound counted the whole delta).
+  const std::string long_inner = json{{"text", std::string(1000, 'x')}}.dump();
+  CHECK(unwrap(json{{"json", long_inner}}.dump(), 0) == long_inner);
   // With whitespace between the tokens, and trailing text after the string ignored.
   CHECK(unwrap(" { \"json\" :\n \"{}\" }  ", 4) == "{}");
   // Not the wrapper: the answer as it came.
