@@ -82,8 +82,8 @@ std::optional<ApiError> read_stop(const json& root, TurnRequest& request) {
     const std::string at = stop->is_string() ? "stop" : "stop[" + std::to_string(i) + "]";
     if (!list[i].is_string() || list[i].get_ref<const std::string&>().empty() ||
         list[i].get_ref<const std::string&>().size() > kMaxStopBytes) {
-      return invalid_request(at, at + ": expected a string of 1-" +
-                                     std::to_string(kMaxStopBytes) + " bytes");
+      return invalid_request(
+          at, at + ": expected a string of 1-" + std::to_string(kMaxStopBytes) + " bytes");
     }
     request.stop.push_back(list[i].get<std::string>());
   }
@@ -107,15 +107,14 @@ std::variant<TurnRequest, ApiError> parse_chat_request(std::string_view body,
     // {"type":"image_url","image_url":{"url","detail"}} (or the URL as a string)
     const auto image = part.value("image_url", json());
     if (image.is_string()) {
-      return read_image(image, json(), at + ".image_url", at + ".image_url.detail",
-                        options.images, images, out);
+      return read_image(image, json(), at + ".image_url", at + ".image_url.detail", options.images,
+                        images, out);
     }
     if (!image.is_object()) {
       return invalid_request(at + ".image_url", at + ".image_url: expected {\"url\", \"detail\"}");
     }
     return read_image(image.value("url", json()), image.value("detail", json()),
-                      at + ".image_url.url", at + ".image_url.detail", options.images, images,
-                      out);
+                      at + ".image_url.url", at + ".image_url.detail", options.images, images, out);
   };
 
   const auto messages = root.find("messages");
@@ -169,8 +168,12 @@ std::variant<TurnRequest, ApiError> parse_chat_request(std::string_view body,
                                where + ".tool_call_id: '" + id->get<std::string>().substr(0, 128) +
                                    "' answers no tool call of an earlier assistant message");
       }
-      conversation.push_back({HistoryItem::Kind::kFunctionCallOutput, std::move(content),
-                              id->get<std::string>(), "", "", {}});
+      conversation.push_back({HistoryItem::Kind::kFunctionCallOutput,
+                              std::move(content),
+                              id->get<std::string>(),
+                              "",
+                              "",
+                              {}});
     } else {
       return invalid_request(where + ".role",
                              where + ".role: unknown role '" + role_name.substr(0, 64) +
@@ -201,8 +204,8 @@ std::variant<TurnRequest, ApiError> parse_chat_request(std::string_view body,
   }
   if (auto error = parse_tools(root, request)) return *error;
   if (auto error = read_response_format(root, request.format)) return *error;
-  if (auto error = read_effort(root.value("reasoning_effort", json()), "reasoning_effort",
-                               request.effort)) {
+  if (auto error =
+          read_effort(root.value("reasoning_effort", json()), "reasoning_effort", request.effort)) {
     return *error;
   }
   if (auto error = read_stop(root, request)) return *error;

@@ -68,8 +68,9 @@ std::optional<ApiError> read_image(const nlohmann::json& url, const nlohmann::js
                        "(codex 0.169) does not fetch remote images — send the image inline");
   }
   const auto comma = text.find(',');
-  const std::string_view header =
-      comma == std::string::npos ? std::string_view(text) : std::string_view(text).substr(5, comma - 5);
+  const std::string_view header = comma == std::string::npos
+                                      ? std::string_view(text)
+                                      : std::string_view(text).substr(5, comma - 5);
   const auto semicolon = header.find(';');
   const std::string_view mime = header.substr(0, semicolon);
   const ImageKind* kind = nullptr;
@@ -78,8 +79,8 @@ std::optional<ApiError> read_image(const nlohmann::json& url, const nlohmann::js
   }
   if (comma == std::string::npos || semicolon == std::string_view::npos ||
       header.substr(header.rfind(';') + 1) != "base64") {
-    return invalid_request(url_field,
-                           url_field + ": a malformed data URL; expected data:<type>;base64,<data>");
+    return invalid_request(
+        url_field, url_field + ": a malformed data URL; expected data:<type>;base64,<data>");
   }
   if (kind == nullptr) {
     return invalid_request(url_field, url_field + ": images of type '" +
@@ -89,8 +90,7 @@ std::optional<ApiError> read_image(const nlohmann::json& url, const nlohmann::js
   std::string head;
   const auto size = base64_size(std::string_view(text).substr(comma + 1), head);
   if (!size) {
-    return invalid_request(url_field,
-                           url_field + ": the data URL's data is not valid base64");
+    return invalid_request(url_field, url_field + ": the data URL's data is not valid base64");
   }
   if (head.size() < kind->magic_offset + kind->magic.size() ||
       std::string_view(head).substr(kind->magic_offset, kind->magic.size()) != kind->magic) {
@@ -115,10 +115,10 @@ std::optional<ApiError> read_image(const nlohmann::json& url, const nlohmann::js
                              detail_field + ": expected \"auto\", \"high\" or \"original\"");
     }
     if (detail == "low") {
-      return invalid_request(detail_field,
-                             detail_field +
-                                 ": \"low\" cannot be honoured: the worker (codex 0.169) leaves out "
-                                 "low-detail images; use \"auto\", \"high\" or \"original\"");
+      return invalid_request(
+          detail_field, detail_field +
+                            ": \"low\" cannot be honoured: the worker (codex 0.169) leaves out "
+                            "low-detail images; use \"auto\", \"high\" or \"original\"");
     }
     out.detail = detail.get<std::string>();
   }

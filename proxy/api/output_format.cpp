@@ -14,14 +14,25 @@ using nlohmann::json;
 constexpr int kMaxDepth = 10;
 constexpr std::size_t kMaxProperties = 5000;
 constexpr std::size_t kMaxEnumValues = 1000;
-constexpr std::array<std::string_view, 17> kUnsupported = {
-    "allOf",         "not",           "oneOf",          "if",
-    "then",          "else",          "dependentRequired", "dependentSchemas",
-    "patternProperties", "unevaluatedProperties", "unevaluatedItems", "propertyNames",
-    "minProperties", "maxProperties", "contains",       "minContains",
-    "maxContains"};
-constexpr std::array<std::string_view, 7> kTypes = {"string",  "number", "integer", "boolean",
-                                                    "object",  "array",  "null"};
+constexpr std::array<std::string_view, 17> kUnsupported = {"allOf",
+                                                           "not",
+                                                           "oneOf",
+                                                           "if",
+                                                           "then",
+                                                           "else",
+                                                           "dependentRequired",
+                                                           "dependentSchemas",
+                                                           "patternProperties",
+                                                           "unevaluatedProperties",
+                                                           "unevaluatedItems",
+                                                           "propertyNames",
+                                                           "minProperties",
+                                                           "maxProperties",
+                                                           "contains",
+                                                           "minContains",
+                                                           "maxContains"};
+constexpr std::array<std::string_view, 7> kTypes = {"string", "number", "integer", "boolean",
+                                                    "object", "array",  "null"};
 // What the model fills for a json_object request: one string holding the object's JSON text.
 constexpr std::string_view kWrapperKey = "json";
 // How much of an answer may precede the wrapper's string (whitespace) before it counts as not one.
@@ -53,7 +64,8 @@ struct SchemaWalk {
   }
 
   bool walk(const json& node, const std::string& where, int depth) {
-    if (!node.is_object()) return fail(where, "expected a schema object, found " + json_type_name(node));
+    if (!node.is_object())
+      return fail(where, "expected a schema object, found " + json_type_name(node));
     if (depth > kMaxDepth) {
       return fail(where, "nests deeper than " + std::to_string(kMaxDepth) + " levels");
     }
@@ -87,10 +99,11 @@ struct SchemaWalk {
       if (!walk(*items, where + (where.empty() ? "" : ".") + "items", depth + 1)) return false;
     }
     if (const auto any = node.find("anyOf"); any != node.end()) {
-      if (!any->is_array() || any->empty()) return fail(where, "\"anyOf\" must be a non-empty array");
+      if (!any->is_array() || any->empty())
+        return fail(where, "\"anyOf\" must be a non-empty array");
       for (std::size_t i = 0; i < any->size(); ++i) {
-        if (!walk((*any)[i], where + (where.empty() ? "" : ".") + "anyOf[" + std::to_string(i) + "]",
-                  depth)) {
+        if (!walk((*any)[i],
+                  where + (where.empty() ? "" : ".") + "anyOf[" + std::to_string(i) + "]", depth)) {
           return false;
         }
       }
@@ -98,9 +111,11 @@ struct SchemaWalk {
     for (const char* defs : {"$defs", "definitions"}) {
       const auto found = node.find(defs);
       if (found == node.end()) continue;
-      if (!found->is_object()) return fail(where, std::string("\"") + defs + "\" must be an object");
+      if (!found->is_object())
+        return fail(where, std::string("\"") + defs + "\" must be an object");
       for (const auto& [key, sub] : found->items()) {
-        if (!walk(sub, where + (where.empty() ? "" : ".") + defs + "." + key.substr(0, 64), depth)) {
+        if (!walk(sub, where + (where.empty() ? "" : ".") + defs + "." + key.substr(0, 64),
+                  depth)) {
           return false;
         }
       }
@@ -119,12 +134,14 @@ struct SchemaWalk {
     }
     const auto required = node.find("required");
     for (const auto& [key, sub] : properties.items()) {
-      const bool listed = required != node.end() && required->is_array() &&
-                          std::find(required->begin(), required->end(), json(key)) != required->end();
+      const bool listed =
+          required != node.end() && required->is_array() &&
+          std::find(required->begin(), required->end(), json(key)) != required->end();
       if (!listed) {
-        return fail(where, "property '" + key.substr(0, 64) +
-                               "' is not in \"required\" (strict mode requires every property; make "
-                               "an optional one nullable, e.g. \"type\": [\"string\", \"null\"])");
+        return fail(where,
+                    "property '" + key.substr(0, 64) +
+                        "' is not in \"required\" (strict mode requires every property; make "
+                        "an optional one nullable, e.g. \"type\": [\"string\", \"null\"])");
       }
     }
     property_count += properties.size();
@@ -174,17 +191,16 @@ std::optional<ApiError> read_schema_spec(const json& spec, const std::string& pr
     return invalid_request(param, param + ": required (the JSON Schema the answer must follow)");
   }
   if (!schema->is_object()) {
-    return invalid_request(param,
-                           param + ": expected a JSON Schema object, found " + json_type_name(*schema));
+    return invalid_request(
+        param, param + ": expected a JSON Schema object, found " + json_type_name(*schema));
   }
   if (schema->dump().size() > kMaxSchemaBytes) {
-    return invalid_request(param, param + ": larger than " + std::to_string(kMaxSchemaBytes / 1024) +
-                                      " KiB of JSON");
+    return invalid_request(
+        param, param + ": larger than " + std::to_string(kMaxSchemaBytes / 1024) + " KiB of JSON");
   }
   if (const auto problem = strict_schema_problem(*schema); !problem.empty()) {
     return invalid_request(
-        param, param + ": " + problem +
-                   ". codex gives every schema to the model in strict mode" +
+        param, param + ": " + problem + ". codex gives every schema to the model in strict mode" +
                    (out.strict.value_or(false) ? "" : " (strict: false cannot be honoured)") +
                    ", which needs \"additionalProperties\": false and every property required in "
                    "each object");
@@ -240,7 +256,8 @@ constexpr std::uint32_t kReplacement = 0xFFFD;
 }  // namespace
 
 std::string strict_schema_problem(const json& schema) {
-  if (!schema.is_object() || schema.contains("anyOf") || types_of(schema) != std::vector<std::string>{"object"}) {
+  if (!schema.is_object() || schema.contains("anyOf") ||
+      types_of(schema) != std::vector<std::string>{"object"}) {
     return "the root must be {\"type\": \"object\", …}";
   }
   SchemaWalk walk;
@@ -259,12 +276,13 @@ json OutputFormat::worker_schema() const {
       return out;
     }
     case Kind::kJsonObject:
-      return {{"type", "object"},
-              {"properties",
-               {{kWrapperKey,
-                 {{"type", "string"}, {"description", "The answer: one JSON object, as JSON text."}}}}},
-              {"required", json::array({kWrapperKey})},
-              {"additionalProperties", false}};
+      return {
+          {"type", "object"},
+          {"properties",
+           {{kWrapperKey,
+             {{"type", "string"}, {"description", "The answer: one JSON object, as JSON text."}}}}},
+          {"required", json::array({kWrapperKey})},
+          {"additionalProperties", false}};
   }
   return nullptr;
 }
@@ -290,9 +308,8 @@ json OutputFormat::echo() const {
 std::optional<ApiError> read_response_format(const json& root, OutputFormat& out) {
   const auto format = root.find("response_format");
   if (format == root.end() || format->is_null()) return std::nullopt;
-  const json* spec = format->is_object() && format->contains("json_schema")
-                         ? &format->at("json_schema")
-                         : nullptr;
+  const json* spec =
+      format->is_object() && format->contains("json_schema") ? &format->at("json_schema") : nullptr;
   return read_format_object(*format, "response_format", spec, "response_format.json_schema", out);
 }
 
@@ -335,7 +352,8 @@ std::string JsonObjectUnwrapper::feed(std::string_view delta) {
   static constexpr std::string_view kTokens[] = {"{", "\"json\"", ":", "\""};
   std::size_t at = 0;
   for (const auto token : kTokens) {
-    while (at < pending_.size() && std::isspace(static_cast<unsigned char>(pending_[at])) != 0) ++at;
+    while (at < pending_.size() && std::isspace(static_cast<unsigned char>(pending_[at])) != 0)
+      ++at;
     const auto have = std::min(token.size(), pending_.size() - at);
     // Not the wrapper (or only whitespace for too long): the answer as it came.
     if (pending_.compare(at, have, token, 0, have) != 0 ||
@@ -380,12 +398,23 @@ std::string JsonObjectUnwrapper::decode(std::string_view delta) {
     if (e != 'u') {
       lone_surrogate();
       switch (e) {
-        case 'n': out.push_back('\n'); break;
-        case 't': out.push_back('\t'); break;
-        case 'r': out.push_back('\r'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        default: out.push_back(e);  // \" \\ \/ (and anything else, as written)
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        default:
+          out.push_back(e);  // \" \\ \/ (and anything else, as written)
       }
       i += 2;
       continue;

@@ -64,7 +64,7 @@ class JsonObjectUnwrapper {
   std::string decode(std::string_view text);
 
   State state_ = State::kPrefix;
-  std::string pending_;   // kPrefix: the answer so far; kString: an escape cut by the delta
+  std::string pending_;  // kPrefix: the answer so far; kString: an escape cut by the delta
   std::uint32_t high_surrogate_ = 0;  // a \\u escape of a high surrogate waiting for its low half
 };
 

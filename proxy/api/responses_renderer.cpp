@@ -142,9 +142,8 @@ class ResponsesRenderer final : public TurnRenderer {
 
   std::string stream_end(const TurnOutcome& outcome) override {
     std::string out = close_reasoning();
-    const bool answered = std::any_of(output_.begin(), output_.end(), [](const json& item) {
-      return item["type"] != "reasoning";
-    });
+    const bool answered = std::any_of(output_.begin(), output_.end(),
+                                      [](const json& item) { return item["type"] != "reasoning"; });
     if (outcome.calls.empty() && !message_open_ && !answered) {
       out += open_message();  // an empty answer is still one (empty) message
     }
@@ -210,11 +209,11 @@ class ResponsesRenderer final : public TurnRenderer {
   std::string close_summary_part() {
     const auto index = reasoning_->summary.size() - 1;
     const auto& text = reasoning_->summary.back();
-    std::string out = event("response.reasoning_summary_text.done",
-                            {{"item_id", reasoning_->id},
-                             {"output_index", reasoning_index_},
-                             {"summary_index", index},
-                             {"text", text}});
+    std::string out =
+        event("response.reasoning_summary_text.done", {{"item_id", reasoning_->id},
+                                                       {"output_index", reasoning_index_},
+                                                       {"summary_index", index},
+                                                       {"text", text}});
     return out + event("response.reasoning_summary_part.done", {{"item_id", reasoning_->id},
                                                                 {"output_index", reasoning_index_},
                                                                 {"summary_index", index},

@@ -28,9 +28,9 @@ std::optional<ApiError> parse_input_items(const json& items, std::string& instru
         return invalid_request(where + ".role", where + ".role: expected a string");
       const auto name = role.get<std::string>();
       if (name == "user") {
-        auto parts = user_content(item.value("content", json()), where + ".content",
-                                  {"input_text", "output_text", "text"}, "input_image",
-                                  read_image_part);
+        auto parts =
+            user_content(item.value("content", json()), where + ".content",
+                         {"input_text", "output_text", "text"}, "input_image", read_image_part);
         if (auto* error = std::get_if<ApiError>(&parts)) return *error;
         HistoryItem user;
         user.parts = std::get<std::vector<MessagePart>>(std::move(parts));
@@ -61,8 +61,12 @@ std::optional<ApiError> parse_input_items(const json& items, std::string& instru
             where, where + ": a function_call needs string call_id, name and arguments");
       }
       call_ids.insert(call_id.get<std::string>());
-      conversation.push_back({HistoryItem::Kind::kFunctionCall, "", call_id.get<std::string>(),
-                              name.get<std::string>(), arguments.get<std::string>(), {}});
+      conversation.push_back({HistoryItem::Kind::kFunctionCall,
+                              "",
+                              call_id.get<std::string>(),
+                              name.get<std::string>(),
+                              arguments.get<std::string>(),
+                              {}});
     } else if (type == "function_call_output") {
       const auto call_id = item.value("call_id", json());
       if (!call_id.is_string())
@@ -82,8 +86,12 @@ std::optional<ApiError> parse_input_items(const json& items, std::string& instru
         if (auto* error = std::get_if<ApiError>(&parts)) return *error;
         text = std::get<std::string>(std::move(parts));
       }
-      conversation.push_back({HistoryItem::Kind::kFunctionCallOutput, std::move(text),
-                              call_id.get<std::string>(), "", "", {}});
+      conversation.push_back({HistoryItem::Kind::kFunctionCallOutput,
+                              std::move(text),
+                              call_id.get<std::string>(),
+                              "",
+                              "",
+                              {}});
     } else if (type == "reasoning") {
       continue;  // a model's reasoning of an earlier response: the worker reasons anew
     } else {
@@ -133,8 +141,8 @@ std::optional<ApiError> read_reasoning(const json& root, TurnRequest& request) {
   const auto reasoning = root.find("reasoning");
   if (reasoning == root.end() || reasoning->is_null()) return std::nullopt;
   if (!reasoning->is_object()) return invalid_request("reasoning", "reasoning: expected an object");
-  if (auto error = read_effort(reasoning->value("effort", json()), "reasoning.effort",
-                               request.effort)) {
+  if (auto error =
+          read_effort(reasoning->value("effort", json()), "reasoning.effort", request.effort)) {
     return error;
   }
   for (const char* field : {"summary", "generate_summary"}) {
@@ -186,10 +194,12 @@ std::variant<TurnRequest, ApiError> parse_responses_request(std::string_view bod
   std::vector<HistoryItem> conversation;
   if (input->is_string()) {
     HistoryItem user;
-    if (!input->get_ref<const std::string&>().empty()) user.parts.push_back({input->get<std::string>(), {}});
+    if (!input->get_ref<const std::string&>().empty())
+      user.parts.push_back({input->get<std::string>(), {}});
     conversation.push_back(std::move(user));
   } else if (input->is_array()) {
-    if (auto error = parse_input_items(*input, request.instructions, conversation, read_image_part)) {
+    if (auto error =
+            parse_input_items(*input, request.instructions, conversation, read_image_part)) {
       return *error;
     }
   } else {

@@ -33,8 +33,7 @@ std::string StopSequences::feed(std::string_view delta) {
   }
   std::size_t cut = held_.size() - keep;
   // Never split a UTF-8 character: continuation bytes stay with their lead byte.
-  while (cut > 0 && cut < held_.size() &&
-         (static_cast<unsigned char>(held_[cut]) & 0xC0) == 0x80) {
+  while (cut > 0 && cut < held_.size() && (static_cast<unsigned char>(held_[cut]) & 0xC0) == 0x80) {
     --cut;
   }
   std::string out = held_.substr(0, cut);

@@ -73,8 +73,8 @@ ApiError unsupported_part(const std::string& at, const std::string& kind,
   if (is_file_or_audio_part(kind)) {
     why = "is not supported: the worker (codex 0.169) takes text and images, no files or audio";
   }
-  return invalid_request(at + ".type", at + ".type: content part type '" + kind.substr(0, 64) +
-                                           "' " + why);
+  return invalid_request(at + ".type",
+                         at + ".type: content part type '" + kind.substr(0, 64) + "' " + why);
 }
 
 }  // namespace
@@ -92,16 +92,14 @@ std::variant<std::string, ApiError> content_text(const json& content, const std:
                                                  bool null_ok) {
   if (content.is_null() && null_ok) return std::string();
   std::string text;
-  auto error = each_part(content, where,
-                         [&](const json& part, const std::string& at, const std::string& kind) {
-                           if (std::find(text_types.begin(), text_types.end(), kind) ==
-                                   text_types.end() &&
-                               kind != "text") {
-                             return std::optional<ApiError>(
-                                 unsupported_part(at, kind, text_types, false));
-                           }
-                           return text_part(part, at, text);
-                         });
+  auto error = each_part(
+      content, where, [&](const json& part, const std::string& at, const std::string& kind) {
+        if (std::find(text_types.begin(), text_types.end(), kind) == text_types.end() &&
+            kind != "text") {
+          return std::optional<ApiError>(unsupported_part(at, kind, text_types, false));
+        }
+        return text_part(part, at, text);
+      });
   if (error) return *error;
   return text;
 }
@@ -110,43 +108,43 @@ std::variant<std::vector<MessagePart>, ApiError> user_content(
     const json& content, const std::string& where, const std::vector<std::string>& text_types,
     std::string_view image_type, const ImagePartReader& read_image_part) {
   std::vector<MessagePart> parts;
-  auto error = each_part(
-      content, where,
-      [&](const json& part, const std::string& at,
-          const std::string& kind) -> std::optional<ApiError> {
-        if (kind == image_type) {
-          MessagePart image;
-          image.image.emplace();
-          if (auto bad = read_image_part(part, at, *image.image)) return bad;
-          parts.push_back(std::move(image));
-          return std::nullopt;
-        }
-        if (std::find(text_types.begin(), text_types.end(), kind) == text_types.end() &&
-            kind != "text") {
-          auto accepted = text_types;
-          accepted.emplace_back(image_type);
-          return unsupported_part(at, kind, accepted, true);
-        }
-        std::string text;
-        if (auto bad = text_part(part, at, text)) return bad;
-        // Adjacent text parts make one (as content_text joins them); empty text is nothing.
-        if (text.empty()) return std::nullopt;
-        if (!parts.empty() && !parts.back().image) {
-          parts.back().text += text;
-        } else {
-          parts.push_back({std::move(text), std::nullopt});
-        }
-        return std::nullopt;
-      });
+  auto error =
+      each_part(content, where,
+                [&](const json& part, const std::string& at,
+                    const std::string& kind) -> std::optional<ApiError> {
+                  if (kind == image_type) {
+                    MessagePart image;
+                    image.image.emplace();
+                    if (auto bad = read_image_part(part, at, *image.image)) return bad;
+                    parts.push_back(std::move(image));
+                    return std::nullopt;
+                  }
+                  if (std::find(text_types.begin(), text_types.end(), kind) == text_types.end() &&
+                      kind != "text") {
+                    auto accepted = text_types;
+                    accepted.emplace_back(image_type);
+                    return unsupported_part(at, kind, accepted, true);
+                  }
+                  std::string text;
+                  if (auto bad = text_part(part, at, text)) return bad;
+                  // Adjacent text parts make one (as content_text joins them); empty text is
+                  // nothing.
+                  if (text.empty()) return std::nullopt;
+                  if (!parts.empty() && !parts.back().image) {
+                    parts.back().text += text;
+                  } else {
+                    parts.push_back({std::move(text), std::nullopt});
+                  }
+                  return std::nullopt;
+                });
   if (error) return *error;
   return parts;
 }
 
-std::optional<ApiError> read_effort(const json& value, const std::string& param,
-                                    std::string& out) {
+std::optional<ApiError> read_effort(const json& value, const std::string& param, std::string& out) {
   if (value.is_null()) return std::nullopt;
-  static const std::vector<std::string> kEfforts = {"none", "minimal", "low",
-                                                    "medium", "high", "xhigh"};
+  static const std::vector<std::string> kEfforts = {"none",   "minimal", "low",
+                                                    "medium", "high",    "xhigh"};
   if (!value.is_string() ||
       std::find(kEfforts.begin(), kEfforts.end(), value.get<std::string>()) == kEfforts.end()) {
     return invalid_request(param, param +

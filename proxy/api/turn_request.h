@@ -34,11 +34,11 @@ std::string text_of(const std::vector<MessagePart>& parts);
 struct HistoryItem {
   enum class Kind { kUserMessage, kAssistantMessage, kFunctionCall, kFunctionCallOutput };
   Kind kind = Kind::kUserMessage;
-  std::string text;                 // an assistant message's text, or the function's output
-  std::string call_id;              // function call and output
-  std::string name;                 // function call
-  std::string arguments;            // function call: JSON text
-  std::vector<MessagePart> parts;   // a user message's content
+  std::string text;                // an assistant message's text, or the function's output
+  std::string call_id;             // function call and output
+  std::string name;                // function call
+  std::string arguments;           // function call: JSON text
+  std::vector<MessagePart> parts;  // a user message's content
 };
 
 // What both parsers need besides the body: the served models and the bounds of a request.

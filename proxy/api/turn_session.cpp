@@ -173,11 +173,10 @@ void TurnSession::start_turn() {
   if (auto schema = request_.format.worker_schema(); !schema.is_null()) {
     params["outputSchema"] = std::move(schema);
   }
-  rpc("turn/start", std::move(params),
-      [self = shared_from_this()](RpcOutcome started) {
-        if (self->finished_) return self->interrupt_late_turn(started);
-        self->on_turn_started(std::move(started));
-      });
+  rpc("turn/start", std::move(params), [self = shared_from_this()](RpcOutcome started) {
+    if (self->finished_) return self->interrupt_late_turn(started);
+    self->on_turn_started(std::move(started));
+  });
 }
 
 void TurnSession::on_turn_started(RpcOutcome outcome) {
@@ -383,7 +382,8 @@ void TurnSession::on_reasoning(const RpcNotification& note) {
     if (streaming_) emit(renderer_->reasoning_started(id));
   }
   if (note.method == "item/reasoning/summaryTextDelta") {
-    const auto index = static_cast<std::size_t>(std::max<std::int64_t>(0, int_field(p, "summaryIndex", 0)));
+    const auto index =
+        static_cast<std::size_t>(std::max<std::int64_t>(0, int_field(p, "summaryIndex", 0)));
     if (index >= kMaxReasoningItems) return;
     if (found->summary.size() <= index) found->summary.resize(index + 1);
     const auto delta = string_field(p, "delta");

@@ -21,8 +21,6 @@
 #include "common/config_value.h"
 #include "common/http/http_server.h"
 #include "common/json_fields.h"
-#include "proxy/api/output_format.h"
-#include "proxy/api/stop_sequences.h"
 #include "common/kube/kube_config.h"
 #include "common/telemetry/redaction.h"
 #include "controller/codexproxy_spec.h"
@@ -30,7 +28,9 @@
 #include "proxy/api/chat_request.h"
 #include "proxy/api/chat_response.h"
 #include "proxy/api/model_failure.h"
+#include "proxy/api/output_format.h"
 #include "proxy/api/responses_request.h"
+#include "proxy/api/stop_sequences.h"
 #include "proxy/api/turn_request.h"
 #include "proxy/reporter/pod_report.h"
 #include "proxy/rpc/json_rpc_message.h"
@@ -89,7 +89,8 @@ int answer_stream(const std::uint8_t* data, std::size_t size) {
   expected += whole.finish();
   proxy::JsonObjectUnwrapper cut;
   std::string unwrapped;
-  for (std::size_t at = 0; at < answer.size(); at += step) unwrapped += cut.feed(answer.substr(at, step));
+  for (std::size_t at = 0; at < answer.size(); at += step)
+    unwrapped += cut.feed(answer.substr(at, step));
   unwrapped += cut.finish();
   require(unwrapped == expected, "the unwrapped answer does not depend on how the deltas cut it");
   const std::vector<std::string> stops{"\n\n", std::string(answer.substr(0, 2))};

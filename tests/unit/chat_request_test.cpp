@@ -212,8 +212,8 @@ TEST_CASE("images the worker cannot take are a 400 naming the part and saying wh
   CHECK(remote.message.find("data URL") != std::string::npos);
   CHECK(error_of(with_parts(image("data:image/png;base64,!!!!"))).message.find("base64") !=
         std::string::npos);
-  CHECK(error_of(with_parts(image("data:image/png;base64,/9j/4AAQSkZJRgAB"))).message.find(
-            "not a png image") != std::string::npos);
+  CHECK(error_of(with_parts(image("data:image/png;base64,/9j/4AAQSkZJRgAB")))
+            .message.find("not a png image") != std::string::npos);
   CHECK(error_of(with_parts(image("data:image/tiff;base64,AAAA"))).message.find("tiff") !=
         std::string::npos);
   CHECK(error_of(with_parts(image("data:image/png,abc"))).message.find("malformed") !=
@@ -223,8 +223,8 @@ TEST_CASE("images the worker cannot take are a 400 naming the part and saying wh
   CHECK(low.message.find("low") != std::string::npos);
   CHECK(error_of(with_parts(image(kPng), "system")).message.find("user messages only") !=
         std::string::npos);
-  CHECK(error_of(with_parts(R"({"type":"input_audio","input_audio":{}})")).message.find(
-            "no files or audio") != std::string::npos);
+  CHECK(error_of(with_parts(R"({"type":"input_audio","input_audio":{}})"))
+            .message.find("no files or audio") != std::string::npos);
 
   std::string seventeen;
   for (int i = 0; i < 17; ++i) seventeen += (i ? "," : "") + image(kPng);

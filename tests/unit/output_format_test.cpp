@@ -51,8 +51,8 @@ TEST_CASE("strict mode's rules: what OpenAI's structured outputs accept and refu
                              {"kind", {{"enum", json::array({"a", "b"})}}},
                              {"node", {{"$ref", "#/$defs/node"}}}});
   json with_defs = ok;
-  with_defs["$defs"]["node"] = object_of({{"v", {{"anyOf", json::array({json{{"type", "string"}},
-                                                                       json{{"type", "null"}}})}}}});
+  with_defs["$defs"]["node"] = object_of(
+      {{"v", {{"anyOf", json::array({json{{"type", "string"}}, json{{"type", "null"}}})}}}});
   CHECK(strict_schema_problem(with_defs) == "");
 
   json optional = ok;
@@ -96,8 +96,9 @@ TEST_CASE("a json_schema response format becomes the turn's output schema, descr
   CHECK(format.echo()["strict"] == true);
 
   // strict: false with a schema strict mode can enforce: honoured (strictly).
-  CHECK(std::holds_alternative<TurnRequest>(chat_with(
-      {{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", schema}, {"strict", false}}}})));
+  CHECK(std::holds_alternative<TurnRequest>(
+      chat_with({{"type", "json_schema"},
+                 {"json_schema", {{"name", "w"}, {"schema", schema}, {"strict", false}}}})));
   // text: no constraint.
   CHECK(std::get<TurnRequest>(chat_with({{"type", "text"}})).format.worker_schema().is_null());
 }
@@ -105,21 +106,24 @@ TEST_CASE("a json_schema response format becomes the turn's output schema, descr
 TEST_CASE("a schema codex cannot give the model is a 400 naming the field and saying why") {
   json optional = object_of({{"a", {{"type", "string"}}}, {"b", {{"type", "string"}}}});
   optional["required"] = json::array({"a"});
-  const auto e = error_of(chat_with(
-      {{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", optional}}}}));
+  const auto e = error_of(
+      chat_with({{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", optional}}}}));
   CHECK(e.param == "response_format.json_schema.schema");
   CHECK(e.message.find("'b' is not in \"required\"") != std::string::npos);
   CHECK(e.message.find("strict: false cannot be honoured") != std::string::npos);
 
-  CHECK(error_of(chat_with({{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", 5}}}}))
+  CHECK(error_of(
+            chat_with({{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", 5}}}}))
             .param == "response_format.json_schema.schema");
   CHECK(error_of(chat_with({{"type", "json_schema"}, {"json_schema", {{"schema", object_of({})}}}}))
             .param == "response_format.json_schema.name");
   CHECK(error_of(chat_with({{"type", "json_schema"}, {"json_schema", {{"name", "w"}}}})).param ==
         "response_format.json_schema.schema");
   CHECK(error_of(chat_with({{"type", "yaml"}})).param == "response_format.type");
-  json huge = object_of({{"x", {{"type", "string"}, {"description", std::string(kMaxSchemaBytes, 'd')}}}});
-  CHECK(error_of(chat_with({{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", huge}}}}))
+  json huge =
+      object_of({{"x", {{"type", "string"}, {"description", std::string(kMaxSchemaBytes, 'd')}}}});
+  CHECK(error_of(chat_with(
+                     {{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", huge}}}}))
             .message.find("KiB") != std::string::npos);
 
   // The Responses API names its own fields.

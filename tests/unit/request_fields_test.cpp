@@ -44,7 +44,8 @@ std::string request_with(std::string_view api, std::string_view path, const json
 }
 
 std::variant<TurnRequest, ApiError> parse(std::string_view api, const std::string& body) {
-  return api == "chat" ? parse_chat_request(body, kOptions) : parse_responses_request(body, kOptions);
+  return api == "chat" ? parse_chat_request(body, kOptions)
+                       : parse_responses_request(body, kOptions);
 }
 
 }  // namespace
@@ -114,8 +115,7 @@ TEST_CASE("a refused field is a 400 naming it; its no-op value is accepted") {
 
 TEST_CASE("hosted tools of the Responses API are reported as ignored") {
   auto parsed = parse_responses_request(
-      R"({"input":"hi","tools":[{"type":"web_search"},{"type":"function","name":"f"}]})",
-      kOptions);
+      R"({"input":"hi","tools":[{"type":"web_search"},{"type":"function","name":"f"}]})", kOptions);
   REQUIRE(std::holds_alternative<TurnRequest>(parsed));
   CHECK(std::get<TurnRequest>(parsed).ignored_params == std::vector<std::string>{"tools.hosted"});
 }

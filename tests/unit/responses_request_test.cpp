@@ -57,9 +57,8 @@ TEST_CASE("what codex-proxy cannot serve is refused naming the field") {
   CHECK(
       error_of(R"({"input":[{"role":"user","content":[{"type":"input_image","image_url":"x"}]}]})")
           .param == "input[0].content[0].image_url");
-  CHECK(
-      error_of(R"({"input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]})")
-          .param == "input[0].content[0].type");
+  CHECK(error_of(R"({"input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]})")
+            .param == "input[0].content[0].type");
   CHECK(error_of(R"({"input":[{"type":"item_reference","id":"x"}]})").param == "input[0].type");
   CHECK(error_of(R"({"input":[{"type":"function_call_output","call_id":"zz","output":"1"}]})")
             .param == "input[0].call_id");
@@ -87,14 +86,16 @@ TEST_CASE("input_image items, reasoning effort and summary") {
       "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQ"
       "GAhKmMIQAAAABJRU5ErkJggg==";
   auto r = ok(R"({"input":[{"role":"user","content":[{"type":"input_text","text":"what is it?"},
-                 {"type":"input_image","image_url":")" + png + R"(","detail":"high"}]}],
+                 {"type":"input_image","image_url":")" +
+              png + R"(","detail":"high"}]}],
                  "reasoning":{"effort":"high","summary":"concise"}})");
   REQUIRE(r.input.size() == 2);
   CHECK(r.input[1].image->detail == "high");
   CHECK(r.effort == "high");
   CHECK(r.summary == "concise");
   CHECK(ok(R"({"input":"x","reasoning":{"generate_summary":"auto"}})").summary == "auto");
-  CHECK(error_of(R"({"input":[{"role":"user","content":[{"type":"input_image","file_id":"file-1"}]}]})")
+  CHECK(error_of(
+            R"({"input":[{"role":"user","content":[{"type":"input_image","file_id":"file-1"}]}]})")
             .param == "input[0].content[0].file_id");
   CHECK(error_of(R"({"input":"x","reasoning":{"effort":"max"}})").param == "reasoning.effort");
   CHECK(error_of(R"({"input":"x","reasoning":{"summary":"long"}})").param == "reasoning.summary");
