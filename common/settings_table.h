@@ -59,6 +59,10 @@ inline constexpr IntSetting kTraceTtlSeconds{"traceBuffer.ttlSeconds", 86400, 60
 inline constexpr IntSetting kTraceMaxFiles{"traceBuffer.maxFiles",  100, 1,   100000,
                                            "PROXY_TRACE_MAX_FILES", 1,   true};
 
+// The settings ConfigMap's key that tells each pod how many pods share the API keys' limits (the
+// CodexProxy's ready replicas, at least 1): the controller writes it, the pods divide by it.
+inline constexpr const char* kLimitPodsKey = "limits.pods";
+
 inline constexpr const IntSetting* kIntSettings[] = {
     &kReplicas,          &kMaxConcurrency,  &kRequestTimeoutSeconds,
     &kBackoffInitialMs,  &kBackoffMaxMs,    &kDrainSeconds,

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "common/codex_config.h"
@@ -177,6 +178,25 @@ std::vector<SettingSpec> build_settings() {
   s.push_back(string_setting("PROXY_ADMIN_TOKEN", "adminToken",
                              "bearer token for /internal/maintenance", &ProxyConfig::admin_token,
                              true));
+  s.push_back(string_setting("PROXY_API_KEY_FILE", "apiKeyFile",
+                             "a file holding the key named `default` (instead of PROXY_API_KEY), "
+                             "re-read when it changes",
+                             &ProxyConfig::api_key_file, true));
+  s.push_back(string_setting("PROXY_API_KEYS_FILE", "apiKeysFile",
+                             "a YAML or JSON file of named API keys with limits and models, "
+                             "re-read when it changes",
+                             &ProxyConfig::api_keys_file, true));
+  s.push_back(string_setting("PROXY_ADMIN_TOKEN_FILE", "adminTokenFile",
+                             "a file holding the admin token (instead of PROXY_ADMIN_TOKEN), "
+                             "re-read when it changes",
+                             &ProxyConfig::admin_token_file, true));
+  s.push_back(string_setting("PROXY_METRICS_TOKEN_FILE", "metrics.tokenFile",
+                             "a file holding the metrics token (instead of PROXY_METRICS_TOKEN), "
+                             "re-read when it changes",
+                             &ProxyConfig::metrics_token_file, true));
+  s.push_back(ms_setting("PROXY_SECRET_FILES_POLL_MS", "secretFiles.pollMs",
+                         "how often the credential files are checked for a new content",
+                         &ProxyConfig::secret_files_poll, 100, 600000));
   s.push_back(ms_setting("PROXY_SSE_KEEPALIVE_MS", "sse.keepaliveMs",
                          "interval of `: keepalive` comments on silent streams",
                          &ProxyConfig::sse_keepalive, 100, kDayMs));
@@ -333,6 +353,14 @@ void validate_proxy_config(const ProxyConfig& c) {
                       std::to_string(c.worker_backoff_initial.count()) + "), found " +
                       std::to_string(c.worker_backoff_max.count()));
   }
+}
+
+std::vector<std::string> ProxyConfig::served_models() const {
+  std::vector<std::string> models{codex_model};
+  for (const auto& alias : model_aliases) {
+    if (std::find(models.begin(), models.end(), alias) == models.end()) models.push_back(alias);
+  }
+  return models;
 }
 
 std::vector<std::string> ProxyConfig::secrets() const {

@@ -31,6 +31,12 @@ struct ProxyConfig {
   bool enable_metrics = true;
   std::string metrics_token;
   std::string admin_token;
+  // Credentials from files, re-read while running (mounted Secret keys; proxy/access/).
+  std::string api_key_file;
+  std::string api_keys_file;
+  std::string admin_token_file;
+  std::string metrics_token_file;
+  std::chrono::milliseconds secret_files_poll{1000};
   std::chrono::milliseconds sse_keepalive{15000};
   std::uint32_t worker_max_concurrency = settings::kMaxConcurrency.env_default();
   std::chrono::milliseconds worker_request_timeout{settings::kRequestTimeoutSeconds.env_default()};
@@ -67,8 +73,11 @@ struct ProxyConfig {
   std::chrono::seconds heartbeat{kDefaultHeartbeat};
   std::string kubeconfig;
   bool reports_to_cluster() const { return !codexproxy_name.empty(); }
+  // The model names requests may use: CODEX_MODEL, then its aliases.
+  std::vector<std::string> served_models() const;
 
-  // Secrets to redact from every log line and trace file.
+  // Secrets to redact from every log line and trace file (those known at start; the files' are
+  // added as they are read).
   std::vector<std::string> secrets() const;
 };
 

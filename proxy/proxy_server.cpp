@@ -8,6 +8,7 @@
 #include <random>
 
 #include "common/http/bearer_gate.h"
+#include "common/utf8.h"
 #include "proxy/health/probe_report.h"
 #include "proxy/maintenance/maintenance_endpoint.h"
 
@@ -17,14 +18,32 @@ namespace beast_http = boost::beast::http;
 
 std::vector<std::string> insecure_settings(const ProxyConfig& config) {
   std::vector<std::string> insecure;
-  if (config.api_key.empty()) insecure.emplace_back("PROXY_API_KEY");  // /v1/* accept any caller
-  if (config.admin_token.empty()) insecure.emplace_back("PROXY_ADMIN_TOKEN");  // no maintenance API
+  if (config.api_key.empty() && config.api_key_file.empty() && config.api_keys_file.empty()) {
+    insecure.emplace_back("PROXY_API_KEY");  // /v1/* accept any caller
+  }
+  if (config.admin_token.empty() && config.admin_token_file.empty()) {
+    insecure.emplace_back("PROXY_ADMIN_TOKEN");  // no maintenance API
+  }
   boost::system::error_code ec;
   const auto address = boost::asio::ip::make_address(config.host, ec);
-  if (config.enable_metrics && config.metrics_token.empty() && !ec && !address.is_loopback()) {
+  if (config.enable_metrics && config.metrics_token.empty() && config.metrics_token_file.empty() &&
+      !ec && !address.is_loopback()) {
     insecure.emplace_back("PROXY_METRICS_TOKEN");  // metrics open on a non-loopback address
   }
   return insecure;
+}
+
+AccessSettings access_settings(const ProxyConfig& config) {
+  AccessSettings s;
+  s.api_key = config.api_key;
+  s.api_key_file = config.api_key_file;
+  s.api_keys_file = config.api_keys_file;
+  s.admin_token = config.admin_token;
+  s.admin_token_file = config.admin_token_file;
+  s.metrics_token = config.metrics_token;
+  s.metrics_token_file = config.metrics_token_file;
+  s.poll = config.secret_files_poll;
+  return s;
 }
 
 SupervisorSettings supervisor_settings(const ProxyConfig& config) {
@@ -59,11 +78,14 @@ ProxyServer::ProxyServer(ProxyConfig config)
                            config_.trace_max_files},
              telemetry::Redactor(config_.secrets())),
       trace_prune_timer_(io_),
-      api_(io_, config_, supervisor_, maintenance_, &trace_),
+      access_(io_, access_settings(config_), config_.served_models()),
+      api_(io_, config_, supervisor_, maintenance_, &trace_, access_),
       metrics_(api_.models(), insecure_settings(config_)),
       server_(io_, router_, http::HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
       signals_(io_, SIGTERM, SIGINT) {
   register_routes();
+  access_.set_observer([this] { on_access_changed(); });
+  on_access_changed();
   if (config_.reports_to_cluster()) {
     const PodIdentity pod{config_.pod_name, config_.pod_namespace, config_.codexproxy_name,
                           config_.pod_uid};
@@ -85,13 +107,33 @@ ProxyServer::ProxyServer(ProxyConfig config)
 
 void ProxyServer::report_state() {
   if (cluster_) {
+    std::string problem = settings_problem_;
+    if (const auto access = access_.problem(); !access.empty()) {
+      problem += (problem.empty() ? "" : "; ") + access;
+    }
     cluster_->report(make_pod_report(supervisor_.snapshot(), maintenance_.state().enabled,
-                                     settings_generation_, settings_problem_));
+                                     settings_generation_,
+                                     utf8_prefix(problem, kMaxSettingsError)));
   }
+}
+
+std::vector<std::string> ProxyServer::secrets() const {
+  auto out = config_.secrets();
+  for (auto& secret : access_.secrets()) out.push_back(std::move(secret));
+  return out;
+}
+
+void ProxyServer::on_access_changed() {
+  // A key or token read from a file is redacted like those of the environment.
+  telemetry::configure_json_log(config_.log_level, telemetry::Redactor(secrets()));
+  trace_.set_redactor(telemetry::Redactor(secrets()));
+  api_.set_redactor(telemetry::Redactor(secrets()));
+  report_state();
 }
 
 void ProxyServer::apply_live_settings(const LiveSettings& settings) {
   maintenance_.set({settings.maintenance, settings.retry_after_s}, "codexproxy_settings");
+  access_.set_share(settings.limit_pods);
   trace_.apply(settings.trace_enabled, std::chrono::seconds(settings.trace_ttl_s),
                settings.trace_max_files);
   settings_problem_ = settings.problem;
@@ -124,21 +166,20 @@ void ProxyServer::register_routes() {
     return respond(request, health_summary(probe_input()));
   });
   api_.register_routes(router_);
-  register_maintenance_endpoint(router_, maintenance_, config_.admin_token);
+  register_maintenance_endpoint(router_, maintenance_, [this] { return access_.admin_token(); });
   if (config_.enable_metrics) {
     router_.add_simple(beast_http::verb::get, "/metrics",
                        [this](const http::HttpRequest& request) { return serve_metrics(request); });
   }
-  server_.set_request_observer([this](std::string_view path, std::string_view method, int status,
-                                      std::string_view model, double latency_ms) {
-    metrics_.observe_request(path, method, status, model, latency_ms);
-  });
+  server_.set_request_observer(
+      [this](const http::HttpServer::ObservedRequest& r) { metrics_.observe_request(r); });
 }
 
 http::HttpResponse ProxyServer::serve_metrics(const http::HttpRequest& request) {
-  if (!config_.metrics_token.empty()) {
-    if (auto refusal =
-            http::refuse_without_bearer(request, config_.metrics_token, "PROXY_METRICS_TOKEN")) {
+  if (const auto& token = access_.metrics_token(); !token.empty()) {
+    if (auto refusal = http::refuse_without_bearer(
+            request, token,
+            config_.metrics_token_file.empty() ? "PROXY_METRICS_TOKEN" : "PROXY_METRICS_TOKEN_FILE")) {
       return *refusal;
     }
   }
@@ -153,7 +194,10 @@ http::HttpResponse ProxyServer::serve_metrics(const http::HttpRequest& request) 
                                trace_.write_errors(),
                                cluster_ ? cluster_->reports_written() : 0,
                                cluster_ ? cluster_->reports_failed() : 0,
-                               api_.stats().params_ignored};
+                               api_.stats().params_ignored,
+                               api_.stats().tokens,
+                               access_.refusals(),
+                               access_.files()};
   return http::make_response(request, 200, "text/plain; version=0.0.4; charset=utf-8",
                              metrics_.scrape(sources));
 }
@@ -181,6 +225,7 @@ int ProxyServer::run() {
   }
   trace_.prune();
   schedule_trace_prune();
+  access_.start();
   if (cluster_) {
     cluster_->start();
     report_state();
@@ -220,6 +265,7 @@ void ProxyServer::on_signal(int signal) {
     server_.stop();
     signals_.cancel();
     trace_prune_timer_.cancel();
+    access_.stop();
     io_.stop();
   });
 }

@@ -35,6 +35,9 @@ class ProxyServer {
   void on_signal(int signal);
   void report_state();
   void apply_live_settings(const LiveSettings& settings);
+  // A credential file changed (or failed to): redaction follows, the report says so.
+  void on_access_changed();
+  std::vector<std::string> secrets() const;
 
   ProxyConfig config_;
   boost::asio::io_context io_;
@@ -42,6 +45,7 @@ class ProxyServer {
   MaintenanceSwitch maintenance_;
   TraceBuffer trace_;
   boost::asio::steady_timer trace_prune_timer_;
+  AccessControl access_;
   OpenAiApi api_;
   ProxyMetrics metrics_;
   http::HttpRouter router_;
@@ -56,6 +60,9 @@ class ProxyServer {
 
 // Settings left insecure (for warnings and codex_insecure_config).
 std::vector<std::string> insecure_settings(const ProxyConfig& config);
+
+// Where the proxy's credentials come from (proxy/access/).
+AccessSettings access_settings(const ProxyConfig& config);
 
 // Settings of the supervisor derived from the proxy configuration.
 SupervisorSettings supervisor_settings(const ProxyConfig& config);

@@ -30,6 +30,11 @@ class HttpExchange {
 
   // The model this request asked for, for the request metrics ("" when none applies).
   virtual void set_model(std::string model) = 0;
+  // Who asked (an API key's name), for the request metrics ("" when nobody was identified).
+  virtual void set_caller(std::string caller) = 0;
+  // A header every response of this request carries, whichever way it is answered (a complete
+  // response, a stream's head, an error).
+  virtual void add_header(std::string name, std::string value) = 0;
 };
 
 using ExchangePtr = std::shared_ptr<HttpExchange>;

@@ -48,6 +48,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     started_ = true;
     status_ = static_cast<int>(response.result_int());
     response.set("X-Request-Id", request_id_);
+    for (const auto& [name, value] : extra_headers_) response.set(name, value);
     keep_alive_ = response.keep_alive() && !client_gone_;
     response_ = std::make_unique<HttpResponse>(std::move(response));
     stream_.expires_after(limits_.write_timeout);
@@ -66,6 +67,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     beast_http::response<beast_http::empty_body> header{head.result(), head.version()};
     for (const auto& field : head.base()) header.set(field.name_string(), field.value());
     header.set("X-Request-Id", request_id_);
+    for (const auto& [name, value] : extra_headers_) header.set(name, value);
     header.chunked(true);
     header.keep_alive(head.keep_alive());
     keep_alive_ = head.keep_alive();
@@ -103,6 +105,12 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   void set_model(std::uint64_t seq, std::string model) {
     if (current(seq)) model_ = std::move(model);
   }
+  void set_caller(std::uint64_t seq, std::string caller) {
+    if (current(seq)) caller_ = std::move(caller);
+  }
+  void add_header(std::uint64_t seq, std::string name, std::string value) {
+    if (current(seq) && !started_) extra_headers_.emplace_back(std::move(name), std::move(value));
+  }
   const HttpRequest& request() const { return request_; }
   const std::string& request_id() const { return request_id_; }
 
@@ -138,6 +146,8 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     finished_ = started_ = streaming_ = stream_ended_ = client_gone_ = false;
     gone_callbacks_.clear();
     model_.clear();
+    caller_.clear();
+    extra_headers_.clear();
     status_ = 0;
     received_at_ = std::chrono::steady_clock::now();
     request_ = parser_->release();
@@ -167,6 +177,8 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     request_ = header_only;
     request_id_ = request_id_for(header_only);
     model_.clear();
+    caller_.clear();
+    extra_headers_.clear();
     received_at_ = std::chrono::steady_clock::now();
     linger_ = true;
     if (ec == beast_http::error::body_limit) {
@@ -254,8 +266,8 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     if (observer_ && status_ > 0) {
       const std::chrono::duration<double, std::milli> took =
           std::chrono::steady_clock::now() - received_at_;
-      observer_(target_path(request_.target()), request_.method_string(),
-                client_gone_ ? 499 : status_, model_, took.count());
+      observer_({target_path(request_.target()), request_.method_string(),
+                 client_gone_ ? 499 : status_, model_, caller_, took.count()});
     }
     gone_callbacks_.clear();
     if (!ok) {
@@ -319,6 +331,8 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   std::vector<std::function<void()>> gone_callbacks_;
   const RequestObserver& observer_;
   std::string model_;
+  std::string caller_;
+  std::vector<std::pair<std::string, std::string>> extra_headers_;
   int status_ = 0;
   std::chrono::steady_clock::time_point received_at_{};
   std::unique_ptr<HttpResponse> response_;
@@ -345,6 +359,10 @@ class HttpServer::Session::Exchange : public HttpExchange {
   }
   bool client_gone() const override { return session_->client_gone(seq_); }
   void set_model(std::string model) override { session_->set_model(seq_, std::move(model)); }
+  void set_caller(std::string caller) override { session_->set_caller(seq_, std::move(caller)); }
+  void add_header(std::string name, std::string value) override {
+    session_->add_header(seq_, std::move(name), std::move(value));
+  }
 
  private:
   std::shared_ptr<Session> session_;

@@ -37,10 +37,17 @@ class HttpServer {
   std::uint16_t port() const;
   void stop();
 
-  // Called once per answered request: path, method, status, model label input, latency in ms.
-  using RequestObserver =
-      std::function<void(std::string_view path, std::string_view method, int status,
-                         std::string_view model, double latency_ms)>;
+  // What the observer hears of each answered request.
+  struct ObservedRequest {
+    std::string_view path;
+    std::string_view method;
+    int status = 0;  // 499: the client went away first
+    std::string_view model;   // HttpExchange::set_model
+    std::string_view caller;  // HttpExchange::set_caller
+    double latency_ms = 0;
+  };
+  // Called once per answered request.
+  using RequestObserver = std::function<void(const ObservedRequest&)>;
   void set_request_observer(RequestObserver observer) { observer_ = std::move(observer); }
 
  private:

@@ -29,4 +29,12 @@ std::vector<std::pair<std::string_view, std::uint64_t>> ParamsIgnoredCounters::t
   return out;
 }
 
+void TokenLedger::add(const std::string& key, const std::string& model, const TokenTotals& turn) {
+  auto& total = totals_[{key, model}];
+  total.input += turn.input;
+  total.cached_input += turn.cached_input;
+  total.output += turn.output;
+  total.reasoning += turn.reasoning;
+}
+
 }  // namespace cxp::proxy

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,8 +35,28 @@ class ParamsIgnoredCounters {
   std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;
 };
 
+// Tokens the model billed, by key name and model (codex_tokens_total{key,model,type}): cached
+// input is part of input, reasoning part of output, as in OpenAI's usage. The io thread only.
+struct TokenTotals {
+  std::uint64_t input = 0;
+  std::uint64_t cached_input = 0;
+  std::uint64_t output = 0;
+  std::uint64_t reasoning = 0;
+};
+class TokenLedger {
+ public:
+  void add(const std::string& key, const std::string& model, const TokenTotals& turn);
+  const std::map<std::pair<std::string, std::string>, TokenTotals>& totals() const {
+    return totals_;
+  }
+
+ private:
+  std::map<std::pair<std::string, std::string>, TokenTotals> totals_;
+};
+
 // Counters of the API kept in one place and read by /metrics.
 struct ApiStats {
+  TokenLedger tokens;
   ToolBufferCounters tool_buffer;
   ParamsIgnoredCounters params_ignored;
   std::atomic<std::int64_t> streams_active{0};

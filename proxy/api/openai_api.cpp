@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "common/secure_compare.h"
 #include "proxy/api/chat_request.h"
 #include "proxy/api/responses_request.h"
 
@@ -27,24 +26,17 @@ bool is_json_content_type(std::string_view value) {
   return lower == "application/json";
 }
 
-std::vector<std::string> served_models(const ProxyConfig& config) {
-  std::vector<std::string> models{config.codex_model};
-  for (const auto& alias : config.model_aliases) {
-    if (std::find(models.begin(), models.end(), alias) == models.end()) models.push_back(alias);
-  }
-  return models;
-}
-
 }  // namespace
 
 OpenAiApi::OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config,
                      WorkerSupervisor& supervisor, const MaintenanceSwitch& maintenance,
-                     TraceBuffer* trace)
+                     TraceBuffer* trace, AccessControl& access)
     : io_(io),
       config_(config),
       supervisor_(supervisor),
       maintenance_(maintenance),
-      models_(served_models(config)),
+      access_(access),
+      models_(config.served_models()),
       gate_(std::make_shared<AdmissionGate>(io, config.worker_max_concurrency, config.queue_max,
                                             config.queue_timeout)),
       redactor_(config.secrets()) {
@@ -85,25 +77,24 @@ void OpenAiApi::register_routes(http::HttpRouter& router) {
   router.add(beast_http::verb::post, "/v1/responses", [this](const http::ExchangePtr& exchange) {
     serve_turn(exchange, "/v1/responses", parse_responses_request, make_responses_renderer);
   });
-  router.add_simple(beast_http::verb::get, "/v1/models", [this](const http::HttpRequest& request) {
-    if (auto refusal = gatekeeper(request)) return render_api_error(request, *refusal);
-    return models(request);
+  router.add(beast_http::verb::get, "/v1/models", [this](const http::ExchangePtr& exchange) {
+    const auto& request = exchange->request();
+    auto caller = gatekeeper(request);
+    if (auto* refusal = std::get_if<ApiError>(&caller)) {
+      exchange->set_caller(refusal->status == 401 ? std::string(kInvalidCaller)
+                                                  : std::string(kAnonymousCaller));
+      return exchange->respond(render_api_error(request, *refusal));
+    }
+    const auto& who = std::get<AccessControl::Caller>(caller);
+    exchange->set_caller(who.name());
+    exchange->respond(models(request, who));
   });
 }
 
-std::optional<ApiError> OpenAiApi::gatekeeper(const http::HttpRequest& request) const {
-  if (!config_.api_key.empty()) {
-    const auto header = request[beast_http::field::authorization];
-    const bool has_bearer = header.rfind("Bearer ", 0) == 0;
-    if (!bearer_matches(header, config_.api_key)) {
-      ApiError e;
-      e.status = 401;
-      e.code = "invalid_api_key";
-      e.message = has_bearer ? "Incorrect API key provided."
-                             : "Missing bearer token in the Authorization header.";
-      return e;
-    }
-  }
+std::variant<AccessControl::Caller, ApiError> OpenAiApi::gatekeeper(
+    const http::HttpRequest& request) const {
+  auto caller = access_.authenticate(request[beast_http::field::authorization]);
+  if (std::holds_alternative<ApiError>(caller)) return caller;
   if (const auto& state = maintenance_.state(); state.enabled) {
     ApiError e;
     e.status = 503;
@@ -115,12 +106,13 @@ std::optional<ApiError> OpenAiApi::gatekeeper(const http::HttpRequest& request) 
     stats_.maintenance_refused.fetch_add(1, std::memory_order_relaxed);
     return e;
   }
-  return std::nullopt;
+  return caller;
 }
 
-http::HttpResponse OpenAiApi::models(const http::HttpRequest& request) const {
+http::HttpResponse OpenAiApi::models(const http::HttpRequest& request,
+                                     const AccessControl::Caller& caller) const {
   nlohmann::json data = nlohmann::json::array();
-  for (const auto& model : models_) {
+  for (const auto& model : access_.models_for(caller)) {
     data.push_back(
         {{"id", model}, {"object", "model"}, {"created", 0}, {"owned_by", "codex-proxy"}});
   }
@@ -129,9 +121,10 @@ http::HttpResponse OpenAiApi::models(const http::HttpRequest& request) const {
 }
 
 void OpenAiApi::refuse(const http::ExchangePtr& exchange, std::string_view route,
-                       const ApiError& error) const {
+                       const ApiError& error, std::string_view caller) const {
   log_.info("request_refused", {{"request_id", exchange->request_id()},
                                 {"route", route},
+                                {"key", caller},
                                 {"status", error.status},
                                 {"error_code", error.code},
                                 {"retryable", error.retryable},
@@ -145,25 +138,38 @@ void OpenAiApi::serve_turn(const http::ExchangePtr& exchange, std::string_view r
   log_.info("request_received", {{"request_id", exchange->request_id()},
                                  {"route", route},
                                  {"body_bytes", request.body().size()}});
-  if (auto refusal = gatekeeper(request)) return refuse(exchange, route, *refusal);
+  auto authenticated = gatekeeper(request);
+  if (auto* refusal = std::get_if<ApiError>(&authenticated)) {
+    const std::string who(refusal->status == 401 ? kInvalidCaller : kAnonymousCaller);
+    exchange->set_caller(who);
+    return refuse(exchange, route, *refusal, who);
+  }
+  const auto caller = std::get<AccessControl::Caller>(std::move(authenticated));
+  exchange->set_caller(caller.name());
   if (!is_json_content_type(request[beast_http::field::content_type])) {
     ApiError e;
     e.status = 415;
     e.code = "unsupported_media_type";
     e.message = "Content-Type must be application/json, found '" +
                 std::string(request[beast_http::field::content_type]).substr(0, 100) + "'";
-    return refuse(exchange, route, e);
+    return refuse(exchange, route, e, caller.name());
   }
   auto parsed = parse(request.body(), parse_options_);
   if (auto* error = std::get_if<ApiError>(&parsed)) {
     if (error->code == "model_not_found") exchange->set_model("?");  // labelled "other"
-    return refuse(exchange, route, *error);
+    return refuse(exchange, route, *error, caller.name());
   }
   auto turn = std::get<TurnRequest>(std::move(parsed));
   exchange->set_model(turn.model);
   stats_.params_ignored.count(turn.ignored_params);
+  // The key's own limits first: a key past them waits in no queue and takes no slot from others.
+  auto admitted = access_.admit(caller, turn.model);
+  for (auto& [name, value] : access_.rate_headers(caller)) exchange->add_header(name, value);
+  if (auto* refusal = std::get_if<ApiError>(&admitted)) return refuse(exchange, route, *refusal, caller.name());
+  auto permit = std::get<PermitPtr>(std::move(admitted));
 
-  auto cancel_wait = gate_->acquire([this, exchange, turn, route = std::string(route), renderer](
+  auto cancel_wait = gate_->acquire([this, exchange, turn, route = std::string(route), renderer,
+                                     permit = std::move(permit), caller = caller.name()](
                                         AdmissionGate::TicketPtr ticket,
                                         AdmissionGate::Refusal refusal) mutable {
     if (!ticket) {
@@ -177,7 +183,7 @@ void OpenAiApi::serve_turn(const http::ExchangePtr& exchange, std::string_view r
               : "waited longer than PROXY_QUEUE_TIMEOUT_MS for a free worker slot";
       e.retryable = true;
       e.retry_after_s = kQueueFullRetryAfterS;
-      return refuse(exchange, route, e);
+      return refuse(exchange, route, e, caller);
     }
     if (exchange->client_gone()) return;
     auto channel = supervisor_.channel();
@@ -190,11 +196,13 @@ void OpenAiApi::serve_turn(const http::ExchangePtr& exchange, std::string_view r
                   std::string(to_string(supervisor_.snapshot().state)) + "); retry shortly";
       e.retryable = true;
       e.retry_after_s = kNotReadyRetryAfterS;
-      return refuse(exchange, route, e);
+      return refuse(exchange, route, e, caller);
     }
     auto rendering = renderer(exchange->request_id(), turn);
     std::make_shared<TurnSession>(io_, exchange, std::move(turn), std::move(rendering),
-                                  std::move(channel), turns_, turn_settings_, std::move(ticket))
+                                  std::move(channel), turns_, turn_settings_,
+                                  TurnSession::Holds{std::move(ticket), std::move(permit),
+                                                     std::move(caller)})
         ->start();
   });
   exchange->on_client_gone(std::move(cancel_wait));

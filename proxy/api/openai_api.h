@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/http/http_router.h"
+#include "proxy/access/access_control.h"
 #include "proxy/api/admission_gate.h"
 #include "proxy/api/api_stats.h"
 #include "proxy/api/turn_request.h"
@@ -23,12 +24,14 @@ namespace cxp::proxy {
 class OpenAiApi {
  public:
   OpenAiApi(boost::asio::io_context& io, const ProxyConfig& config, WorkerSupervisor& supervisor,
-            const MaintenanceSwitch& maintenance, TraceBuffer* trace);
+            const MaintenanceSwitch& maintenance, TraceBuffer* trace, AccessControl& access);
 
   void register_routes(http::HttpRouter& router);
   std::size_t in_flight() const { return gate_->active(); }
   const ApiStats& stats() const { return stats_; }
   const std::vector<std::string>& models() const { return models_; }
+  // The secrets to remove from error messages (those of the files change while running).
+  void set_redactor(telemetry::Redactor redactor) { redactor_ = std::move(redactor); }
 
  private:
   using Parser = std::variant<TurnRequest, ApiError> (*)(std::string_view body,
@@ -37,17 +40,19 @@ class OpenAiApi {
                                                             const TurnRequest& request);
   void serve_turn(const http::ExchangePtr& exchange, std::string_view route, Parser parse,
                   RendererFactory renderer);
-  http::HttpResponse models(const http::HttpRequest& request) const;
-  // The refusal that applies before any work (auth, maintenance), if one does.
-  std::optional<ApiError> gatekeeper(const http::HttpRequest& request) const;
+  http::HttpResponse models(const http::HttpRequest& request,
+                            const AccessControl::Caller& caller) const;
+  // Who is asking, or the refusal that applies before any work (auth, maintenance).
+  std::variant<AccessControl::Caller, ApiError> gatekeeper(const http::HttpRequest& request) const;
   // Answers an error before any worker work, and logs it (request_refused).
-  void refuse(const http::ExchangePtr& exchange, std::string_view route,
-              const ApiError& error) const;
+  void refuse(const http::ExchangePtr& exchange, std::string_view route, const ApiError& error,
+              std::string_view caller) const;
 
   boost::asio::io_context& io_;
   const ProxyConfig& config_;
   WorkerSupervisor& supervisor_;
   const MaintenanceSwitch& maintenance_;
+  AccessControl& access_;
   std::vector<std::string> models_;
   ParseOptions parse_options_;
   std::shared_ptr<AdmissionGate> gate_;

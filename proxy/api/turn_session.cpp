@@ -41,7 +41,7 @@ json not_run(std::string_view why) {
 TurnSession::TurnSession(boost::asio::io_context& io, http::ExchangePtr exchange,
                          TurnRequest request, std::unique_ptr<TurnRenderer> renderer,
                          std::shared_ptr<JsonRpcChannel> channel, TurnRouter& router,
-                         TurnSettings settings, AdmissionGate::TicketPtr ticket)
+                         TurnSettings settings, Holds holds)
     : io_(io),
       exchange_(std::move(exchange)),
       request_(std::move(request)),
@@ -50,7 +50,7 @@ TurnSession::TurnSession(boost::asio::io_context& io, http::ExchangePtr exchange
       channel_(std::move(channel)),
       router_(router),
       settings_(std::move(settings)),
-      ticket_(std::move(ticket)),
+      holds_(std::move(holds)),
       deadline_(io),
       keepalive_(io),
       settle_(io),
@@ -499,6 +499,7 @@ void TurnSession::complete(const std::string& finish_reason) {
   flush_text();
   json fields = {{"request_id", exchange_->request_id()},
                  {"route", renderer_->route()},
+                 {"key", holds_.caller},
                  {"model", request_.model},
                  {"stream", request_.stream},
                  {"finish_reason", finish_reason},
@@ -545,6 +546,7 @@ void TurnSession::fail(const ApiError& unredacted) {
                                     std::chrono::steady_clock::now() - started_at_)
                                     .count()},
                  {"route", renderer_->route()},
+                 {"key", holds_.caller},
                  {"model", request_.model},
                  {"error_code", error.code},
                  {"retryable", error.retryable},
@@ -568,8 +570,18 @@ void TurnSession::write_trace() {
   trace_.reset();
 }
 
+void TurnSession::account_tokens() {
+  if (!usage_) return;
+  const auto count = [](std::int64_t n) { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, n)); };
+  settings_.stats->tokens.add(holds_.caller, request_.model,
+                              {count(usage_->prompt_tokens), count(usage_->cached_tokens),
+                               count(usage_->completion_tokens), count(usage_->reasoning_tokens)});
+  if (holds_.permit) holds_.permit->charge(usage_->total_tokens);
+}
+
 void TurnSession::finish() {
   finished_ = true;
+  account_tokens();
   answer_pending_calls(kCallReturned);  // no worker request is left waiting on us
   write_trace();
   if (streaming_) --settings_.stats->streams_active;
@@ -585,7 +597,8 @@ void TurnSession::finish() {
                         [](RpcOutcome) {});
     }
   }
-  ticket_.reset();
+  holds_.ticket.reset();
+  holds_.permit.reset();
   // Let go of ourselves once the current call stack has unwound.
   boost::asio::post(io_, [self = std::move(self_)] {});
 }

@@ -13,6 +13,7 @@
 #include "common/http/http_exchange.h"
 #include "common/telemetry/json_log.h"
 #include "common/telemetry/redaction.h"
+#include "proxy/access/access_control.h"
 #include "proxy/api/admission_gate.h"
 #include "proxy/api/answer_text.h"
 #include "proxy/api/api_error.h"
@@ -62,9 +63,16 @@ struct TurnSettings {
 // ticket until it ends; leaves no worker request unanswered.
 class TurnSession : public TurnListener, public std::enable_shared_from_this<TurnSession> {
  public:
+  // What a request holds until it ends: its worker slot, its key's permit (concurrency, tokens;
+  // null for an anonymous caller) and the key's name (logs, token metrics).
+  struct Holds {
+    AdmissionGate::TicketPtr ticket;
+    PermitPtr permit;
+    std::string caller;
+  };
   TurnSession(boost::asio::io_context& io, http::ExchangePtr exchange, TurnRequest request,
               std::unique_ptr<TurnRenderer> renderer, std::shared_ptr<JsonRpcChannel> channel,
-              TurnRouter& router, TurnSettings settings, AdmissionGate::TicketPtr ticket);
+              TurnRouter& router, TurnSettings settings, Holds holds);
 
   void start();
 
@@ -103,6 +111,8 @@ class TurnSession : public TurnListener, public std::enable_shared_from_this<Tur
   void complete(const std::string& finish_reason);
   void fail(const ApiError& error);
   void finish();
+  // The turn's tokens: counted for the key and model, charged to the key's limit.
+  void account_tokens();
   void write_trace();
   void trace(std::string_view direction, const nlohmann::json& frame);
   void rpc(std::string_view method, nlohmann::json params, std::function<void(RpcOutcome)> done);
@@ -119,7 +129,7 @@ class TurnSession : public TurnListener, public std::enable_shared_from_this<Tur
   std::shared_ptr<JsonRpcChannel> channel_;
   TurnRouter& router_;
   TurnSettings settings_;
-  AdmissionGate::TicketPtr ticket_;
+  Holds holds_;
   boost::asio::steady_timer deadline_;
   boost::asio::steady_timer keepalive_;
   boost::asio::steady_timer settle_;

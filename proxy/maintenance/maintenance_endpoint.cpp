@@ -31,9 +31,10 @@ http::HttpResponse state_response(const http::HttpRequest& request, const Mainte
 }  // namespace
 
 void register_maintenance_endpoint(http::HttpRouter& router, MaintenanceSwitch& maintenance,
-                                   const std::string& admin_token) {
-  auto handle = [&maintenance,
-                 admin_token](const http::HttpRequest& request) -> http::HttpResponse {
+                                   std::function<std::string()> admin_token_source) {
+  auto handle = [&maintenance, admin_token_source = std::move(admin_token_source)](
+                    const http::HttpRequest& request) -> http::HttpResponse {
+    const auto admin_token = admin_token_source();
     if (admin_token.empty()) {
       return render_api_error(
           request,

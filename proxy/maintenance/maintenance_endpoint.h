@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/http/http_router.h"
@@ -7,10 +8,11 @@
 
 namespace cxp::proxy {
 
-// GET|POST /internal/maintenance, guarded by PROXY_ADMIN_TOKEN (bearer). Without a configured token
-// the endpoint answers 404 (and startup logs a warning). POST body: {"enabled":bool,
+// GET|POST /internal/maintenance, guarded by the admin token (bearer) that `admin_token_source`
+// gives at each request (PROXY_ADMIN_TOKEN, or PROXY_ADMIN_TOKEN_FILE's current content). Without
+// a token the endpoint answers 404 (and startup logs a warning). POST body: {"enabled":bool,
 // "retry_after_s":int (optional, 0-86400)}. Both answer the current state.
 void register_maintenance_endpoint(http::HttpRouter& router, MaintenanceSwitch& maintenance,
-                                   const std::string& admin_token);
+                                   std::function<std::string()> admin_token_source);
 
 }  // namespace cxp::proxy

@@ -162,7 +162,27 @@ ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
                           .Name("codex_params_ignored_total")
                           .Help("Requests that set a parameter codex-proxy accepts without effect, "
                                 "by parameter (docs/api.md lists them)")
-                          .Register(*registry_)) {
+                          .Register(*registry_)),
+      tokens_(prometheus::BuildCounter()
+                  .Name("codex_tokens_total")
+                  .Help("Tokens the model billed, by key, model and type (input, cached_input "
+                        "within input, output, reasoning within output)")
+                  .Register(*registry_)),
+      ratelimit_refused_(prometheus::BuildCounter()
+                             .Name("codex_ratelimit_refused_total")
+                             .Help("Requests refused by their key's limits, by key and limit "
+                                   "(requests, tokens, concurrent)")
+                             .Register(*registry_)),
+      secret_file_valid_(prometheus::BuildGauge()
+                             .Name("codex_secret_file_valid")
+                             .Help("1 when the credential file's latest content is in force, 0 "
+                                   "when it was refused (the last good content stays)")
+                             .Register(*registry_)),
+      secret_file_reloads_(prometheus::BuildCounter()
+                               .Name("codex_secret_file_reloads_total")
+                               .Help("Contents of a credential file read, by result (loaded, "
+                                     "failed)")
+                               .Register(*registry_)) {
   auto& insecure_family = prometheus::BuildGauge()
                               .Name("codex_insecure_config")
                               .Help("1 for each setting left insecure at startup")
@@ -178,14 +198,16 @@ std::string ProxyMetrics::model_label(std::string_view model) const {
   return "other";
 }
 
-void ProxyMetrics::observe_request(std::string_view path, std::string_view method, int status,
-                                   std::string_view model, double latency_ms) {
-  const prometheus::Labels labels = {{"route", route_label(path)},
-                                     {"method", method_label(method)},
-                                     {"status_family", status_family_label(status)},
-                                     {"model", model_label(model)}};
+void ProxyMetrics::observe_request(const http::HttpServer::ObservedRequest& r) {
+  const prometheus::Labels labels = {
+      {"route", route_label(r.path)},
+      {"method", method_label(r.method)},
+      {"status_family", status_family_label(r.status)},
+      {"model", model_label(r.model)},
+      // Names come from the keys file (bounded by it) or are one of two fixed words.
+      {"key", r.caller.empty() ? std::string(kAnonymousCaller) : std::string(r.caller)}};
   requests_.Add(labels).Increment();
-  latency_.Add(labels, latency_buckets()).Observe(latency_ms);
+  latency_.Add(labels, latency_buckets()).Observe(r.latency_ms);
 }
 
 std::string ProxyMetrics::scrape(const MetricsSources& s) {
@@ -207,6 +229,28 @@ std::string ProxyMetrics::scrape(const MetricsSources& s) {
   sync_counter(trace_write_errors_, static_cast<double>(s.trace_write_errors));
   sync_counter(status_reports_written_, static_cast<double>(s.status_reports_written));
   sync_counter(status_reports_failed_, static_cast<double>(s.status_reports_failed));
+  for (const auto& [labels, totals] : s.tokens.totals()) {
+    const auto& [key, model] = labels;
+    const std::pair<const char*, std::uint64_t> types[] = {{"input", totals.input},
+                                                           {"cached_input", totals.cached_input},
+                                                           {"output", totals.output},
+                                                           {"reasoning", totals.reasoning}};
+    for (const auto& [type, count] : types) {
+      sync_counter(tokens_.Add({{"key", key}, {"model", model_label(model)}, {"type", type}}),
+                   static_cast<double>(count));
+    }
+  }
+  for (const auto& [labels, count] : s.refusals) {
+    sync_counter(ratelimit_refused_.Add({{"key", labels.first}, {"limit", labels.second}}),
+                 static_cast<double>(count));
+  }
+  for (const auto& file : s.secret_files) {
+    secret_file_valid_.Add({{"setting", file.setting}}).Set(file.valid ? 1 : 0);
+    sync_counter(secret_file_reloads_.Add({{"setting", file.setting}, {"result", "loaded"}}),
+                 static_cast<double>(file.loaded));
+    sync_counter(secret_file_reloads_.Add({{"setting", file.setting}, {"result", "failed"}}),
+                 static_cast<double>(file.failed));
+  }
   for (const auto& [param, total] : s.params_ignored.totals()) {
     sync_counter(params_ignored_.Add({{"param", std::string(param)}}), static_cast<double>(total));
   }

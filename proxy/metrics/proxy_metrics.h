@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/http/http_server.h"
+#include "proxy/access/access_control.h"
 #include "proxy/api/api_stats.h"
 #include "proxy/supervisor/worker_state.h"
 
@@ -36,10 +38,15 @@ struct MetricsSources {
   std::uint64_t status_reports_written = 0;
   std::uint64_t status_reports_failed = 0;
   const ParamsIgnoredCounters& params_ignored;
+  const TokenLedger& tokens;
+  // Rate-limit refusals by (key, limit), and the credential files (proxy/access/).
+  const std::vector<std::pair<std::pair<std::string, std::string>, std::uint64_t>>& refusals;
+  const std::vector<AccessControl::FileStatus>& secret_files;
 };
 
 // Label values come only from bounded sets: known routes (else "other"), GET/POST (else "other"),
-// status families 1xx-5xx, served models (else "other", or "none" when the request named none).
+// status families 1xx-5xx, served models (else "other", or "none" when the request named none),
+// keys: the configured names, "anonymous" (no key configured, or not an API route) and "invalid".
 std::string route_label(std::string_view path);
 std::string method_label(std::string_view method);
 std::string status_family_label(int status);
@@ -50,8 +57,7 @@ class ProxyMetrics {
   // `insecure`: settings left insecure at startup, exported as codex_insecure_config{setting}=1.
   ProxyMetrics(std::vector<std::string> models, const std::vector<std::string>& insecure);
 
-  void observe_request(std::string_view path, std::string_view method, int status,
-                       std::string_view model, double latency_ms);
+  void observe_request(const http::HttpServer::ObservedRequest& request);
   // Prometheus text exposition of every series.
   std::string scrape(const MetricsSources& sources);
 
@@ -82,6 +88,10 @@ class ProxyMetrics {
   prometheus::Counter& status_reports_written_;
   prometheus::Counter& status_reports_failed_;
   prometheus::Family<prometheus::Counter>& params_ignored_;
+  prometheus::Family<prometheus::Counter>& tokens_;
+  prometheus::Family<prometheus::Counter>& ratelimit_refused_;
+  prometheus::Family<prometheus::Gauge>& secret_file_valid_;
+  prometheus::Family<prometheus::Counter>& secret_file_reloads_;
   // (scrape time, aborted total) over the last kAnomalyWindow, for codex_tool_buffer_anomaly.
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> aborted_history_;
 };

@@ -107,6 +107,10 @@ LiveSettings parse_live_settings(const json& data, const LiveSettings& previous,
   guarded("traceBuffer.maxFiles", [&](const std::string& s, const std::string& v) {
     out.trace_max_files = static_cast<std::uint32_t>(in_bounds(s, v, settings::kTraceMaxFiles));
   });
+  guarded(settings::kLimitPodsKey, [&](const std::string& s, const std::string& v) {
+    out.limit_pods = static_cast<std::uint64_t>(
+        parse_integer(s, v, 1, settings::kReplicas.max));
+  });
   guarded("settingsGeneration", [&](const std::string& s, const std::string& v) {
     out.generation = parse_integer(s, v, 0, INT64_MAX);
   });

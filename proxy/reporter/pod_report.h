@@ -56,6 +56,9 @@ struct LiveSettings {
   bool trace_enabled = false;
   std::int64_t trace_ttl_s = settings::kTraceTtlSeconds.default_value;
   std::uint32_t trace_max_files = settings::kTraceMaxFiles.default_value;
+  // How many pods share each API key's limits (the CodexProxy's ready replicas): each pod
+  // enforces limit / limit_pods.
+  std::uint64_t limit_pods = 1;
   std::int64_t generation = 0;
   // The problems of the latest ConfigMap version ("; "-joined, at most kMaxSettingsError bytes),
   // empty when every value applied: the pod kept its previous value for each bad key.

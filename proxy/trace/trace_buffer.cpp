@@ -63,6 +63,11 @@ std::string trace_file_id(std::string_view request_id) {
 TraceBuffer::TraceBuffer(TraceSettings settings, telemetry::Redactor redactor, Clock clock)
     : settings_(std::move(settings)), redactor_(std::move(redactor)), clock_(std::move(clock)) {}
 
+void TraceBuffer::set_redactor(telemetry::Redactor redactor) {
+  std::lock_guard lock(mutex_);
+  redactor_ = std::move(redactor);
+}
+
 bool TraceBuffer::enabled() const {
   std::lock_guard lock(mutex_);
   return settings_.enabled;

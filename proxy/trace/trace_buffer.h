@@ -61,6 +61,8 @@ class TraceBuffer {
              const TraceRecording& recording);
   // Removes files older than the TTL, then the oldest beyond max_files. Returns how many went.
   std::size_t prune();
+  // The secrets to redact from now on (a credential file changed).
+  void set_redactor(telemetry::Redactor redactor);
 
   std::size_t files() const { return files_.load(); }
   std::uint64_t pruned_ttl() const { return pruned_ttl_.load(); }
@@ -77,7 +79,7 @@ class TraceBuffer {
   telemetry::Redactor redactor_;
   Clock clock_;
   telemetry::JsonLog log_{"trace_buffer"};
-  mutable std::mutex mutex_;  // guards settings_ (live settings); serialises writes and prunes (one
+  mutable std::mutex mutex_;  // guards settings_ (live settings) and redactor_; serialises writes and prunes (one
                               // directory, one writer at a time)
   std::atomic<std::size_t> files_{0};
   std::atomic<std::uint64_t> pruned_ttl_{0};
