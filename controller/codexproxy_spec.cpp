@@ -140,8 +140,8 @@ std::string insecure_defaults_message(const CodexProxySpec& spec) {
   const auto add = [&](const char* open) {
     message += (message.empty() ? "" : "; ") + std::string(open);
   };
-  if (spec.api_key_secret.name.empty()) {
-    add("spec.apiKeySecret is not set: /v1/* accept any caller");
+  if (spec.api_key_secret.name.empty() && spec.api_keys_secret.name.empty()) {
+    add("neither spec.auth.apiKeysSecret nor spec.apiKeySecret is set: /v1/* accept any caller");
   }
   if (spec.admin_token_secret.name.empty()) {
     add("spec.adminTokenSecret is not set: the pods' /internal/maintenance answers 404");
@@ -157,6 +157,7 @@ std::vector<SecretUse> referenced_secrets(const CodexProxySpec& spec) {
   std::vector<SecretUse> out;
   const std::pair<const char*, const SecretKeyRef*> all[] = {
       {"spec.apiKeySecret", &spec.api_key_secret},
+      {"spec.auth.apiKeysSecret", &spec.api_keys_secret},
       {"spec.adminTokenSecret", &spec.admin_token_secret},
       {"spec.worker.credentials.apiKeySecret", &spec.credentials.api_key},
       {"spec.worker.credentials.authJsonSecret", &spec.credentials.auth_json}};
@@ -213,6 +214,8 @@ CodexProxy parse_codexproxy(const json& object, std::vector<std::string>& proble
   read_raw(monitor, "labels", json::value_t::object, out.service_monitor_labels,
            "spec.metrics.serviceMonitor", problems);
   read_secret_ref(spec, "apiKeySecret", out.api_key_secret, "spec", problems);
+  read_secret_ref(child(spec, "auth"), "apiKeysSecret", out.api_keys_secret, "spec.auth",
+                  problems);
   read_secret_ref(spec, "adminTokenSecret", out.admin_token_secret, "spec", problems);
   read_pod_template(spec, out.pod, problems);
   return proxy;

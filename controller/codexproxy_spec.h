@@ -93,6 +93,9 @@ struct CodexProxySpec {
   std::string service_monitor_interval = "30s";
   nlohmann::json service_monitor_labels;  // object of strings
   SecretKeyRef api_key_secret{"", "apiKey"};
+  // spec.auth.apiKeysSecret: the callers' named keys with their limits and models
+  // (PROXY_API_KEYS_FILE, a Secret volume the pods re-read).
+  SecretKeyRef api_keys_secret{"", "keys.yaml"};
   SecretKeyRef admin_token_secret{"", "adminToken"};
   PodTemplateSpec pod;
 };

@@ -1,5 +1,6 @@
 #include "controller/render.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace cxp::controller {
@@ -63,6 +64,29 @@ std::string fnv1a_hex(const std::string& text) {
 
 void stamp_desired_hash(json& object) {
   object["metadata"]["annotations"][kDesiredHashAnnotation] = fnv1a_hex(object.dump());
+}
+
+// A credential the pods read from a Secret volume: the variable naming the file, the volume (also
+// the file's name inside it) and the Secret key.
+struct CredentialFile {
+  const char* variable;
+  const char* volume;
+  const SecretKeyRef* ref;
+};
+
+std::vector<CredentialFile> credential_files(const CodexProxySpec& spec) {
+  std::vector<CredentialFile> out;
+  const CredentialFile all[] = {
+      {"PROXY_API_KEYS_FILE", "api-keys", &spec.api_keys_secret},
+      {"PROXY_API_KEY_FILE", "api-key", &spec.api_key_secret},
+      {"PROXY_ADMIN_TOKEN_FILE", "admin-token", &spec.admin_token_secret},
+      {"PROXY_METRICS_TOKEN_FILE", "metrics-token", &spec.metrics_token_secret}};
+  for (const auto& file : all) {
+    if (file.ref->name.empty()) continue;
+    if (file.ref == &spec.metrics_token_secret && !spec.metrics_enabled) continue;
+    out.push_back(file);
+  }
+  return out;
 }
 
 // The pod's part of the worker's model: provider settings, the credential (an env var from a
@@ -138,14 +162,6 @@ json render_deployment(const CodexProxy& proxy) {
       env_field("POD_NAMESPACE", "metadata.namespace"),
       env_field("POD_UID", "metadata.uid"),
   });
-  if (!spec.api_key_secret.name.empty())
-    env.push_back(env_secret("PROXY_API_KEY", spec.api_key_secret));
-  if (!spec.admin_token_secret.name.empty()) {
-    env.push_back(env_secret("PROXY_ADMIN_TOKEN", spec.admin_token_secret));
-  }
-  if (spec.metrics_enabled && !spec.metrics_token_secret.name.empty()) {
-    env.push_back(env_secret("PROXY_METRICS_TOKEN", spec.metrics_token_secret));
-  }
   const auto model = render_worker_model(spec);
   for (const auto& entry : model.env) env.push_back(entry);
   json mounts = json::array({{{"name", "codex-home"}, {"mountPath", "/var/lib/codex"}},
@@ -156,6 +172,20 @@ json render_deployment(const CodexProxy& proxy) {
                               {{"name", "trace"}, {"emptyDir", json::object()}},
                               {{"name", "tmp"}, {"emptyDir", json::object()}}});
   for (const auto& volume : model.volumes) volumes.push_back(volume);
+  // The callers' keys and the operator tokens: Secret volumes, never env, so that the pods re-read
+  // them when the Secret changes (the kubelet swaps the files) — a rotation restarts nothing.
+  for (const auto& file : credential_files(spec)) {
+    env.push_back(env_value(file.variable, std::string(kCredentialsMountRoot) + "/" + file.volume +
+                                               "/" + file.volume));
+    volumes.push_back({{"name", file.volume},
+                       {"secret",
+                        {{"secretName", file.ref->name},
+                         {"items", json::array({{{"key", file.ref->key}, {"path", file.volume}}})},
+                         {"defaultMode", 0440}}}});
+    mounts.push_back({{"name", file.volume},
+                      {"mountPath", std::string(kCredentialsMountRoot) + "/" + file.volume},
+                      {"readOnly", true}});
+  }
   json container = {
       {"name", "codex-proxy"},
       {"image", spec.image},
@@ -316,6 +346,12 @@ json render_settings_data(const CodexProxy& proxy, const std::optional<json>& ex
       {"traceBuffer.enabled", spec.trace_enabled ? "true" : "false"},
       {"traceBuffer.ttlSeconds", std::to_string(spec.trace_ttl_seconds)},
       {"traceBuffer.maxFiles", std::to_string(spec.trace_max_files)},
+      // Each pod enforces its share of every API key's limits: the limit over the ready pods.
+      {settings::kLimitPodsKey,
+       std::to_string(std::max<std::int64_t>(
+           1, proxy.status.is_object() && proxy.status.value("readyReplicas", json()).is_number_integer()
+                  ? proxy.status["readyReplicas"].get<std::int64_t>()
+                  : 1))},
   };
   std::int64_t generation = proxy.generation;
   if (existing_data && existing_data->is_object()) {
@@ -373,6 +409,9 @@ std::string restart_hash(const CodexProxySpec& spec) {
   }
   if (!spec.default_instructions.empty()) {
     restart_settings["defaultInstructions"] = spec.default_instructions;
+  }
+  if (!spec.api_keys_secret.name.empty()) {
+    restart_settings["apiKeysSecret"] = {spec.api_keys_secret.name, spec.api_keys_secret.key};
   }
   return fnv1a_hex(restart_settings.dump());
 }

@@ -27,6 +27,9 @@ inline constexpr const char* kOpenAiBaseUrl = "https://api.openai.com/v1";
 inline constexpr const char* kDefaultModelKeyVariable = "OPENAI_API_KEY";
 // Where a ChatGPT login's auth.json Secret is mounted (read-only) in the proxy container.
 inline constexpr const char* kCodexAuthMountPath = "/var/run/secrets/codexproxy/codex-auth";
+// Where the callers' keys and the operator tokens are mounted, one Secret volume each
+// (<root>/api-keys/api-keys, …/api-key/api-key, …/admin-token/admin-token, …/metrics-token/…).
+inline constexpr const char* kCredentialsMountRoot = "/var/run/secrets/codexproxy";
 // How long a terminating pod keeps serving before its SIGTERM (preStop), so that Services and load
 // balancers stop sending to it first: no request is refused during a rollout or a drain.
 inline constexpr std::int32_t kPreStopSeconds = 5;

@@ -5,8 +5,11 @@ The one launcher the e2e tests, the demo and the benchmarks share. For each pod 
 codex-proxy with the container's environment as the kubelet would build it — plain values,
 downward-API fields, Secret and ConfigMap keys (read with the admin kubeconfig, as a node would;
 a missing one leaves the pod unstarted, like CreateContainerConfigError) — and the pod's volumes
-as directories: emptyDir empty, Secret and ConfigMap volumes filled with their keys. Environment
-values that point into a mount path are rewritten to the directory that plays the volume.
+as directories: emptyDir empty, Secret and ConfigMap volumes filled with their keys the way the
+kubelet writes them (a timestamped directory behind a `..data` symlink, swapped atomically), and
+brought up to date on every sync while the pod runs, as the kubelet's periodic sync does.
+Environment values that point into a mount path are rewritten to the directory that plays the
+volume.
 
 What a host process cannot take from the pod, the launcher sets: PROXY_HOST=127.0.0.1 and PORT=0
 (the pods share the host's network), CODEX_BIN (the image's worker is not on the host) and
@@ -51,6 +54,7 @@ class PodLauncher:
         self.worker_env = worker_env or {}
         self.proxies = {}
         self.not_started = {}  # pod → why the kubelet could not start it yet
+        self.projected = {}  # pod → {volume: (directory, its files)}: Secret and ConfigMap volumes
 
     # --- the API, as a node reads it -----------------------------------------------------------
     def _kubectl_json(self, *args, check=True):
@@ -94,28 +98,80 @@ class PodLauncher:
     def pod_dir(self, pod_name):
         return os.path.join(self.dir, pod_name)
 
+    def _projected_files(self, volume):
+        """A Secret or ConfigMap volume's files as {path: (content, mode)}, or None for another
+        kind of volume."""
+        if "secret" not in volume and "configMap" not in volume:
+            return None
+        kind, source = ("secret", volume["secret"]) if "secret" in volume else ("configmap", volume["configMap"])
+        name = source.get("secretName") or source.get("name")
+        data = self._object_data(kind, name, source.get("optional", False)) or {}
+        items = source.get("items") or [{"key": k, "path": k} for k in data]
+        files = {}
+        for item in items:
+            if item["key"] not in data:
+                raise PodNotStartable(f"{kind} {name!r} has no key {item['key']!r}")
+            files[item["path"]] = (data[item["key"]], item.get("mode", source.get("defaultMode", 0o644)) & 0o777)
+        return files
+
+    @staticmethod
+    def _write_atomically(path, files):
+        """Writes a Secret or ConfigMap volume as the kubelet does (its atomic writer): the files in
+        a fresh timestamped directory, `..data` swapped to it by a rename, each file a link through
+        `..data` — a reader sees the old content or the new, never a mix."""
+        stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()) + str(time.time_ns() % 10**9)
+        fresh = os.path.join(path, stamp)
+        os.makedirs(fresh)
+        for name, (content, mode) in files.items():
+            target = os.path.join(fresh, name)
+            with open(target, "w") as f:
+                f.write(content)
+            os.chmod(target, mode)
+        data_link = os.path.join(path, "..data")
+        previous = os.readlink(data_link) if os.path.islink(data_link) else None
+        os.symlink(stamp, data_link + "_tmp")
+        os.rename(data_link + "_tmp", data_link)
+        for name in files:
+            link = os.path.join(path, name)
+            if not os.path.islink(link):
+                os.symlink(os.path.join("..data", name), link)
+        if previous:
+            for name in os.listdir(os.path.join(path, previous)):
+                os.unlink(os.path.join(path, previous, name))
+            os.rmdir(os.path.join(path, previous))
+
     def _volumes(self, pod, pod_dir):
         """Makes each volume a directory; returns {mountPath: directory} for the container."""
         spec = pod["spec"]
         made = {}
+        written = {}
         for volume in spec.get("volumes", []):
             path = os.path.join(pod_dir, "volumes", volume["name"])
             os.makedirs(path, exist_ok=True)
-            if "secret" in volume or "configMap" in volume:
-                kind, source = ("secret", volume["secret"]) if "secret" in volume else ("configmap", volume["configMap"])
-                name = source.get("secretName") or source.get("name")
-                data = self._object_data(kind, name, source.get("optional", False)) or {}
-                items = source.get("items") or [{"key": k, "path": k} for k in data]
-                for item in items:
-                    if item["key"] not in data:
-                        raise PodNotStartable(f"{kind} {name!r} has no key {item['key']!r}")
-                    target = os.path.join(path, item["path"])
-                    with open(target, "w") as f:
-                        f.write(data[item["key"]])
-                    os.chmod(target, item.get("mode", source.get("defaultMode", 0o644)) & 0o777)
+            files = self._projected_files(volume)
+            if files is not None:
+                self._write_atomically(path, files)
+                written[volume["name"]] = (path, files)
             made[volume["name"]] = path
+        self.projected[pod["metadata"]["name"]] = written
         container = spec["containers"][0]
         return {m["mountPath"]: made[m["name"]] for m in container.get("volumeMounts", []) if m["name"] in made}
+
+    def refresh_volumes(self, pod):
+        """Brings a running pod's Secret and ConfigMap volumes up to date, as the kubelet's periodic
+        sync does (its files change under the running process; nothing restarts)."""
+        for volume in pod["spec"].get("volumes", []):
+            known = self.projected.get(pod["metadata"]["name"], {}).get(volume["name"])
+            if known is None:
+                continue
+            path, files = known
+            try:
+                current = self._projected_files(volume)
+            except PodNotStartable:
+                continue  # the kubelet keeps the last content of a key that went away
+            if current != files:
+                self._write_atomically(path, current)
+                self.projected[pod["metadata"]["name"]][volume["name"]] = (path, current)
 
     def container_env(self, pod, mounts):
         """The container's environment as the kubelet builds it, paths mapped onto `mounts`."""
@@ -187,6 +243,7 @@ class PodLauncher:
         live = self.running_pods()
         for name, pod in live.items():
             if name in self.proxies:
+                self.refresh_volumes(pod)
                 continue
             try:
                 self.proxies[name] = self.start_pod(pod)
@@ -197,6 +254,8 @@ class PodLauncher:
             self.stop_pod(name)
         for name in [n for n in self.not_started if n not in live]:
             del self.not_started[name]
+        for name in [n for n in self.projected if n not in live]:
+            del self.projected[name]
         return self.proxies
 
     def stop_pod(self, name):

@@ -114,22 +114,45 @@ TEST_CASE("the settings generation moves only when the live settings change") {
   CHECK(render_settings_data(changed, first)["settingsGeneration"] == "8");
 }
 
-TEST_CASE("API key and admin token come from Secrets, never as plain values") {
+TEST_CASE("keys and tokens are Secret volumes the pods re-read, never env values") {
   auto proxy = sample();
   proxy.spec.api_key_secret = {"proxy-keys", "apiKey"};
+  proxy.spec.api_keys_secret = {"callers", "keys.yaml"};
   proxy.spec.admin_token_secret = {"proxy-keys", "admin"};
-  const auto container = find(render_objects(proxy, std::nullopt),
-                              "Deployment")["spec"]["template"]["spec"]["containers"][0];
+  const auto pod =
+      find(render_objects(proxy, std::nullopt), "Deployment")["spec"]["template"]["spec"];
+  const auto& container = pod["containers"][0];
   std::map<std::string, json> env;
   for (const auto& e : container["env"]) env[e["name"]] = e;
-  CHECK(env["PROXY_API_KEY"]["valueFrom"]["secretKeyRef"] ==
-        json{{"name", "proxy-keys"}, {"key", "apiKey"}});
-  CHECK(env["PROXY_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] ==
-        json{{"name", "proxy-keys"}, {"key", "admin"}});
-  CHECK_FALSE(env["PROXY_API_KEY"].contains("value"));
-  // without them, no env at all (the proxy warns that /v1/* are open)
+  CHECK(env["PROXY_API_KEYS_FILE"]["value"] == "/var/run/secrets/codexproxy/api-keys/api-keys");
+  CHECK(env["PROXY_API_KEY_FILE"]["value"] == "/var/run/secrets/codexproxy/api-key/api-key");
+  CHECK(env["PROXY_ADMIN_TOKEN_FILE"]["value"] ==
+        "/var/run/secrets/codexproxy/admin-token/admin-token");
+  CHECK_FALSE(env.count("PROXY_API_KEY"));
+  CHECK_FALSE(env.count("PROXY_ADMIN_TOKEN"));
+  std::map<std::string, json> volumes;
+  for (const auto& v : pod["volumes"]) volumes[v["name"]] = v;
+  CHECK(volumes["api-keys"]["secret"] ==
+        json{{"secretName", "callers"},
+             {"items", json::array({{{"key", "keys.yaml"}, {"path", "api-keys"}}})},
+             {"defaultMode", 0440}});
+  CHECK(volumes["admin-token"]["secret"]["items"][0]["key"] == "admin");
+  // No subPath: the kubelet updates only whole Secret volumes.
+  for (const auto& mount : container["volumeMounts"]) CHECK_FALSE(mount.contains("subPath"));
+  CHECK(insecure_defaults_message(proxy.spec).find("apiKeysSecret") == std::string::npos);
+  CHECK(referenced_secrets(proxy.spec)[1].field == "spec.auth.apiKeysSecret");
+  // without them, nothing at all (the proxy warns that /v1/* are open)
   const auto plain = find(render_objects(sample(), std::nullopt), "Deployment").dump();
   CHECK(plain.find("PROXY_API_KEY") == std::string::npos);
+}
+
+TEST_CASE("each pod's share of the keys' limits is the CodexProxy's ready replicas") {
+  auto proxy = sample();
+  CHECK(render_settings_data(proxy, std::nullopt)["limits.pods"] == "1");
+  proxy.status = {{"readyReplicas", 3}};
+  CHECK(render_settings_data(proxy, std::nullopt)["limits.pods"] == "3");
+  proxy.status = {{"readyReplicas", 0}};
+  CHECK(render_settings_data(proxy, std::nullopt)["limits.pods"] == "1");
 }
 
 TEST_CASE("the pods' Role reads only their own ConfigMap and CodexProxy and writes only Leases") {
@@ -450,8 +473,8 @@ TEST_CASE("a ServiceMonitor only when asked for, labelled per CodexProxy and sen
   const auto& env = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"];
   bool token = false;
   for (const auto& entry : env) {
-    if (entry["name"] == "PROXY_METRICS_TOKEN") {
-      token = entry["valueFrom"]["secretKeyRef"] == json{{"name", "scrape"}, {"key", "t"}};
+    if (entry["name"] == "PROXY_METRICS_TOKEN_FILE") {
+      token = entry["value"] == "/var/run/secrets/codexproxy/metrics-token/metrics-token";
     }
   }
   CHECK(token);
