@@ -374,6 +374,7 @@ class StubHandler(BaseHTTPRequestHandler):
         usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
                  "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
                  "total_tokens": input_tokens + output_tokens}
+        self.server.stub.record({"event": "billed", "request": index, "usage": usage})
         self._event("response.completed", {"response": {**base, "status": "completed", "output": output,
                                                         "usage": usage}})
         self._chunk(b"")

@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import artifacts  # noqa: E402
 from polling import wait_until  # noqa: E402
 from proxy_process import FAKE_WORKER, Proxy  # noqa: E402
+from secret_volume import write_atomically  # noqa: E402
 
 
 class PodNotStartable(Exception):
@@ -114,32 +115,6 @@ class PodLauncher:
             files[item["path"]] = (data[item["key"]], item.get("mode", source.get("defaultMode", 0o644)) & 0o777)
         return files
 
-    @staticmethod
-    def _write_atomically(path, files):
-        """Writes a Secret or ConfigMap volume as the kubelet does (its atomic writer): the files in
-        a fresh timestamped directory, `..data` swapped to it by a rename, each file a link through
-        `..data` — a reader sees the old content or the new, never a mix."""
-        stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()) + str(time.time_ns() % 10**9)
-        fresh = os.path.join(path, stamp)
-        os.makedirs(fresh)
-        for name, (content, mode) in files.items():
-            target = os.path.join(fresh, name)
-            with open(target, "w") as f:
-                f.write(content)
-            os.chmod(target, mode)
-        data_link = os.path.join(path, "..data")
-        previous = os.readlink(data_link) if os.path.islink(data_link) else None
-        os.symlink(stamp, data_link + "_tmp")
-        os.rename(data_link + "_tmp", data_link)
-        for name in files:
-            link = os.path.join(path, name)
-            if not os.path.islink(link):
-                os.symlink(os.path.join("..data", name), link)
-        if previous:
-            for name in os.listdir(os.path.join(path, previous)):
-                os.unlink(os.path.join(path, previous, name))
-            os.rmdir(os.path.join(path, previous))
-
     def _volumes(self, pod, pod_dir):
         """Makes each volume a directory; returns {mountPath: directory} for the container."""
         spec = pod["spec"]
@@ -150,7 +125,7 @@ class PodLauncher:
             os.makedirs(path, exist_ok=True)
             files = self._projected_files(volume)
             if files is not None:
-                self._write_atomically(path, files)
+                write_atomically(path, files)
                 written[volume["name"]] = (path, files)
             made[volume["name"]] = path
         self.projected[pod["metadata"]["name"]] = written
@@ -170,7 +145,7 @@ class PodLauncher:
             except PodNotStartable:
                 continue  # the kubelet keeps the last content of a key that went away
             if current != files:
-                self._write_atomically(path, current)
+                write_atomically(path, current)
                 self.projected[pod["metadata"]["name"]][volume["name"]] = (path, current)
 
     def container_env(self, pod, mounts):
