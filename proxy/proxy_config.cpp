@@ -194,6 +194,12 @@ std::vector<SettingSpec> build_settings() {
                              "a file holding the metrics token (instead of PROXY_METRICS_TOKEN), "
                              "re-read when it changes",
                              &ProxyConfig::metrics_token_file, true));
+  s.push_back({"PROXY_TOKEN_ROTATION_GRACE_S", "secretFiles.tokenGraceSeconds",
+               "after the admin or metrics token file changes, its previous token is still "
+               "accepted this long",
+               [](ProxyConfig& c, std::string_view source, std::string_view text) {
+                 c.token_rotation_grace = std::chrono::seconds{parse_integer(source, text, 0, 86400)};
+               }});
   s.push_back(ms_setting("PROXY_SECRET_FILES_POLL_MS", "secretFiles.pollMs",
                          "how often the credential files are checked for a new content",
                          &ProxyConfig::secret_files_poll, 100, 600000));

@@ -37,6 +37,7 @@ struct ProxyConfig {
   std::string admin_token_file;
   std::string metrics_token_file;
   std::chrono::milliseconds secret_files_poll{1000};
+  std::chrono::seconds token_rotation_grace{300};
   std::chrono::milliseconds sse_keepalive{15000};
   std::uint32_t worker_max_concurrency = settings::kMaxConcurrency.env_default();
   std::chrono::milliseconds worker_request_timeout{settings::kRequestTimeoutSeconds.env_default()};

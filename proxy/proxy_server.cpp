@@ -43,6 +43,7 @@ AccessSettings access_settings(const ProxyConfig& config) {
   s.metrics_token = config.metrics_token;
   s.metrics_token_file = config.metrics_token_file;
   s.poll = config.secret_files_poll;
+  s.token_grace = config.token_rotation_grace;
   return s;
 }
 
@@ -166,7 +167,7 @@ void ProxyServer::register_routes() {
     return respond(request, health_summary(probe_input()));
   });
   api_.register_routes(router_);
-  register_maintenance_endpoint(router_, maintenance_, [this] { return access_.admin_token(); });
+  register_maintenance_endpoint(router_, maintenance_, [this] { return access_.admin_tokens(); });
   if (config_.enable_metrics) {
     router_.add_simple(beast_http::verb::get, "/metrics",
                        [this](const http::HttpRequest& request) { return serve_metrics(request); });
@@ -176,9 +177,9 @@ void ProxyServer::register_routes() {
 }
 
 http::HttpResponse ProxyServer::serve_metrics(const http::HttpRequest& request) {
-  if (const auto& token = access_.metrics_token(); !token.empty()) {
+  if (const auto tokens = access_.metrics_tokens(); !tokens.empty()) {
     if (auto refusal = http::refuse_without_bearer(
-            request, token,
+            request, tokens,
             config_.metrics_token_file.empty() ? "PROXY_METRICS_TOKEN" : "PROXY_METRICS_TOKEN_FILE")) {
       return *refusal;
     }

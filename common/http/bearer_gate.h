@@ -1,7 +1,9 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/http/http_types.h"
 
@@ -12,5 +14,9 @@ namespace cxp::http {
 // the token, for the error message.
 std::optional<HttpResponse> refuse_without_bearer(const HttpRequest& request,
                                                   std::string_view token, std::string_view setting);
+// The same with several tokens, any of which is right (a rotation's new and previous token).
+std::optional<HttpResponse> refuse_without_bearer(const HttpRequest& request,
+                                                  const std::vector<std::string>& tokens,
+                                                  std::string_view setting);
 
 }  // namespace cxp::http

@@ -49,6 +49,7 @@ AccessControl::AccessControl(boost::asio::io_context& io, AccessSettings setting
       settings_(std::move(settings)),
       served_models_(std::move(served_models)),
       timer_(io),
+      clock_(clock),
       limiter_(std::move(clock)) {
   one_of(settings_.api_key, settings_.api_key_file, "PROXY_API_KEY", "PROXY_API_KEY_FILE");
   one_of(settings_.admin_token, settings_.admin_token_file, "PROXY_ADMIN_TOKEN",
@@ -112,6 +113,11 @@ AccessControl::InForce AccessControl::in_force(const std::vector<std::string>& c
 }
 
 void AccessControl::commit(std::vector<std::string> contents, InForce in_force) {
+  const auto keep = [&](const std::string& current, const std::string& next, Previous& previous) {
+    if (!current.empty() && current != next) previous = {current, clock_() + settings_.token_grace};
+  };
+  keep(admin_token_, in_force.admin_token, previous_admin_);
+  keep(metrics_token_, in_force.metrics_token, previous_metrics_);
   contents_ = std::move(contents);
   keys_ = std::move(in_force.keys);
   admin_token_ = std::move(in_force.admin_token);
@@ -216,6 +222,16 @@ std::vector<std::string> AccessControl::models_for(const Caller& caller) const {
   std::vector<std::string> out;
   for (const auto& model : served_models_) {
     if (!caller.key || caller.key->may_use(model)) out.push_back(model);
+  }
+  return out;
+}
+
+std::vector<std::string> AccessControl::accepted(const std::string& current,
+                                                 const Previous& previous) const {
+  std::vector<std::string> out;
+  if (!current.empty()) out.push_back(current);
+  if (!previous.token.empty() && previous.token != current && clock_() < previous.until) {
+    out.push_back(previous.token);
   }
   return out;
 }

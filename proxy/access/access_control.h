@@ -30,6 +30,9 @@ struct AccessSettings {
   std::string metrics_token;       // PROXY_METRICS_TOKEN
   std::string metrics_token_file;  // PROXY_METRICS_TOKEN_FILE
   std::chrono::milliseconds poll{1000};  // PROXY_SECRET_FILES_POLL_MS
+  // After a token file changes, its previous token is still accepted this long
+  // (PROXY_TOKEN_ROTATION_GRACE_S): a scraper that still sends it is not locked out.
+  std::chrono::seconds token_grace{300};
 };
 
 // A request admitted for a key, from admission to its end: holds the key's concurrency slot and
@@ -88,6 +91,11 @@ class AccessControl {
   bool keys_required() const { return !keys_->empty(); }
   const std::string& admin_token() const { return admin_token_; }
   const std::string& metrics_token() const { return metrics_token_; }
+  // The tokens accepted now: the current one, and the previous one within its grace.
+  std::vector<std::string> admin_tokens() const { return accepted(admin_token_, previous_admin_); }
+  std::vector<std::string> metrics_tokens() const {
+    return accepted(metrics_token_, previous_metrics_);
+  }
   // Why a file's latest content is not in force ("; "-joined), "" when all are.
   std::string problem() const;
   // Every secret value in force, for redaction.
@@ -131,6 +139,12 @@ class AccessControl {
   void schedule();
   KeySetPtr build_keys(const std::vector<std::string>& contents) const;
   void count_refusal(const std::string& key, const std::string& limit);
+  // A token replaced by a rotation, accepted until `until`.
+  struct Previous {
+    std::string token;
+    std::chrono::steady_clock::time_point until{};
+  };
+  std::vector<std::string> accepted(const std::string& current, const Previous& previous) const;
 
   boost::asio::io_context& io_;
   AccessSettings settings_;
@@ -141,6 +155,9 @@ class AccessControl {
   KeySetPtr keys_ = std::make_shared<const KeySet>();
   std::string admin_token_;
   std::string metrics_token_;
+  Previous previous_admin_;
+  Previous previous_metrics_;
+  KeyLimiter::Clock clock_;
   KeyLimiter limiter_;
   std::vector<std::pair<std::pair<std::string, std::string>, std::uint64_t>> refusals_;
   std::function<void()> observer_;

@@ -31,10 +31,10 @@ http::HttpResponse state_response(const http::HttpRequest& request, const Mainte
 }  // namespace
 
 void register_maintenance_endpoint(http::HttpRouter& router, MaintenanceSwitch& maintenance,
-                                   std::function<std::string()> admin_token_source) {
-  auto handle = [&maintenance, admin_token_source = std::move(admin_token_source)](
+                                   std::function<std::vector<std::string>()> admin_tokens) {
+  auto handle = [&maintenance, admin_tokens = std::move(admin_tokens)](
                     const http::HttpRequest& request) -> http::HttpResponse {
-    const auto admin_token = admin_token_source();
+    const auto admin_token = admin_tokens();
     if (admin_token.empty()) {
       return render_api_error(
           request,

@@ -61,7 +61,7 @@ class SharedEndpointTest(unittest.TestCase):
             PROXY_METRICS_TOKEN_FILE=os.path.join(cls.metrics_dir, "token"),
             PROXY_ADMIN_TOKEN_FILE=os.path.join(cls.admin_dir, "token"),
             PROXY_MODEL_ALIASES="fast",
-            PROXY_SECRET_FILES_POLL_MS="200"), codex_bin=None)
+            PROXY_SECRET_FILES_POLL_MS="200", PROXY_TOKEN_ROTATION_GRACE_S="3"), codex_bin=None)
         cls.proxy.wait_ready(timeout=REAL_READY_TIMEOUT)
 
     @classmethod
@@ -181,13 +181,15 @@ class SharedEndpointTest(unittest.TestCase):
         self.assertEqual(scrape(self.proxy, "metrics-token-1")[0], 200)
         write_atomically(self.metrics_dir, {"token": ("metrics-token-2", 0o440)})
         wait_until(lambda: scrape(self.proxy, "metrics-token-2")[0] == 200, 10, message="the new metrics token")
-        self.assertEqual(scrape(self.proxy, "metrics-token-1")[0], 403)
+        # The previous token is still good for the rotation's grace (3 s here), then refused.
+        self.assertEqual(scrape(self.proxy, "metrics-token-1")[0], 200)
+        wait_until(lambda: scrape(self.proxy, "metrics-token-1")[0] == 403, 10, message="the old token's grace over")
         write_atomically(self.admin_dir, {"token": ("admin-token-2", 0o440)})
 
         def maintenance(token):
             return self.proxy.request("GET", "/internal/maintenance", headers={"Authorization": f"Bearer {token}"})[0]
         wait_until(lambda: maintenance("admin-token-2") == 200, 10, message="the new admin token")
-        self.assertEqual(maintenance("admin-token-1"), 403)
+        wait_until(lambda: maintenance("admin-token-1") == 403, 10, message="the old admin token's grace over")
         write_atomically(self.metrics_dir, {"token": ("metrics-token-1", 0o440)})
         wait_until(lambda: scrape(self.proxy, "metrics-token-1")[0] == 200, 10, message="the token back")
 

@@ -202,6 +202,8 @@ TEST_CASE("files are re-read when they change; a bad content keeps the last good
   CHECK(std::holds_alternative<AccessControl::Caller>(access.authenticate("Bearer sk-second-key-2")));
   CHECK(std::holds_alternative<ApiError>(access.authenticate("Bearer sk-first-key-1")));
   CHECK(access.admin_token() == "admin-token-2");
+  // The previous token stays good through the rotation's grace.
+  CHECK(access.admin_tokens() == std::vector<std::string>{"admin-token-2", "admin-token-1"});
   CHECK(access.problem().empty());
   // A broken content: reported with its line, the last good keys stay.
   dir.write("keys.yaml", "- name: a\n  key: sk-third-key-3\n- name: a\n  key: sk-fourth-key-4\n");
@@ -267,4 +269,23 @@ TEST_CASE("admission: the key's models, then its limits; an anonymous caller has
   const auto anyone = std::get<AccessControl::Caller>(open.authenticate(""));
   CHECK(anyone.name() == "anonymous");
   CHECK(std::get<PermitPtr>(open.admit(anyone, "gpt-5")) == nullptr);
+}
+
+TEST_CASE("a rotated token is accepted for the grace only") {
+  TempDir dir;
+  FakeClock clock;
+  boost::asio::io_context io;
+  AccessSettings settings;
+  settings.metrics_token_file = dir.write("metrics", "old-token");
+  settings.token_grace = 60s;
+  settings.poll = 100ms;
+  AccessControl access(io, settings, kServed, clock.fn());
+  CHECK(access.metrics_tokens() == std::vector<std::string>{"old-token"});
+  dir.write("metrics", "new-token");
+  access.start();
+  io.run_for(300ms);
+  CHECK(access.metrics_tokens() == std::vector<std::string>{"new-token", "old-token"});
+  clock.now += 61s;
+  CHECK(access.metrics_tokens() == std::vector<std::string>{"new-token"});
+  access.stop();
 }
