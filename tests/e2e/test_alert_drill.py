@@ -29,6 +29,7 @@ from controller_harness import ControllerTestCase
 from kube import SOURCE_DIR, wait_until
 from local_ports import free_port
 from proxy_process import Proxy
+from secret_volume import write_atomically
 
 RULES = os.path.join(SOURCE_DIR, "docs/alerts/codex-proxy.rules.yaml")
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -58,7 +59,7 @@ def scaled_rules(text):
 
 
 class Prometheus:
-    def __init__(self, folder, targets, controller_port):
+    def __init__(self, folder, targets, controller_port=None, credentials_file=None):
         self.port = free_port()
         with open(RULES) as f:
             self.rules = scaled_rules(f.read())
@@ -70,10 +71,14 @@ class Prometheus:
             "scrape_configs": [
                 {"job_name": "codex-proxy",
                  "static_configs": [{"targets": [f"127.0.0.1:{port}"], "labels": labels} for port, labels in targets]},
-                {"job_name": "codexproxy-controller",
-                 "static_configs": [{"targets": [f"127.0.0.1:{controller_port}"]}]},
             ],
         }
+        if credentials_file:
+            # As the Prometheus Operator renders a ServiceMonitor's token: a file read at each scrape.
+            config["scrape_configs"][0]["authorization"] = {"type": "Bearer", "credentials_file": credentials_file}
+        if controller_port:
+            config["scrape_configs"].append({"job_name": "codexproxy-controller",
+                                             "static_configs": [{"targets": [f"127.0.0.1:{controller_port}"]}]})
         with open(os.path.join(folder, "prometheus.yml"), "w") as f:
             yaml.safe_dump(config, f)
         self.log = open(os.path.join(folder, "prometheus.log"), "w")
@@ -238,6 +243,38 @@ class AlertDrillTest(ControllerTestCase):
         statuses = traffic.stop()
         self.assertTrue(set(statuses) and all(500 <= s < 600 for s in statuses), statuses)
         self.wait_alert(prometheus, "CodexProxyHigh5xxRatio", None, failing, 120, present=False)
+
+    def test_prometheus_keeps_scraping_through_a_rotation_of_the_metrics_token(self):
+        # The token Secret, as the pod's volume (the kubelet's copy) and as Prometheus's file (the
+        # Prometheus Operator's copy): the same Secret, each updated on its own schedule.
+        pod_volume = os.path.join(self.folder, "pod-metrics-token")
+        scraper_file = os.path.join(self.folder, "scraper-token")
+        write_atomically(pod_volume, {"token": ("metrics-token-one", 0o440)})
+        with open(scraper_file, "w") as f:
+            f.write("metrics-token-one")
+        proxy = self.proxy(PROXY_METRICS_TOKEN_FILE=os.path.join(pod_volume, "token"),
+                           PROXY_SECRET_FILES_POLL_MS="200")
+        prometheus = Prometheus(self.folder, [(proxy.port, {"namespace": "drill", "codexproxy": "demo",
+                                                            "pod": "demo-0"})], credentials_file=scraper_file)
+        self.addCleanup(prometheus.close)
+        up = 'up{job="codex-proxy"}'
+        wait_until(lambda: [s["value"][1] for s in prometheus.query(up)] == ["1"], 60, interval=0.5,
+                   message="the proxy scraped with the first token")
+        started = time.time()
+        # The Secret is rotated: the pod's copy changes first, the scraper's a few scrapes later.
+        write_atomically(pod_volume, {"token": ("metrics-token-two", 0o440)})
+        time.sleep(4)
+        with open(scraper_file + ".new", "w") as f:
+            f.write("metrics-token-two")
+        os.replace(scraper_file + ".new", scraper_file)
+        time.sleep(4)
+        # Every scrape since the rotation began succeeded (the previous token's grace covered the
+        # scraper's late copy), and the new token is the one in use.
+        window = f"{int(time.time() - started) + 1}s"
+        self.assertEqual([s["value"][1] for s in prometheus.query(f"min_over_time({up}[{window}])")], ["1"])
+        self.assertGreaterEqual(float(prometheus.query(f"count_over_time({up}[{window}])")[0]["value"][1]), 6)
+        self.assertEqual(proxy.request("GET", "/metrics", headers={"Authorization": "Bearer metrics-token-two"})[0], 200)
+        self.assertEqual(proxy.readyz()[1]["worker"]["restarts_total"], 0)
 
     def write_evidence(self, prometheus):
         lines = ["# Alert drill evidence", "",

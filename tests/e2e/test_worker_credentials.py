@@ -123,3 +123,67 @@ class WorkerCredentialsTest(ControllerTestCase):
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
+
+
+class ApiKeyRotationTest(ControllerTestCase):
+    """The callers' keys from spec.auth.apiKeysSecret, rotated in the Secret: the launcher updates
+    the pods' Secret volumes the way the kubelet does, and the pods re-read them — no restart, no
+    401 for a key that is in the Secret."""
+
+    def test_keys_added_and_removed_in_the_secret_take_effect_in_the_running_pods(self):
+        self.start_controller()
+        key_a, key_b = "sk-rotation-a-0123456789ab", "sk-rotation-b-0123456789ab"
+        artifacts_free = [key_a, key_b]
+
+        def keys(*entries):
+            return "keys:\n" + "".join(f"- {{name: {n}, key: {k}}}\n" for n, k in entries)
+
+        kubectl("apply", "-n", self.namespace, "-f", "-", input=secret("callers", **{"keys.yaml": keys(("a", key_a))}))
+        self.apply_proxy("shared", replicas=2, auth={"apiKeysSecret": {"name": "callers"}})
+        fleet = PodFleet(self.namespace, "shared")
+        self.addCleanup(fleet.close)
+        pods = fleet.wait_pods(2, timeout=60)
+        for proxy in pods.values():
+            proxy.wait_ready()
+        body = json.dumps({"messages": [{"role": "user", "content": "hi"}]})
+
+        def status(proxy, key):
+            return proxy.request("POST", "/v1/chat/completions", body=body, timeout=30,
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})[0]
+
+        def everywhere(key, expected):
+            fleet.sync()  # the kubelet's periodic sync of the pods' volumes
+            return all(status(p, key) == expected for p in pods.values())
+
+        self.assertTrue(everywhere(key_a, 200))
+        self.assertTrue(everywhere(key_b, 401))
+        workers = {name: p.readyz()[1]["worker"]["pid"] for name, p in pods.items()}
+        # The limits' share: each pod divides by the ready pods the controller counts.
+        wait_until(lambda: self.get("configmap", "shared-settings")["data"].get("limits.pods") == "2", 30,
+                   interval=0.3, message="limits.pods = 2")
+
+        # A second key comes in: it works on every pod; the first never stops working meanwhile.
+        kubectl("apply", "-n", self.namespace, "-f", "-",
+                input=secret("callers", **{"keys.yaml": keys(("a", key_a), ("b", key_b))}))
+        wait_until(lambda: everywhere(key_b, 200), 60, interval=0.3, message="the new key on every pod")
+        self.assertTrue(everywhere(key_a, 200))
+        # The first key goes: 401 on every pod.
+        kubectl("apply", "-n", self.namespace, "-f", "-", input=secret("callers", **{"keys.yaml": keys(("b", key_b))}))
+        wait_until(lambda: everywhere(key_a, 401), 60, interval=0.3, message="the removed key refused on every pod")
+        self.assertTrue(everywhere(key_b, 200))
+        # A Secret that does not parse: the pods keep the last good keys and say so in the status.
+        kubectl("apply", "-n", self.namespace, "-f", "-", input=secret("callers", **{"keys.yaml": "keys: [oops"}))
+        fleet.sync()
+
+        def reported():
+            fleet.sync()
+            entries = (self.get("cxp", "shared").get("status") or {}).get("pods") or []
+            return len(entries) == 2 and all("PROXY_API_KEYS_FILE" in e.get("settingsError", "") for e in entries)
+        wait_until(reported, 60, interval=0.5, message="settingsError on both pods")
+        self.assertTrue(everywhere(key_b, 200))
+        # Nothing restarted: the same processes, the same workers.
+        self.assertEqual({name: p.readyz()[1]["worker"]["pid"] for name, p in pods.items()}, workers)
+        self.assertEqual(set(fleet.proxies), set(pods))
+        for proxy in pods.values():
+            for value in artifacts_free:
+                self.assertNotIn(value, proxy.raw_log())
