@@ -5,6 +5,7 @@ import random
 import re
 import signal
 import string
+import tempfile
 import unittest
 
 from harness import SOURCE_DIR, ProxyTestCase, wait_until
@@ -112,12 +113,21 @@ class MetricsTest(ProxyTestCase):
         self.assertEqual(settings, {"PROXY_API_KEY", "PROXY_ADMIN_TOKEN", "PROXY_METRICS_TOKEN"})
 
     def test_every_metric_named_in_the_docs_exists_in_a_live_scrape(self):
-        proxy = self.start_proxy()
+        # A key with a limit, from a file: the per-key series exist once a request used them.
+        folder = tempfile.TemporaryDirectory(prefix="cxp-metrics-keys-")
+        self.addCleanup(folder.cleanup)
+        keys = os.path.join(folder.name, "keys.yaml")
+        with open(keys, "w") as f:
+            f.write("- {name: scraper-test, key: sk-metrics-test-0001, limits: {requestsPerMinute: 1}}\n")
+        proxy = self.start_proxy(env={"PROXY_API_KEYS_FILE": keys})
         proxy.wait_ready()
         proxy.request("GET", "/livez")
-        # A field the proxy ignores: its counter exists once a request set one.
-        proxy.request("POST", "/v1/chat/completions", headers={"Content-Type": "application/json"},
-                      body=json.dumps({"messages": [{"role": "user", "content": "x"}], "temperature": 0.2}))
+        # A field the proxy ignores: its counter exists once a request set one; a second request
+        # passes the key's limit.
+        for _ in range(2):
+            proxy.request("POST", "/v1/chat/completions",
+                          headers={"Content-Type": "application/json", "Authorization": "Bearer sk-metrics-test-0001"},
+                          body=json.dumps({"messages": [{"role": "user", "content": "x"}], "temperature": 0.2}))
         names = {n for n, _, _ in self.scrape(proxy)}
         names |= {n.rsplit("_", 1)[0] for n in names if n.endswith(("_bucket", "_sum", "_count"))}
         with open(os.path.join(SOURCE_DIR, "docs/metrics-and-alerts.md")) as doc:
