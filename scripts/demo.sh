@@ -20,6 +20,9 @@ SYSTEM_NS=codexproxy-system
 RELEASE=codexproxy
 SA="$RELEASE-codexproxy-operator"
 MODEL_KEY="sk-demo-model-key-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+# Two callers of the shared endpoint, each with a key of its own (the Secret 'callers').
+SEARCH_KEY="sk-team-search-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+BATCH_KEY="sk-team-batch-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 die() { printf '[demo] error: %s\n' "$*" >&2; exit 1; }
@@ -83,11 +86,16 @@ MODEL_URL="$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).rea
   || die "the model stub did not start (log: $DEMO/logs/model-stub.out)"
 echo "model endpoint: $MODEL_URL (Responses API; the key it accepts is in the Secret 'openai')"
 
-step "kubectl create secret generic openai; kubectl apply -f docs/examples/codexproxy.yaml (provider: the scripted model)"
+step "kubectl create secret generic openai; two callers' keys (Secret 'callers'); kubectl apply -f docs/examples/codexproxy.yaml (provider: the scripted model)"
 kube create namespace "$NS" --dry-run=client -o yaml | kube apply -f - >/dev/null
 kube create secret generic openai -n "$NS" --from-literal=apiKey="$MODEL_KEY" --dry-run=client -o yaml | kube apply -f -
-kube patch --local -f "$ROOT/docs/examples/codexproxy.yaml" --type merge -o yaml -p "{\"spec\":{\"worker\":{
-  \"provider\":{\"name\":\"scripted model (demo)\",\"baseURL\":\"$MODEL_URL\"}}}}" | kube apply -n "$NS" -f -
+sed -e "s/sk-replace-me-search/$SEARCH_KEY/" -e "s/sk-replace-me-batch/$BATCH_KEY/" "$ROOT/docs/examples/api-keys.yaml" \
+  > "$DEMO/keys.yaml"
+kube create secret generic callers -n "$NS" --from-file=keys.yaml="$DEMO/keys.yaml" --dry-run=client -o yaml | kube apply -f -
+echo "callers: team-search (600 requests/min), team-batch (2 concurrent turns, gpt-5 only)"
+kube patch --local -f "$ROOT/docs/examples/codexproxy.yaml" --type merge -o yaml -p "{\"spec\":{
+  \"auth\":{\"apiKeysSecret\":{\"name\":\"callers\"}},
+  \"worker\":{\"provider\":{\"name\":\"scripted model (demo)\",\"baseURL\":\"$MODEL_URL\"}}}}" | kube apply -n "$NS" -f -
 for _ in $(seq 150); do
   [ "$(kube get pods -n "$NS" -l codexproxy.io/name=demo --field-selector status.phase=Running -o name | wc -l)" -ge 2 ] && break
   sleep 0.2
@@ -123,9 +131,10 @@ port="$(grep -ho '"port":[0-9]*' "$DEMO/pods/$first/proxy.log" | head -1 | cut -
 step "maintenance on by kubectl patch: every pod answers 503 + Retry-After, nothing restarts"
 kube patch cxp demo -n "$NS" --type merge -p '{"spec":{"maintenance":{"enabled":true}}}'
 for _ in $(seq 100); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/models")" = 503 ] && break; sleep 0.05
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $SEARCH_KEY" "http://127.0.0.1:$port/v1/models")" = 503 ] && break
+  sleep 0.05
 done
-curl -si "http://127.0.0.1:$port/v1/models" | grep -E '^(HTTP|Retry-After)' || true
+curl -si -H "Authorization: Bearer $SEARCH_KEY" "http://127.0.0.1:$port/v1/models" | grep -E '^(HTTP|Retry-After)' || true
 sleep 1
 kube get codexproxy -n "$NS"
 kube patch cxp demo -n "$NS" --type merge -p '{"spec":{"maintenance":{"enabled":false}}}'
@@ -145,10 +154,12 @@ wait_ready 2/2
 
 step "a chat completion through pod $first (codex app-server → the scripted model)"
 for _ in $(seq 100); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/models")" = 200 ] && break; sleep 0.05
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $SEARCH_KEY" "http://127.0.0.1:$port/v1/models")" = 200 ] && break
+  sleep 0.05
 done
-echo "POST http://127.0.0.1:$port/v1/chat/completions {\"messages\":[{\"role\":\"user\",\"content\":\"Say hello to the SRE on call.\"}]}"
+echo "POST http://127.0.0.1:$port/v1/chat/completions (key: team-search) {\"messages\":[{\"role\":\"user\",\"content\":\"Say hello to the SRE on call.\"}]}"
 answer="$(curl -s --max-time 60 "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+  -H "Authorization: Bearer $SEARCH_KEY" \
   -d '{"model":"gpt-5","messages":[{"role":"user","content":"Say hello to the SRE on call."}]}')"
 python3 - "$answer" "$DEMO/logs/model-requests.jsonl" <<'PY'
 import json, sys
@@ -168,6 +179,28 @@ PY
 requests="$(grep -c '"path": "/v1/responses"' "$DEMO/logs/model-requests.jsonl" || true)"
 echo "the scripted model received $requests Responses API request(s), each with the key from the Secret"
 
+step "a second caller (key: team-batch), a request without a key, and the tokens each key used"
+curl -s --max-time 60 "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+  -H "Authorization: Bearer $BATCH_KEY" \
+  -d '{"model":"gpt-5","messages":[{"role":"user","content":"Summarise the night shift in one line."}]}' >/dev/null
+curl -s -o /dev/null -w 'without a key: HTTP %{http_code}\n' "http://127.0.0.1:$port/v1/chat/completions" \
+  -H 'Content-Type: application/json' -d '{"messages":[{"role":"user","content":"hi"}]}'
+echo "team-search's limits as this pod enforces them (its share of the CodexProxy's):"
+curl -si --max-time 60 "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+  -H "Authorization: Bearer $SEARCH_KEY" -d '{"messages":[{"role":"user","content":"ping"}]}' \
+  | grep -i '^x-ratelimit' | tr -d '\r' || true
+curl -s "http://127.0.0.1:$port/metrics" | grep '^codex_tokens_total' > "$DEMO/tokens.txt" || true
+python3 - "$DEMO/tokens.txt" <<'PY'
+import re, sys
+tokens = {}
+for line in open(sys.argv[1]):
+    labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+    tokens.setdefault(labels["key"], {})[labels["type"]] = int(float(line.rsplit(" ", 1)[1]))
+for key, used in sorted(tokens.items()):
+    print(f"  codex_tokens_total key={key}: input {used.get('input', 0)}, output {used.get('output', 0)}")
+PY
+
+
 step "kubectl get codexproxy"
 for _ in $(seq 100); do
   [ "$(kube get cxp demo -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="Maintenance")].status}')" = False ] && break
@@ -182,6 +215,7 @@ Everything keeps running. Try:
   kubectl get codexproxy demo -n $NS -o jsonpath='{.status.pods}'
   curl -s http://127.0.0.1:$port/readyz
   curl -s http://127.0.0.1:$port/v1/chat/completions -H 'Content-Type: application/json' \\
+    -H "Authorization: Bearer \$(grep -A1 team-search $DEMO/keys.yaml | sed -n 's/ *key: //p')" \\
     -d '{"messages":[{"role":"user","content":"hi"}],"stream":true}'
 Logs: $DEMO/logs/ and $DEMO/pods/<pod>/proxy.log   Stop: scripts/demo.sh down
 TEXT
