@@ -9,6 +9,8 @@
 #                               handovers, the pod's memory minute by minute (bench/bench_soak.py)
 #   bench/run.sh chaos [ARGS]   200 clients while the worker is SIGKILLed every 2 s, and while the
 #                               model stalls, resets and fails: outcomes, fds/RSS (bench/bench_chaos.py)
+#   bench/run.sh access         what authentication and per-key limits add per request, and the
+#                               memory per key, with 10, 1,000 and 10,000 keys (bench/bench_access.cpp)
 #   bench/run.sh faithful       what the model receives for a short prompt, before and after the
 #                               faithful defaults; plain vs structured-output turn latency
 #                               (bench/bench_faithful.py)
@@ -22,5 +24,6 @@ case "${1:-}" in
   soak) shift; exec python3 "$ROOT/bench/bench_soak.py" "$@" ;;
   chaos) shift; exec python3 "$ROOT/bench/bench_chaos.py" "$@" ;;
   faithful) shift; exec python3 "$ROOT/bench/bench_faithful.py" "$@" ;;
+  access) shift; exec "$ROOT/build/bin/cxp-bench-access" "$@" ;;
 esac
 exec python3 "$ROOT/bench/bench_proxy.py" "$@"
