@@ -6,16 +6,16 @@
 // memory each key costs (the process's resident size before and after the key set is loaded,
 // over the number of keys, with every key's limit state in use).
 #include <malloc.h>
+#include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "proxy/access/access_control.h"
@@ -61,8 +61,7 @@ void run(std::size_t keys, std::size_t requests) {
   AccessControl access(io, settings, {"gpt-5"});
   std::vector<std::string> headers;
   for (std::size_t i = 0; i < keys; ++i) {  // every key's limit state exists, as after traffic
-    const auto caller =
-        std::get<AccessControl::Caller>(access.authenticate("Bearer " + key_of(i)));
+    const auto caller = std::get<AccessControl::Caller>(access.authenticate("Bearer " + key_of(i)));
     (void)access.admit(caller, "gpt-5");
   }
   const long after = resident_kib();
@@ -79,16 +78,20 @@ void run(std::size_t keys, std::size_t requests) {
     headers_total += access.rate_headers(caller).size();
     permit->charge(120);
     permit.reset();
-    ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - started)
-                     .count());
+    ns.push_back(
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - started)
+            .count());
   }
   std::sort(ns.begin(), ns.end());
-  const auto at = [&](double p) { return ns[static_cast<std::size_t>(p * (ns.size() - 1))] / 1000; };
-  std::printf("%6zu keys: per request p50 %5.2f us  p99 %5.2f us  max %7.2f us;  memory %5.0f "
-              "B/key in use (heap), RSS %ld -> %ld KiB;  %zu x-ratelimit headers\n",
-              keys, at(0.5), at(0.99), ns.back() / 1000,
-              static_cast<double>(heap_after - heap_before) / static_cast<double>(keys), before,
-              after, headers_total / requests);
+  const auto at = [&](double p) {
+    return ns[static_cast<std::size_t>(p * (ns.size() - 1))] / 1000;
+  };
+  std::printf(
+      "%6zu keys: per request p50 %5.2f us  p99 %5.2f us  max %7.2f us;  memory %5.0f "
+      "B/key in use (heap), RSS %ld -> %ld KiB;  %zu x-ratelimit headers\n",
+      keys, at(0.5), at(0.99), ns.back() / 1000,
+      static_cast<double>(heap_after - heap_before) / static_cast<double>(keys), before, after,
+      headers_total / requests);
   std::filesystem::remove(file);
 }
 

@@ -214,8 +214,7 @@ CodexProxy parse_codexproxy(const json& object, std::vector<std::string>& proble
   read_raw(monitor, "labels", json::value_t::object, out.service_monitor_labels,
            "spec.metrics.serviceMonitor", problems);
   read_secret_ref(spec, "apiKeySecret", out.api_key_secret, "spec", problems);
-  read_secret_ref(child(spec, "auth"), "apiKeysSecret", out.api_keys_secret, "spec.auth",
-                  problems);
+  read_secret_ref(child(spec, "auth"), "apiKeysSecret", out.api_keys_secret, "spec.auth", problems);
   read_secret_ref(spec, "adminTokenSecret", out.admin_token_secret, "spec", problems);
   read_pod_template(spec, out.pod, problems);
   return proxy;

@@ -175,8 +175,8 @@ json render_deployment(const CodexProxy& proxy) {
   // The callers' keys and the operator tokens: Secret volumes, never env, so that the pods re-read
   // them when the Secret changes (the kubelet swaps the files) — a rotation restarts nothing.
   for (const auto& file : credential_files(spec)) {
-    env.push_back(env_value(file.variable, std::string(kCredentialsMountRoot) + "/" + file.volume +
-                                               "/" + file.volume));
+    env.push_back(env_value(
+        file.variable, std::string(kCredentialsMountRoot) + "/" + file.volume + "/" + file.volume));
     volumes.push_back({{"name", file.volume},
                        {"secret",
                         {{"secretName", file.ref->name},
@@ -349,7 +349,8 @@ json render_settings_data(const CodexProxy& proxy, const std::optional<json>& ex
       // Each pod enforces its share of every API key's limits: the limit over the ready pods.
       {settings::kLimitPodsKey,
        std::to_string(std::max<std::int64_t>(
-           1, proxy.status.is_object() && proxy.status.value("readyReplicas", json()).is_number_integer()
+           1, proxy.status.is_object() &&
+                      proxy.status.value("readyReplicas", json()).is_number_integer()
                   ? proxy.status["readyReplicas"].get<std::int64_t>()
                   : 1))},
   };

@@ -1,7 +1,5 @@
 #pragma once
 
-#include "common/pod_heartbeat.h"
-
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -9,6 +7,7 @@
 #include <vector>
 
 #include "common/kube/resource.h"
+#include "common/pod_heartbeat.h"
 #include "controller/codexproxy_spec.h"
 
 namespace cxp::controller {

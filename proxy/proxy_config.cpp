@@ -24,6 +24,16 @@ SettingSpec ms_setting(std::string_view env, std::string_view key, std::string_v
 }
 
 template <typename Member>
+SettingSpec seconds_setting(std::string_view env, std::string_view key,
+                            std::string_view description, Member member, std::int64_t min,
+                            std::int64_t max) {
+  return {env, key, description,
+          [member, min, max](ProxyConfig& c, std::string_view source, std::string_view text) {
+            c.*member = std::chrono::seconds{parse_integer(source, text, min, max)};
+          }};
+}
+
+template <typename Member>
 SettingSpec uint_setting(std::string_view env, std::string_view key, std::string_view description,
                          Member member, std::int64_t min, std::int64_t max) {
   return {env, key, description,
@@ -194,12 +204,10 @@ std::vector<SettingSpec> build_settings() {
                              "a file holding the metrics token (instead of PROXY_METRICS_TOKEN), "
                              "re-read when it changes",
                              &ProxyConfig::metrics_token_file, true));
-  s.push_back({"PROXY_TOKEN_ROTATION_GRACE_S", "secretFiles.tokenGraceSeconds",
-               "after the admin or metrics token file changes, its previous token is still "
-               "accepted this long",
-               [](ProxyConfig& c, std::string_view source, std::string_view text) {
-                 c.token_rotation_grace = std::chrono::seconds{parse_integer(source, text, 0, 86400)};
-               }});
+  s.push_back(seconds_setting("PROXY_TOKEN_ROTATION_GRACE_S", "secretFiles.tokenGraceSeconds",
+                              "after the admin or metrics token file changes, its previous token "
+                              "is still accepted this long",
+                              &ProxyConfig::token_rotation_grace, 0, 86400));
   s.push_back(ms_setting("PROXY_SECRET_FILES_POLL_MS", "secretFiles.pollMs",
                          "how often the credential files are checked for a new content",
                          &ProxyConfig::secret_files_poll, 100, 600000));
@@ -242,11 +250,9 @@ std::vector<SettingSpec> build_settings() {
                            &ProxyConfig::trace_buffer));
   s.push_back(string_setting("PROXY_TRACE_DIR", "traceBuffer.dir", "directory of trace files",
                              &ProxyConfig::trace_dir, false));
-  s.push_back({"PROXY_TRACE_TTL_S", "traceBuffer.ttlSeconds",
-               "trace files older than this are pruned",
-               [](ProxyConfig& c, std::string_view source, std::string_view text) {
-                 c.trace_ttl = std::chrono::seconds{parse_integer(source, text, 1, 365LL * 86400)};
-               }});
+  s.push_back(seconds_setting("PROXY_TRACE_TTL_S", "traceBuffer.ttlSeconds",
+                              "trace files older than this are pruned", &ProxyConfig::trace_ttl, 1,
+                              365LL * 86400));
   s.push_back(uint_setting("PROXY_TRACE_MAX_FILES", "traceBuffer.maxFiles",
                            "trace files kept at most", &ProxyConfig::trace_max_files, 1, 1000000));
   s.push_back(uint_setting("PROXY_MAX_BODY_BYTES", "maxBodyBytes", "largest request body accepted",
@@ -287,12 +293,10 @@ std::vector<SettingSpec> build_settings() {
                              "this pod's UID (downward API): the owner of its heartbeat Lease, "
                              "which is then deleted with the pod",
                              &ProxyConfig::pod_uid, true));
-  s.push_back({"PROXY_HEARTBEAT_S", "kubernetes.heartbeatSeconds",
-               "how often the pod renews its heartbeat Lease; the controller counts its report "
-               "stale after three missed heartbeats",
-               [](ProxyConfig& c, std::string_view source, std::string_view text) {
-                 c.heartbeat = std::chrono::seconds{parse_integer(source, text, 1, 3600)};
-               }});
+  s.push_back(seconds_setting("PROXY_HEARTBEAT_S", "kubernetes.heartbeatSeconds",
+                              "how often the pod renews its heartbeat Lease; the controller counts "
+                              "its report stale after three missed heartbeats",
+                              &ProxyConfig::heartbeat, 1, 3600));
   s.push_back(string_setting("PROXY_KUBECONFIG", "kubernetes.kubeconfig",
                              "kubeconfig for the heartbeat Lease and settings watch; empty: the "
                              "in-cluster ServiceAccount",

@@ -178,9 +178,10 @@ void ProxyServer::register_routes() {
 
 http::HttpResponse ProxyServer::serve_metrics(const http::HttpRequest& request) {
   if (const auto tokens = access_.metrics_tokens(); !tokens.empty()) {
-    if (auto refusal = http::refuse_without_bearer(
-            request, tokens,
-            config_.metrics_token_file.empty() ? "PROXY_METRICS_TOKEN" : "PROXY_METRICS_TOKEN_FILE")) {
+    if (auto refusal = http::refuse_without_bearer(request, tokens,
+                                                   config_.metrics_token_file.empty()
+                                                       ? "PROXY_METRICS_TOKEN"
+                                                       : "PROXY_METRICS_TOKEN_FILE")) {
       return *refusal;
     }
   }

@@ -41,7 +41,7 @@ class HttpServer {
   struct ObservedRequest {
     std::string_view path;
     std::string_view method;
-    int status = 0;  // 499: the client went away first
+    int status = 0;           // 499: the client went away first
     std::string_view model;   // HttpExchange::set_model
     std::string_view caller;  // HttpExchange::set_caller
     double latency_ms = 0;

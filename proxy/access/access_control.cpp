@@ -178,8 +178,8 @@ std::variant<AccessControl::Caller, ApiError> AccessControl::authenticate(
   Caller caller{keys_, nullptr};
   if (keys_->empty()) return caller;
   constexpr std::string_view kBearer = "Bearer ";
-  const bool has_bearer = authorization.size() > kBearer.size() &&
-                          authorization.substr(0, kBearer.size()) == kBearer;
+  const bool has_bearer =
+      authorization.size() > kBearer.size() && authorization.substr(0, kBearer.size()) == kBearer;
   if (has_bearer) caller.key = keys_->find(authorization.substr(kBearer.size()));
   if (caller.key) return caller;
   ApiError e;
@@ -199,8 +199,8 @@ std::variant<PermitPtr, ApiError> AccessControl::admit(const Caller& caller,
     e.status = 404;
     e.code = "model_not_found";
     e.param = "model";
-    e.message = "The model '" + model.substr(0, 200) +
-                "' does not exist or you do not have access to it.";
+    e.message =
+        "The model '" + model.substr(0, 200) + "' does not exist or you do not have access to it.";
     return e;
   }
   if (const auto refusal = limiter_.admit(key)) {
@@ -209,18 +209,17 @@ std::variant<PermitPtr, ApiError> AccessControl::admit(const Caller& caller,
     e.status = 429;
     e.type = refusal->limit == "tokens" ? "tokens" : "requests";
     e.code = "rate_limit_exceeded";
-    e.message = refusal->message + ". Please try again in " +
-                reset_duration(refusal->retry_after) + ".";
+    e.message =
+        refusal->message + ". Please try again in " + reset_duration(refusal->retry_after) + ".";
     e.retryable = true;
-    e.retry_after_s = static_cast<int>(std::max<std::int64_t>(
-        1, (refusal->retry_after.count() + 999) / 1000));
+    e.retry_after_s =
+        static_cast<int>(std::max<std::int64_t>(1, (refusal->retry_after.count() + 999) / 1000));
     return e;
   }
   return std::make_shared<CallerPermit>(limiter_, caller.set, key);
 }
 
-std::vector<std::pair<std::string, std::string>> AccessControl::rate_headers(
-    const Caller& caller) {
+std::vector<std::pair<std::string, std::string>> AccessControl::rate_headers(const Caller& caller) {
   if (!caller.key) return {};
   return limiter_.headers(*caller.key);
 }

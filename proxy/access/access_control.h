@@ -22,13 +22,13 @@ namespace cxp::proxy {
 // Where the proxy's credentials come from: a value at start (env or YAML), or a file re-read while
 // it runs (a mounted Secret key). One of each pair at most.
 struct AccessSettings {
-  std::string api_key;             // PROXY_API_KEY: a key named `default`
-  std::string api_key_file;        // PROXY_API_KEY_FILE: the same, from a file
-  std::string api_keys_file;       // PROXY_API_KEYS_FILE: named keys with limits
-  std::string admin_token;         // PROXY_ADMIN_TOKEN
-  std::string admin_token_file;    // PROXY_ADMIN_TOKEN_FILE
-  std::string metrics_token;       // PROXY_METRICS_TOKEN
-  std::string metrics_token_file;  // PROXY_METRICS_TOKEN_FILE
+  std::string api_key;                   // PROXY_API_KEY: a key named `default`
+  std::string api_key_file;              // PROXY_API_KEY_FILE: the same, from a file
+  std::string api_keys_file;             // PROXY_API_KEYS_FILE: named keys with limits
+  std::string admin_token;               // PROXY_ADMIN_TOKEN
+  std::string admin_token_file;          // PROXY_ADMIN_TOKEN_FILE
+  std::string metrics_token;             // PROXY_METRICS_TOKEN
+  std::string metrics_token_file;        // PROXY_METRICS_TOKEN_FILE
   std::chrono::milliseconds poll{1000};  // PROXY_SECRET_FILES_POLL_MS
   // After a token file changes, its previous token is still accepted this long
   // (PROXY_TOKEN_ROTATION_GRACE_S): a scraper that still sends it is not locked out.
@@ -60,9 +60,9 @@ using PermitPtr = std::shared_ptr<CallerPermit>;
 // and the line. Single-threaded: the io thread.
 class AccessControl {
  public:
-  AccessControl(boost::asio::io_context& io, AccessSettings settings,
-                std::vector<std::string> served_models,
-                KeyLimiter::Clock clock = [] { return std::chrono::steady_clock::now(); });
+  AccessControl(
+      boost::asio::io_context& io, AccessSettings settings, std::vector<std::string> served_models,
+      KeyLimiter::Clock clock = [] { return std::chrono::steady_clock::now(); });
 
   // Starts polling the files.
   void start();
@@ -150,7 +150,7 @@ class AccessControl {
   AccessSettings settings_;
   std::vector<std::string> served_models_;
   boost::asio::steady_timer timer_;
-  std::vector<Watched> watched_;  // the files configured, in a fixed order
+  std::vector<Watched> watched_;       // the files configured, in a fixed order
   std::vector<std::string> contents_;  // the latest good content of each watched file
   KeySetPtr keys_ = std::make_shared<const KeySet>();
   std::string admin_token_;

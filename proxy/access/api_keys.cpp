@@ -29,9 +29,9 @@ bool valid_name(std::string_view name) {
 }
 
 void check_key_text(std::string_view key, const std::string& where) {
-  if (key.size() < 8 || key.size() > 1024 ||
-      std::any_of(key.begin(), key.end(),
-                  [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; })) {
+  if (key.size() < 8 || key.size() > 1024 || std::any_of(key.begin(), key.end(), [](char c) {
+        return std::isspace(static_cast<unsigned char>(c)) != 0;
+      })) {
     throw ConfigError(where + ": a key is 8-1024 bytes without whitespace");
   }
 }
@@ -39,7 +39,8 @@ void check_key_text(std::string_view key, const std::string& where) {
 std::uint64_t read_limit(const YAML::Node& limits, const char* field, const std::string& source) {
   const auto node = limits[field];
   if (!node.IsDefined() || node.IsNull()) return 0;
-  if (!node.IsScalar()) throw ConfigError(where_of(source, node) + ": " + field + ": expected a number");
+  if (!node.IsScalar())
+    throw ConfigError(where_of(source, node) + ": " + field + ": expected a number");
   return static_cast<std::uint64_t>(
       parse_integer(where_of(source, node) + ": " + field, node.Scalar(), 0, kMaxLimit));
 }
@@ -59,8 +60,9 @@ ApiKey read_entry(const YAML::Node& entry, const std::string& source,
   ApiKey key;
   const auto name = entry["name"];
   if (!name.IsScalar() || !valid_name(name.Scalar()) || name.Scalar() == kDefaultKeyName) {
-    throw ConfigError(where + ": name: expected 1-64 of [A-Za-z0-9._-], not anonymous, invalid or "
-                              "default");
+    throw ConfigError(where +
+                      ": name: expected 1-64 of [A-Za-z0-9._-], not anonymous, invalid or "
+                      "default");
   }
   key.name = name.Scalar();
   const auto plain = entry["key"];
@@ -97,7 +99,8 @@ ApiKey read_entry(const YAML::Node& entry, const std::string& source,
     key.limits.concurrent_turns = read_limit(limits, "concurrentTurns", source);
   }
   if (const auto models = entry["models"]; models.IsDefined() && !models.IsNull()) {
-    if (!models.IsSequence()) throw ConfigError(where_of(source, models) + ": models: expected a list");
+    if (!models.IsSequence())
+      throw ConfigError(where_of(source, models) + ": models: expected a list");
     for (const auto& model : models) {
       if (!model.IsScalar() ||
           std::find(served.begin(), served.end(), model.Scalar()) == served.end()) {

@@ -58,8 +58,8 @@ std::optional<KeyLimiter::Refusal> KeyLimiter::admit(const ApiKey& key) {
   const auto& limits = key.limits;
   if (const auto slots = portion(limits.concurrent_turns); slots > 0 && state.in_flight >= slots) {
     return Refusal{"concurrent", milliseconds(1000),
-                   "Rate limit reached for concurrent turns of key '" + key.name + "': " +
-                       std::to_string(slots) + " in flight on this pod (" +
+                   "Rate limit reached for concurrent turns of key '" + key.name +
+                       "': " + std::to_string(slots) + " in flight on this pod (" +
                        std::to_string(limits.concurrent_turns) + " for the CodexProxy)"};
   }
   if (limits.requests_per_minute > 0) {
@@ -76,10 +76,9 @@ std::optional<KeyLimiter::Refusal> KeyLimiter::admit(const ApiKey& key) {
     const double capacity = refill(state.tokens, limits.tokens_per_minute);
     if (state.tokens.level <= 0) {
       return Refusal{"tokens", until(1 - state.tokens.level, capacity / kMinuteMs),
-                     "Rate limit reached for tokens per minute of key '" + key.name +
-                         "': limit " + std::to_string(static_cast<std::uint64_t>(capacity)) +
-                         " on this pod (" + std::to_string(limits.tokens_per_minute) +
-                         " for the CodexProxy)"};
+                     "Rate limit reached for tokens per minute of key '" + key.name + "': limit " +
+                         std::to_string(static_cast<std::uint64_t>(capacity)) + " on this pod (" +
+                         std::to_string(limits.tokens_per_minute) + " for the CodexProxy)"};
     }
   }
   if (limits.requests_per_minute > 0) state.requests.level -= 1;

@@ -165,7 +165,8 @@ void OpenAiApi::serve_turn(const http::ExchangePtr& exchange, std::string_view r
   // The key's own limits first: a key past them waits in no queue and takes no slot from others.
   auto admitted = access_.admit(caller, turn.model);
   for (auto& [name, value] : access_.rate_headers(caller)) exchange->add_header(name, value);
-  if (auto* refusal = std::get_if<ApiError>(&admitted)) return refuse(exchange, route, *refusal, caller.name());
+  if (auto* refusal = std::get_if<ApiError>(&admitted))
+    return refuse(exchange, route, *refusal, caller.name());
   auto permit = std::get<PermitPtr>(std::move(admitted));
 
   auto cancel_wait = gate_->acquire([this, exchange, turn, route = std::string(route), renderer,
@@ -199,10 +200,9 @@ void OpenAiApi::serve_turn(const http::ExchangePtr& exchange, std::string_view r
       return refuse(exchange, route, e, caller);
     }
     auto rendering = renderer(exchange->request_id(), turn);
-    std::make_shared<TurnSession>(io_, exchange, std::move(turn), std::move(rendering),
-                                  std::move(channel), turns_, turn_settings_,
-                                  TurnSession::Holds{std::move(ticket), std::move(permit),
-                                                     std::move(caller)})
+    std::make_shared<TurnSession>(
+        io_, exchange, std::move(turn), std::move(rendering), std::move(channel), turns_,
+        turn_settings_, TurnSession::Holds{std::move(ticket), std::move(permit), std::move(caller)})
         ->start();
   });
   exchange->on_client_gone(std::move(cancel_wait));

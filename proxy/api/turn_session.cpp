@@ -572,7 +572,9 @@ void TurnSession::write_trace() {
 
 void TurnSession::account_tokens() {
   if (!usage_) return;
-  const auto count = [](std::int64_t n) { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, n)); };
+  const auto count = [](std::int64_t n) {
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(0, n));
+  };
   settings_.stats->tokens.add(holds_.caller, request_.model,
                               {count(usage_->prompt_tokens), count(usage_->cached_tokens),
                                count(usage_->completion_tokens), count(usage_->reasoning_tokens)});

@@ -48,10 +48,8 @@ json render_pod_lease(const PodIdentity& pod, const PodReport& report,
       {"labels", {{kPodAppLabel, kPodAppValue}, {kCodexProxyLabel, pod.codexproxy_name}}},
       {"annotations", {{kPodReportAnnotation, render_pod_report(report).dump()}}}};
   if (!pod.pod_uid.empty()) {
-    metadata["ownerReferences"] = json::array({{{"apiVersion", "v1"},
-                                                {"kind", "Pod"},
-                                                {"name", pod.pod_name},
-                                                {"uid", pod.pod_uid}}});
+    metadata["ownerReferences"] = json::array(
+        {{{"apiVersion", "v1"}, {"kind", "Pod"}, {"name", pod.pod_name}, {"uid", pod.pod_uid}}});
   }
   return {{"apiVersion", "coordination.k8s.io/v1"},
           {"kind", "Lease"},
@@ -108,8 +106,7 @@ LiveSettings parse_live_settings(const json& data, const LiveSettings& previous,
     out.trace_max_files = static_cast<std::uint32_t>(in_bounds(s, v, settings::kTraceMaxFiles));
   });
   guarded(settings::kLimitPodsKey, [&](const std::string& s, const std::string& v) {
-    out.limit_pods = static_cast<std::uint64_t>(
-        parse_integer(s, v, 1, settings::kReplicas.max));
+    out.limit_pods = static_cast<std::uint64_t>(parse_integer(s, v, 1, settings::kReplicas.max));
   });
   guarded("settingsGeneration", [&](const std::string& s, const std::string& v) {
     out.generation = parse_integer(s, v, 0, INT64_MAX);

@@ -79,8 +79,8 @@ class TraceBuffer {
   telemetry::Redactor redactor_;
   Clock clock_;
   telemetry::JsonLog log_{"trace_buffer"};
-  mutable std::mutex mutex_;  // guards settings_ (live settings) and redactor_; serialises writes and prunes (one
-                              // directory, one writer at a time)
+  mutable std::mutex mutex_;  // guards settings_ (live settings) and redactor_; serialises writes
+                              // and prunes (one directory, one writer at a time)
   std::atomic<std::size_t> files_{0};
   std::atomic<std::uint64_t> pruned_ttl_{0};
   std::atomic<std::uint64_t> pruned_count_{0};

@@ -71,9 +71,12 @@ class MonitoringTest(ControllerTestCase):
             self.condition("watched", "ServiceMonitor")), 30, interval=0.2, message="ServiceMonitor True")
         self.assertEqual(condition["reason"], "Created")
         # the pods get the token, so the CodexProxy is no longer reported open on /metrics
-        env = {e["name"]: e.get("valueFrom") for e in
-               self.get("deployment", "watched")["spec"]["template"]["spec"]["containers"][0]["env"]}
-        self.assertEqual(env["PROXY_METRICS_TOKEN"], {"secretKeyRef": {"name": "scrape", "key": "metricsToken"}})
+        pod = self.get("deployment", "watched")["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        # from the same Secret the ServiceMonitor reads, as a file the pods re-read on rotation
+        self.assertEqual(env["PROXY_METRICS_TOKEN_FILE"], "/var/run/secrets/codexproxy/metrics-token/metrics-token")
+        volume = next(v for v in pod["volumes"] if v["name"] == "metrics-token")
+        self.assertEqual((volume["secret"]["secretName"], volume["secret"]["items"][0]["key"]), ("scrape", "metricsToken"))
         wait_until(lambda: "spec.metrics" not in self.condition("watched", "InsecureConfig")["message"], 30,
                    interval=0.2, message="metrics no longer reported insecure")
         # a change is applied live; turning it off deletes it

@@ -96,7 +96,8 @@ TEST_CASE("a bad keys file names the file, the line and the problem") {
   CHECK(parse_error("- name: a\n  sha256: xyz\n").find("line 2: sha256") != std::string::npos);
   CHECK(parse_error("- name: a\n").find("either key or sha256") != std::string::npos);
   CHECK(parse_error("- name: invalid\n  key: sk-aaaaaaaa1\n").find("name:") != std::string::npos);
-  CHECK(parse_error("- name: a b\n  key: sk-aaaaaaaa1\n").find("line 1: name") != std::string::npos);
+  CHECK(parse_error("- name: a b\n  key: sk-aaaaaaaa1\n").find("line 1: name") !=
+        std::string::npos);
   CHECK(parse_error("- name: a\n  key: sk-aaaaaaaa1\n  models: [gpt-9]\n") ==
         "keys.yaml line 3: models: 'gpt-9' is not served (gpt-5, fast)");
   CHECK(parse_error("- name: a\n  key: sk-aaaaaaaa1\n  limits: {rpm: 5}\n")
@@ -199,7 +200,8 @@ TEST_CASE("files are re-read when they change; a bad content keeps the last good
   access.start();
   io.run_for(1500ms);
   CHECK(told >= 1);
-  CHECK(std::holds_alternative<AccessControl::Caller>(access.authenticate("Bearer sk-second-key-2")));
+  CHECK(
+      std::holds_alternative<AccessControl::Caller>(access.authenticate("Bearer sk-second-key-2")));
   CHECK(std::holds_alternative<ApiError>(access.authenticate("Bearer sk-first-key-1")));
   CHECK(access.admin_token() == "admin-token-2");
   // The previous token stays good through the rotation's grace.
@@ -210,7 +212,8 @@ TEST_CASE("files are re-read when they change; a bad content keeps the last good
   io.restart();
   io.run_for(1500ms);
   CHECK(access.problem() == "PROXY_API_KEYS_FILE=" + keys + " line 3: a second key named 'a'");
-  CHECK(std::holds_alternative<AccessControl::Caller>(access.authenticate("Bearer sk-second-key-2")));
+  CHECK(
+      std::holds_alternative<AccessControl::Caller>(access.authenticate("Bearer sk-second-key-2")));
   const auto files = access.files();
   REQUIRE(files.size() == 2);
   CHECK_FALSE(files[0].valid);
@@ -246,9 +249,9 @@ TEST_CASE("admission: the key's models, then its limits; an anonymous caller has
   TempDir dir;
   boost::asio::io_context io;
   AccessSettings settings;
-  settings.api_keys_file = dir.write(
-      "keys.yaml",
-      "- {name: a, key: sk-key-a-0001, models: [fast], limits: {concurrentTurns: 1}}\n");
+  settings.api_keys_file =
+      dir.write("keys.yaml",
+                "- {name: a, key: sk-key-a-0001, models: [fast], limits: {concurrentTurns: 1}}\n");
   AccessControl access(io, settings, kServed);
   const auto caller = std::get<AccessControl::Caller>(access.authenticate("Bearer sk-key-a-0001"));
   const auto denied = std::get<ApiError>(access.admit(caller, "gpt-5"));
