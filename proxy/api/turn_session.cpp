@@ -16,8 +16,6 @@ using nlohmann::json;
 namespace {
 
 constexpr std::chrono::seconds kInterruptTimeout{5};
-// Bounds what a turn keeps of the model's reasoning (items, and summary parts per item).
-constexpr std::size_t kMaxReasoningItems = 64;
 constexpr std::string_view kCallReturned =
     "not run by codex-proxy: the call was returned to the API client, which runs it";
 
@@ -198,14 +196,7 @@ void TurnSession::begin_stream() {
   ++settings_.stats->streams_active;
   emit(renderer_->stream_start());
   // What came before the answer: reasoning, then text.
-  for (const auto& item : reasoning_) {
-    std::string replay = renderer_->reasoning_started(item.id);
-    for (std::size_t i = 0; i < item.summary.size(); ++i) {
-      replay += renderer_->reasoning_delta(item.id, i, item.summary[i]);
-    }
-    if (item.done) replay += renderer_->reasoning_done(item);
-    if (!replay.empty()) emit(std::move(replay));
-  }
+  emit(reasoning_.replay(*renderer_));
   if (!text_.empty()) emit(renderer_->text_delta(text_));
 }
 
@@ -225,11 +216,9 @@ void TurnSession::on_worker_notification(const RpcNotification& note) {
     if (!turn_id_.empty() && string_field(p, "turnId", turn_id_) != turn_id_) return;
     const auto delta = string_field(p, "delta");
     if (!delta.empty()) text(delta);
-  } else if (note.method == "item/reasoning/summaryTextDelta" ||
-             ((note.method == "item/started" || note.method == "item/completed") &&
-              string_field(field_of(p, "item"), "type") == "reasoning")) {
+  } else if (ReasoningItems::concerns(note)) {
     if (!turn_id_.empty() && string_field(p, "turnId", turn_id_) != turn_id_) return;
-    on_reasoning(note);
+    emit(reasoning_.take(note, *renderer_, streaming_));
   } else if (note.method == "thread/tokenUsage/updated") {
     usage_ = usage_from_notification(p);
   } else if (note.method == "error") {
@@ -366,45 +355,6 @@ void TurnSession::on_worker_lost(const std::string& reason) {
   if (!finished_) fail(worker_unavailable("the worker exited during the request: " + reason));
 }
 
-void TurnSession::on_reasoning(const RpcNotification& note) {
-  const auto& p = note.params;
-  const auto& item = field_of(p, "item");
-  const std::string id = note.method == "item/reasoning/summaryTextDelta"
-                             ? string_field(p, "itemId")
-                             : string_field(item, "id");
-  if (id.empty()) return;
-  auto found = std::find_if(reasoning_.begin(), reasoning_.end(),
-                            [&](const ReasoningOut& r) { return r.id == id; });
-  if (found == reasoning_.end()) {
-    if (reasoning_.size() >= kMaxReasoningItems) return;
-    reasoning_.push_back({id, {}, false});
-    found = std::prev(reasoning_.end());
-    if (streaming_) emit(renderer_->reasoning_started(id));
-  }
-  if (note.method == "item/reasoning/summaryTextDelta") {
-    const auto index =
-        static_cast<std::size_t>(std::max<std::int64_t>(0, int_field(p, "summaryIndex", 0)));
-    if (index >= kMaxReasoningItems) return;
-    if (found->summary.size() <= index) found->summary.resize(index + 1);
-    const auto delta = string_field(p, "delta");
-    found->summary[index] += delta;
-    if (streaming_ && !delta.empty()) emit(renderer_->reasoning_delta(id, index, delta));
-  } else if (note.method == "item/completed" && !found->done) {
-    // The completed item's summary is the whole of it.
-    const auto& summary = field_of(item, "summary");
-    if (summary.is_array()) {
-      found->summary.clear();
-      for (const auto& part : summary) {
-        if (part.is_string() && found->summary.size() < kMaxReasoningItems) {
-          found->summary.push_back(part.get<std::string>());
-        }
-      }
-    }
-    found->done = true;
-    if (streaming_) emit(renderer_->reasoning_done(*found));
-  }
-}
-
 void TurnSession::text(const std::string& delta) {
   if (answer_.stopped()) return;
   deliver(answer_.feed(delta));
@@ -523,7 +473,7 @@ void TurnSession::complete(const std::string& finish_reason) {
   }
   write_trace();
   begin_stream();
-  const TurnOutcome outcome{text_, calls_, finish_reason, usage_, reasoning_};
+  const TurnOutcome outcome{text_, calls_, finish_reason, usage_, reasoning_.items()};
   if (streaming_) {
     exchange_->send(renderer_->stream_end(outcome));
     exchange_->end_stream();

@@ -18,6 +18,7 @@
 #include "proxy/api/answer_text.h"
 #include "proxy/api/api_error.h"
 #include "proxy/api/api_stats.h"
+#include "proxy/api/reasoning_items.h"
 #include "proxy/api/turn_renderer.h"
 #include "proxy/api/turn_request.h"
 #include "proxy/api/turn_router.h"
@@ -99,7 +100,6 @@ class TurnSession : public TurnListener, public std::enable_shared_from_this<Tur
   void deliver(const std::string& text);
   // At the end of the answer: the text answer_ still holds.
   void flush_text();
-  void on_reasoning(const RpcNotification& note);
   // Sends the stream's head and what the answer has so far (once; the turn started, or ended
   // before its start was answered).
   void begin_stream();
@@ -138,7 +138,7 @@ class TurnSession : public TurnListener, public std::enable_shared_from_this<Tur
   std::string turn_id_;
   std::string text_;
   std::vector<ToolCallOut> calls_;
-  std::vector<ReasoningOut> reasoning_;
+  ReasoningItems reasoning_;
   AnswerText answer_;
   std::vector<nlohmann::json> pending_calls_;  // ids of item/tool/call requests not answered yet
   std::vector<std::string> announced_calls_;   // call ids of the model's response, in its order
