@@ -64,7 +64,14 @@ ControllerMetrics::ControllerMetrics(std::string api_host, std::string lease_nam
                   .Name("codexproxy_controller_object_writes_total")
                   .Help("Writes (server-side applies and patches) to objects the controller "
                         "manages, by resource")
-                  .Register(*registry_)) {
+                  .Register(*registry_)),
+      process_(*registry_) {
+  BuildGauge()
+      .Name("codexproxy_controller_build_info")
+      .Help("1, labelled with the controller's version")
+      .Register(*registry_)
+      .Add({{"version", CXP_VERSION}})
+      .Set(1);
   for (const char* result : {"success", "error", "requeue", "requeue_after"}) {
     reconcile_total_.Add({{"controller", kController}, {"result", result}});
   }
@@ -106,6 +113,7 @@ std::string ControllerMetrics::scrape(const WorkQueue& queue) {
     retries_.Increment(static_cast<double>(retries - retries_seen_));
     adds_seen_ = adds;
     retries_seen_ = retries;
+    process_.update();
   }
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, registry_->Collect());

@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/telemetry/process_metrics.h"
+
 namespace cxp::controller {
 
 class WorkQueue;
@@ -49,7 +51,9 @@ class ControllerMetrics {
   prometheus::Gauge& leader_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Counter>& writes_;
-  std::mutex scrape_mutex_;  // guards the last queue totals below (scrapes may overlap)
+  telemetry::ProcessMetrics process_;  // process_* series
+  std::mutex
+      scrape_mutex_;  // guards the last queue totals below and process_ (scrapes may overlap)
   std::uint64_t adds_seen_ = 0;
   std::uint64_t retries_seen_ = 0;
 };

@@ -150,7 +150,7 @@ void ProxyServer::apply_live_settings(const LiveSettings& settings) {
 void ProxyServer::register_routes() {
   auto probe_input = [this] {
     return ProbeInput{supervisor_.snapshot(), maintenance_.state().enabled,
-                      std::chrono::steady_clock::now()};
+                      std::chrono::steady_clock::now(), started_at_};
   };
   auto respond = [](const http::HttpRequest& request, const ProbeResponse& probe) {
     return http::make_response(request, probe.status, probe.content_type, probe.body);

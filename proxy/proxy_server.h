@@ -53,6 +53,7 @@ class ProxyServer {
   boost::asio::signal_set signals_;
   telemetry::JsonLog log_{"proxy"};
   int signals_seen_ = 0;
+  std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
   std::int64_t settings_generation_ = 0;  // of the live settings applied (io thread)
   std::string settings_problem_;  // why the latest settings were not all applied (io thread)
   std::unique_ptr<ClusterLink> cluster_;  // only inside Kubernetes (POD_NAME etc. set)

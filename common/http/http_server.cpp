@@ -19,8 +19,11 @@ namespace beast_http = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
+// After a refused request, read and discard what the client still sends for at most this long or
+// this many bytes (more than the largest body a client may send, 16 MiB by default, so that a
+// client just over the limit reads our 413 instead of a reset).
 constexpr std::chrono::seconds kLingerTime{2};
-constexpr std::size_t kLingerMaxBytes = 16 * 1024 * 1024;
+constexpr std::size_t kLingerMaxBytes = 64 * 1024 * 1024;
 constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
 }  // namespace
 

@@ -116,12 +116,16 @@ ProbeResponse liveness_probe(const ProbeInput& in, bool verbose) {
 
 ProbeResponse health_summary(const ProbeInput& in) {
   const auto& w = in.worker;
-  json body = {{"status", "ok"},
-               {"live", is_live(w)},
-               {"ready", is_ready(w)},
-               {"reason", readiness_reason(w)},
-               {"maintenance", in.maintenance},
-               {"worker", worker_json(in)}};
+  json body = {
+      {"status", "ok"},
+      {"version", CXP_VERSION},
+      {"codex_version", w.codex_version.empty() ? json(nullptr) : json(w.codex_version)},
+      {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(in.now - in.started).count()},
+      {"live", is_live(w)},
+      {"ready", is_ready(w)},
+      {"reason", readiness_reason(w)},
+      {"maintenance", in.maintenance},
+      {"worker", worker_json(in)}};
   return {200, kJson, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
 

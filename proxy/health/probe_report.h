@@ -19,6 +19,7 @@ struct ProbeInput {
   const WorkerSnapshot& worker;
   bool maintenance = false;
   std::chrono::steady_clock::time_point now;
+  std::chrono::steady_clock::time_point started{};  // the process's start (uptime in /healthz)
 };
 
 // /readyz: 200 only when the worker finished its handshake and is not backing off or draining.

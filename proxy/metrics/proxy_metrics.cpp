@@ -148,21 +148,29 @@ ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
               .Help("Trace files that could not be written (full disk, unwritable directory)")
               .Register(*registry_)
               .Add({})),
-      status_reports_written_(prometheus::BuildCounter()
-                                  .Name("codex_status_reports_total")
-                                  .Help("Writes of this pod's heartbeat Lease (its report and heartbeat), by result")
-                                  .Register(*registry_)
-                                  .Add({{"result", "written"}})),
-      status_reports_failed_(prometheus::BuildCounter()
-                                 .Name("codex_status_reports_total")
-                                 .Help("Writes of this pod's heartbeat Lease (its report and heartbeat), by result")
-                                 .Register(*registry_)
-                                 .Add({{"result", "failed"}})),
+      status_reports_written_(
+          prometheus::BuildCounter()
+              .Name("codex_status_reports_total")
+              .Help("Writes of this pod's heartbeat Lease (its report and heartbeat), by result")
+              .Register(*registry_)
+              .Add({{"result", "written"}})),
+      status_reports_failed_(
+          prometheus::BuildCounter()
+              .Name("codex_status_reports_total")
+              .Help("Writes of this pod's heartbeat Lease (its report and heartbeat), by result")
+              .Register(*registry_)
+              .Add({{"result", "failed"}})),
       params_ignored_(prometheus::BuildCounter()
                           .Name("codex_params_ignored_total")
                           .Help("Requests that set a parameter codex-proxy accepts without effect, "
                                 "by parameter (docs/api.md lists them)")
                           .Register(*registry_)),
+      build_info_(prometheus::BuildGauge()
+                      .Name("codex_proxy_build_info")
+                      .Help("1, labelled with codex-proxy's version and its worker's codex "
+                            "version (from the worker's initialize answer; unknown before)")
+                      .Register(*registry_)),
+      process_(*registry_),
       tokens_(prometheus::BuildCounter()
                   .Name("codex_tokens_total")
                   .Help("Tokens the model billed, by key, model and type (input, cached_input "
@@ -229,6 +237,16 @@ std::string ProxyMetrics::scrape(const MetricsSources& s) {
   sync_counter(trace_write_errors_, static_cast<double>(s.trace_write_errors));
   sync_counter(status_reports_written_, static_cast<double>(s.status_reports_written));
   sync_counter(status_reports_failed_, static_cast<double>(s.status_reports_failed));
+  process_.update();
+  const auto codex_version = s.worker.codex_version.empty() ? "unknown" : s.worker.codex_version;
+  if (codex_version != build_codex_version_) {
+    if (!build_codex_version_.empty()) {
+      build_info_.Remove(
+          &build_info_.Add({{"version", CXP_VERSION}, {"codex_version", build_codex_version_}}));
+    }
+    build_info_.Add({{"version", CXP_VERSION}, {"codex_version", codex_version}}).Set(1);
+    build_codex_version_ = codex_version;
+  }
   for (const auto& [labels, totals] : s.tokens.totals()) {
     const auto& [key, model] = labels;
     const std::pair<const char*, std::uint64_t> types[] = {{"input", totals.input},

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/http/http_server.h"
+#include "common/telemetry/process_metrics.h"
 #include "proxy/access/access_control.h"
 #include "proxy/api/api_stats.h"
 #include "proxy/supervisor/worker_state.h"
@@ -88,6 +89,9 @@ class ProxyMetrics {
   prometheus::Counter& status_reports_written_;
   prometheus::Counter& status_reports_failed_;
   prometheus::Family<prometheus::Counter>& params_ignored_;
+  prometheus::Family<prometheus::Gauge>& build_info_;
+  std::string build_codex_version_;  // the codex_version label of build_info_'s series
+  telemetry::ProcessMetrics process_;
   prometheus::Family<prometheus::Counter>& tokens_;
   prometheus::Family<prometheus::Counter>& ratelimit_refused_;
   prometheus::Family<prometheus::Gauge>& secret_file_valid_;

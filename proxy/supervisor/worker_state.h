@@ -63,6 +63,9 @@ struct WorkerSnapshot {
   std::uint64_t turns = 0;        // turns started on the current worker
   std::uint64_t turns_total = 0;  // turns started on any worker
   std::uint64_t rss_bytes = 0;    // the current worker's process tree, latest sample; 0: unknown
+  // The current worker's codex version, from its `initialize` answer (userAgent
+  // "<client>/<version> (…)"); empty until a worker answered.
+  std::string codex_version;
   RecycleSnapshot recycle;
 };
 

@@ -65,6 +65,8 @@ class WorkerStateMachine {
   void exec_confirmed(int pid, Clock::time_point now);
   // ready: the handshake finished after `handshake`.
   void handshake_completed(std::chrono::milliseconds handshake, Clock::time_point now);
+  // The codex version of the worker now current (not a transition: a fact for /healthz, /metrics).
+  void set_codex_version(std::string version) { snapshot_.codex_version = std::move(version); }
   // The worker has been ready since `ready_since`; if that is long enough, reset the streak.
   // Returns true when the streak was reset.
   bool note_stable(Clock::time_point ready_since, Clock::time_point now);

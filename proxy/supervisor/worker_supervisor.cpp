@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/json_fields.h"
+#include "common/utf8.h"
 #include "proxy/supervisor/worker_process.h"
 
 namespace cxp::proxy {
@@ -19,6 +21,15 @@ using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
 namespace {
+
+// codex's version from its `initialize` answer: userAgent is "<client name>/<codex version> (…)".
+std::string codex_version_of(const nlohmann::json& result) {
+  const auto agent = string_field(result, "userAgent");
+  const auto slash = agent.find('/');
+  if (slash == std::string::npos) return "";
+  const auto end = agent.find(' ', slash);
+  return utf8_prefix(agent.substr(slash + 1, end == std::string::npos ? end : end - slash - 1), 64);
+}
 
 constexpr std::size_t kMaxStderrLineBytes = 64 * 1024;  // longer lines are dropped
 constexpr std::size_t kMaxStderrLogBytes = 2048;        // kept lines are truncated to this
@@ -313,13 +324,16 @@ void WorkerSupervisor::begin_handshake(std::uint64_t id) {
         if (!outcome.ok)
           return fail(*w, "handshake failed: initialize returned error " + outcome.error.dump());
         w->channel->notify("initialized", nlohmann::json());
-        on_handshake_done(id, duration_cast<milliseconds>(Clock::now() - w->handshake_started));
+        on_handshake_done(id, duration_cast<milliseconds>(Clock::now() - w->handshake_started),
+                          codex_version_of(outcome.result));
       });
 }
 
-void WorkerSupervisor::on_handshake_done(std::uint64_t id, milliseconds took) {
+void WorkerSupervisor::on_handshake_done(std::uint64_t id, milliseconds took,
+                                         std::string codex_version) {
   auto* w = find(id);
   if (w->role == Role::kCurrent) {
+    machine_.set_codex_version(std::move(codex_version));
     machine_.handshake_completed(took, Clock::now());
     log_.info("handshake_complete", {{"pid", w->pid},
                                      {"handshake_ms", took.count()},
@@ -334,6 +348,7 @@ void WorkerSupervisor::on_handshake_done(std::uint64_t id, milliseconds took) {
   successor_ = nullptr;
   w->role = Role::kCurrent;
   former->role = Role::kRetiring;
+  machine_.set_codex_version(std::move(codex_version));
   machine_.handover_completed(took, Clock::now());
   retire(former->id, Clock::now() + settings_.retire_grace);
 }

@@ -91,7 +91,8 @@ class WorkerSupervisor {
   RunningWorker* find(std::uint64_t id) const;
   void watch_exec_status(std::uint64_t id);
   void begin_handshake(std::uint64_t id);
-  void on_handshake_done(std::uint64_t id, std::chrono::milliseconds took);
+  void on_handshake_done(std::uint64_t id, std::chrono::milliseconds took,
+                         std::string codex_version);
   void watch_stderr(std::uint64_t id);
   void on_stderr_line(int pid, const std::string& line);
   void reap();

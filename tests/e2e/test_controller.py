@@ -346,7 +346,7 @@ class ControllerDocsTest(ControllerTestCase):
             table = [line for line in f if line.startswith("| `")]
         documented = set()
         for line in table:
-            documented |= set(re.findall(r"`((?:controller_runtime|workqueue|leader_election|rest_client|codexproxy)_[a-z_]+)", line))
+            documented |= set(re.findall(r"`((?:controller_runtime|workqueue|leader_election|rest_client|codexproxy|process)_[a-z_]+)", line))
         self.assertEqual(exported - documented, set(), "exported but not in docs/controller.md")
         self.assertEqual(documented - exported, set(), "in docs/controller.md but not exported")
 

@@ -2,13 +2,15 @@
 what it may reach on the network, and a clean stop."""
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
 import tempfile
+import time
 import unittest
 
-from harness import MODEL_KEY, REAL_CODEX, ProxyTestCase, Proxy, pid_alive, wait_until
+from harness import MODEL_KEY, REAL_CODEX, SOURCE_DIR, ProxyTestCase, Proxy, pid_alive, wait_until
 import artifacts  # noqa: E402  (tests/pylib)
 
 
@@ -34,6 +36,23 @@ class RealCodexTest(ProxyTestCase):
         wait_until(lambda: not [p for p in os.listdir("/proc")
                                 if p.isdigit() and _pgid(int(p)) == pid and pid_alive(int(p))],
                    5, message="every process of the worker's group to exit")
+
+    def test_healthz_and_metrics_say_what_is_running_the_proxy_and_its_codex_version(self):
+        with open(os.path.join(SOURCE_DIR, "tests/node/package.json")) as f:
+            pinned = json.load(f)["dependencies"]["@openai/codex"]
+        proxy = self.start_real_proxy()
+        status, body = proxy.get_json("/healthz")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["codex_version"], pinned)
+        self.assertRegex(body["version"], r"^\d+\.\d+\.\d+")
+        self.assertGreaterEqual(body["uptime_s"], 0)
+        scrape = proxy.request("GET", "/metrics")[2].decode()
+        self.assertIn(f'codex_proxy_build_info{{codex_version="{pinned}",version="{body["version"]}"}} 1', scrape)
+        for series in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+                       "process_max_fds", "process_start_time_seconds", "process_virtual_memory_bytes"):
+            self.assertRegex(scrape, rf"(?m)^{series} [0-9.e+]+$")
+        started = float(re.search(r"(?m)^process_start_time_seconds (\S+)$", scrape).group(1))
+        self.assertLess(abs(started - time.time()), 300)
 
     def test_codex_home_is_created_and_its_config_toml_and_the_overrides_apply(self):
         root = tempfile.TemporaryDirectory(prefix="cxp-home-root-")
