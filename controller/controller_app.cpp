@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <random>
 
 #include "common/backoff.h"
@@ -17,6 +18,11 @@ namespace res = kube::resources;
 namespace beast_http = boost::beast::http;
 
 namespace {
+
+constexpr const char* kPodDeletionCostAnnotation = "controller.kubernetes.io/pod-deletion-cost";
+// The field manager of the leader's mark on its own pod (server-side apply: applying no
+// annotation removes the one this manager set, and nothing else).
+constexpr const char* kLeaderFieldManager = "codexproxy-controller-leader";
 
 std::string make_identity() {
   char host[256] = {};
@@ -45,7 +51,7 @@ json pick(const json& from, std::initializer_list<const char*> keys) {
 
 void trim_pod(json& pod) {
   json metadata = pick(field_of(pod, "metadata"), {"name", "namespace", "uid", "resourceVersion",
-                                                    "labels", "deletionTimestamp"});
+                                                   "labels", "deletionTimestamp"});
   json conditions = json::array();
   for (const auto& condition : field_of(field_of(pod, "status"), "conditions")) {
     if (string_field(condition, "type") == "PodScheduled") conditions.push_back(condition);
@@ -59,8 +65,10 @@ void trim_pod(json& pod) {
 
 // A pod's heartbeat Lease: its identity, the report and the renewal.
 void trim_lease(json& lease) {
-  json metadata = pick(field_of(lease, "metadata"), {"name", "namespace", "resourceVersion", "labels"});
-  const auto& report = field_of(field_of(field_of(lease, "metadata"), "annotations"), kPodReportAnnotation);
+  json metadata =
+      pick(field_of(lease, "metadata"), {"name", "namespace", "resourceVersion", "labels"});
+  const auto& report =
+      field_of(field_of(field_of(lease, "metadata"), "annotations"), kPodReportAnnotation);
   if (report.is_string()) metadata["annotations"] = {{kPodReportAnnotation, report}};
   json spec = pick(field_of(lease, "spec"), {"renewTime", "leaseDurationSeconds"});
   lease = {{"metadata", std::move(metadata)}, {"spec", std::move(spec)}};
@@ -153,17 +161,18 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
       });
   health_router_.add_simple(
       beast_http::verb::get, "/readyz", [this](const http::HttpRequest& request) {
+        // A standby is ready (as controller-runtime's are): it is a healthy replica, and a
+        // rolling update must be able to count it. Which replica leads is in the verbose body.
         const bool synced = caches_synced();
         const bool leading = !options_.leader_elect || (elector_ && elector_->leading());
-        const bool ok = synced && leading && !stopping_;
+        const bool ok = synced && !stopping_;
         std::string body;
         if (http::has_query_flag(request.target(), "verbose")) {
           // Which caches have not synced (e.g. a ClusterRole without list on one of the kinds).
           body += std::string(synced ? "[+]" : "[-]") + "informers-synced " +
                   (synced ? "ok" : "failed: not synced: " + unsynced_resources()) + "\n";
           if (options_.leader_elect) {
-            body += std::string(leading ? "[+]" : "[-]") + "leader-election " +
-                    (leading ? "ok" : "standby") + "\n";
+            body += std::string("[+]leader-election ") + (leading ? "leading" : "standby") + "\n";
           }
           body += std::string(stopping_ ? "[-]shutdown stopping" : "[+]shutdown ok") + "\n";
           body += ok ? "readyz check passed\n" : "readyz check failed\n";
@@ -237,7 +246,30 @@ bool ControllerApp::discover_service_monitors() {
   return false;
 }
 
+// With leader election in a pod (POD_NAME and POD_NAMESPACE from the downward API), the leader
+// marks its own pod with a higher pod-deletion-cost, so that a rolling update or a scale down
+// removes the standbys first and the Lease changes hands once per rollout, not twice. A replica
+// clears the mark when it starts (a container restarted after losing the Lease). Best effort: a
+// missing `patch pods` permission (a chart before 0.2.0) is logged and changes nothing else.
+void ControllerApp::mark_own_pod(bool leading) {
+  const char* pod = std::getenv("POD_NAME");
+  const char* ns = std::getenv("POD_NAMESPACE");
+  if (!options_.leader_elect || pod == nullptr || *pod == '\0' || ns == nullptr || *ns == '\0')
+    return;
+  json annotations = json::object();
+  if (leading) annotations[kPodDeletionCostAnnotation] = "100";
+  const json patch = {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", pod}, {"namespace", ns}, {"annotations", annotations}}}};
+  auto result = client_.apply(res::kPods, ns, pod, patch, kLeaderFieldManager);
+  if (!result.ok()) {
+    log_.warn("pod_deletion_cost_not_set", {{"pod", pod}, {"error", result.describe()}});
+  }
+}
+
 void ControllerApp::start_workers() {
+  if (elector_) mark_own_pod(true);
   std::lock_guard lock(workers_mutex_);
   if (stopping_ || workers_started_.exchange(true)) return;
   log_.info("workers_started", {{"workers", options_.max_concurrent_reconciles}});
@@ -350,6 +382,10 @@ int ControllerApp::run() {
     log_.info("signal_received", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
     shutdown(0);
   });
+  if (!options_.leader_elect) {
+    log_.warn("leader_election_disabled",
+              {{"hint", "development only: a second controller would reconcile the same objects"}});
+  }
   if (options_.leader_elect) {
     LeaderElectionConfig config;
     config.namespace_name = options_.leader_election_namespace;
@@ -379,6 +415,7 @@ int ControllerApp::run() {
       start_workers();
       return;
     }
+    mark_own_pod(false);
     elector_->start([this] { start_workers(); },
                     [this] { boost::asio::post(io_, [this] { shutdown(1); }); });
   });

@@ -39,6 +39,7 @@ class ControllerApp {
  private:
   void enqueue_owner(const nlohmann::json& object);
   void start_workers();
+  void mark_own_pod(bool leading);
   void worker_loop();
   void shutdown(int exit_code);
   bool caches_synced() const;

@@ -10,7 +10,7 @@ namespace cxp::controller {
 struct ControllerOptions {
   std::string kubeconfig;      // --kubeconfig (else $KUBECONFIG, in-cluster, ~/.kube/config)
   std::string namespace_name;  // --namespace: watch one namespace; empty = all
-  bool leader_elect = false;   // --leader-elect
+  bool leader_elect = true;    // --leader-elect (on by default; =false for development only)
   std::string leader_election_namespace;  // --leader-election-namespace (else POD_NAMESPACE, else
                                           // the kubeconfig's namespace)
   std::string leader_election_id = "codexproxy-controller-leader";  // --leader-election-id

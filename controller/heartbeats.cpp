@@ -5,9 +5,9 @@
 #include <string_view>
 
 #include "common/json_fields.h"
+#include "common/kube/informer.h"
 #include "common/pod_heartbeat.h"
 #include "common/utf8.h"
-#include "common/kube/informer.h"
 
 namespace cxp::controller {
 
@@ -25,8 +25,8 @@ HeartbeatClock::Seen HeartbeatClock::observe(const json& lease, Clock::time_poin
   const auto key = kube::object_key(lease);
   const auto& spec = field_of(lease, "spec");
   const auto renew = string_field(spec, "renewTime");
-  const auto duration = std::chrono::seconds(
-      std::clamp(int_field(spec, "leaseDurationSeconds", kMinDuration), kMinDuration, kMaxDuration));
+  const auto duration = std::chrono::seconds(std::clamp(
+      int_field(spec, "leaseDurationSeconds", kMinDuration), kMinDuration, kMaxDuration));
   auto report = report_text(lease);
   std::lock_guard lock(mutex_);
   const auto found = beats_.find(key);
@@ -101,7 +101,8 @@ json pod_entry_from_lease(const std::string& pod_name, const json& lease) {
   if (const auto& m = field_of(report, "maintenance"); m.is_boolean()) entry["maintenance"] = m;
   const auto count = [&](const char* key, std::int64_t max) {
     const auto& value = field_of(report, key);
-    if (value.is_number_integer()) entry[key] = std::clamp<std::int64_t>(value.get<std::int64_t>(), 0, max);
+    if (value.is_number_integer())
+      entry[key] = std::clamp<std::int64_t>(value.get<std::int64_t>(), 0, max);
   };
   count("restartsTotal", INT64_MAX);
   count("restartStreak", INT32_MAX);
@@ -109,7 +110,8 @@ json pod_entry_from_lease(const std::string& pod_name, const json& lease) {
   count("recyclesTotal", INT64_MAX);
   count("settingsGeneration", INT64_MAX);
   if (const auto& code = field_of(report, "lastExitCode"); code.is_number_integer()) {
-    entry["lastExitCode"] = std::clamp<std::int64_t>(code.get<std::int64_t>(), INT32_MIN, INT32_MAX);
+    entry["lastExitCode"] =
+        std::clamp<std::int64_t>(code.get<std::int64_t>(), INT32_MIN, INT32_MAX);
   }
   if (const auto& error = field_of(report, "settingsError"); error.is_string()) {
     entry["settingsError"] = utf8_prefix(error.get<std::string>(), 2000);

@@ -134,7 +134,8 @@ void Reconciler::remove_orphan_entries(const std::string& ns, const std::string&
                                        const json& status, const json& desired) {
   const auto& pods = status.value("pods", json::array());
   std::set<std::string> wanted;
-  for (const auto& entry : desired.value("pods", json::array())) wanted.insert(entry.value("name", ""));
+  for (const auto& entry : desired.value("pods", json::array()))
+    wanted.insert(entry.value("name", ""));
   json operations = json::array();
   std::vector<std::string> orphans;
   // From the highest index down, each guarded by a test of the name: if the list changed since
@@ -209,8 +210,9 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
       const auto& plural = desired.resource.plural;
       if (plural == "configmaps") generation = settings_generation(desired.object["data"]);
       if (plural == "deployments" && !credential_problems.empty()) continue;
-      const int round =
-          plural == "rolebindings" ? 2 : (plural == "configmaps" || plural == "serviceaccounts" ? 0 : 1);
+      const int round = plural == "rolebindings"
+                            ? 2
+                            : (plural == "configmaps" || plural == "serviceaccounts" ? 0 : 1);
       rounds[round].push_back(&desired);
     }
     for (const auto& round : rounds) {
@@ -293,8 +295,7 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   }
   // Entries someone else owns (pods of an older version wrote their own) that server-side apply
   // left in place.
-  if (current_status->value("pods", json::array()).size() !=
-          computed.status["pods"].size() &&
+  if (current_status->value("pods", json::array()).size() != computed.status["pods"].size() &&
       caches_.pods->synced()) {
     remove_orphan_entries(ns, name, *current_status, computed.status);
   }

@@ -118,9 +118,8 @@ StatusResult compute_status(const StatusInputs& in) {
     omitted = static_cast<std::int64_t>(listed.size() - not_ready.size());
     listed = std::move(not_ready);
   }
-  std::sort(listed.begin(), listed.end(), [](const json& a, const json& b) {
-    return a.value("name", "") < b.value("name", "");
-  });
+  std::sort(listed.begin(), listed.end(),
+            [](const json& a, const json& b) { return a.value("name", "") < b.value("name", ""); });
   result.recheck_after = recheck;
 
   // Degraded: the first cause that applies, most fundamental first.

@@ -28,7 +28,7 @@ struct PodHeartbeat {
 struct StatusInputs {
   const CodexProxy* proxy = nullptr;
   std::optional<nlohmann::json> deployment;
-  std::set<std::string> live_pods;  // pods of this CodexProxy that exist and are not deleting
+  std::set<std::string> live_pods;    // pods of this CodexProxy that exist and are not deleting
   std::vector<PodHeartbeat> reports;  // the live pods that have a heartbeat Lease
   // Live pods the scheduler could not place, each with the scheduler's reason
   // (the pod's PodScheduled condition): named in Progressing.

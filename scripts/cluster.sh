@@ -179,6 +179,8 @@ start_apiserver() {  # bin (uses API_PORT, ETCD_PORT)
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --authorization-mode RBAC --service-cluster-ip-range 10.96.0.0/16 \
+    --audit-policy-file "$ROOT/scripts/cluster/audit-policy.yaml" --audit-log-format json \
+    --audit-log-path "$DIR/audit/audit.log" --audit-log-maxsize 20 --audit-log-maxbackup 2 \
     --cert-dir "$DIR/apiserver-certs" --profiling=false --v=1
   wait_for kube-apiserver 90 curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://127.0.0.1:$API_PORT/readyz"
@@ -330,7 +332,7 @@ cmd_up() {
   command -v kubectl >/dev/null || die "kubectl is not on PATH"
   BIN="$bin"
   rm -rf "$DIR"
-  mkdir -p "$LOGS" "$PIDS" "$DIR/etcd"
+  mkdir -p "$LOGS" "$PIDS" "$DIR/etcd" "$DIR/audit"
   ETCD_PORT=$(free_port); ETCD_PEER_PORT=$(free_port); API_PORT=$(free_port)
   KCM_PORT=$(free_port); SCHED_PORT=$(free_port); KWOK_PORT=$(free_port)
   cat > "$DIR/ports.env" <<ENV

@@ -41,8 +41,9 @@ class Controller:
         args = [CONTROLLER, "--kubeconfig", kubeconfig, "--namespace", namespace,
                 "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0",
                 *extra_args]
-        if leader_elect:
-            args += ["--leader-elect", "--leader-election-namespace", namespace]
+        # Leader election is on by default; tests of one controller turn it off (a restarted
+        # controller would otherwise wait out its predecessor's Lease after a SIGKILL).
+        args += ["--leader-election-namespace", namespace] if leader_elect else ["--leader-elect=false"]
         self.process = subprocess.Popen(args, stdout=self.log_file, stderr=subprocess.STDOUT)
         started = wait_until(lambda: self.find_event("started") or self._exited(), 20,
                              interval=0.02, message="the controller to start")

@@ -41,7 +41,7 @@ class ChartStaticTest(unittest.TestCase):
         self.assertNotIn("[ERROR]", result.stdout)
 
     def test_the_chart_holds_the_same_crd_and_alert_rules_as_the_repository(self):
-        for copy, source in (("crds/codexproxies.codexproxy.io.yaml", "crds/codexproxies.codexproxy.io.yaml"),
+        for copy, source in (("files/codexproxies.codexproxy.io.yaml", "crds/codexproxies.codexproxy.io.yaml"),
                              ("files/codex-proxy.rules.yaml", "docs/alerts/codex-proxy.rules.yaml"),
                              ("files/pod-lease-policy.yaml", "config/admission/pod-lease-policy.yaml")):
             with open(os.path.join(CHART, copy)) as a, open(os.path.join(SOURCE_DIR, source)) as b:
@@ -71,13 +71,69 @@ class ChartStaticTest(unittest.TestCase):
         with open(os.path.join(SOURCE_DIR, "docs/examples/codexproxy.yaml")) as f:
             self.assertEqual(yaml.safe_load(f)["spec"]["image"], proxy)
 
-    def test_leader_election_turns_on_with_more_than_one_replica(self):
+    def test_the_crd_is_a_template_equal_to_crds_kept_on_uninstall_unless_told(self):
+        with open(os.path.join(SOURCE_DIR, "crds/codexproxies.codexproxy.io.yaml")) as f:
+            source = yaml.safe_load(f)
+
+        def crds(*values):
+            return [d for d in documents(render(*values)) if d["kind"] == "CustomResourceDefinition"]
+        crd, = crds()
+        self.assertEqual(crd["spec"], source["spec"])
+        self.assertEqual(crd["metadata"]["name"], source["metadata"]["name"])
+        self.assertEqual(crd["metadata"]["annotations"], {"helm.sh/resource-policy": "keep"})
+        self.assertEqual(crd["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm")
+        self.assertNotIn("helm.sh/resource-policy", crds("--set", "crds.keep=false")[0]["metadata"].get("annotations", {}))
+        self.assertEqual(crds("--set", "crds.enabled=false"), [])
+        self.assertFalse(os.path.exists(os.path.join(CHART, "crds")), "crds/ and the template would both install it")
+
+    def test_leader_election_is_on_at_any_replica_count_with_a_pdb_spread_and_a_one_at_a_time_rollout(self):
+        def deployment(*values):
+            return next(d for d in documents(render(*values)) if d["kind"] == "Deployment")
+
         def args(*values):
-            deployment = next(d for d in documents(render(*values)) if d["kind"] == "Deployment")
-            return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-        self.assertNotIn("--leader-elect", args())
-        self.assertIn("--leader-elect", args("--set", "replicaCount=2"))
-        self.assertNotIn("--leader-elect", args("--set", "replicaCount=2", "--set", "leaderElection.enabled=false"))
+            return deployment(*values)["spec"]["template"]["spec"]["containers"][0]["args"]
+        rendered = deployment()
+        self.assertEqual(rendered["spec"]["replicas"], 2)
+        self.assertEqual(rendered["spec"]["strategy"], {"type": "RollingUpdate",
+                                                         "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+        spread = rendered["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        self.assertEqual([c["topologyKey"] for c in spread], ["kubernetes.io/hostname", "topology.kubernetes.io/zone"])
+        self.assertTrue(all(c["whenUnsatisfiable"] == "ScheduleAnyway" for c in spread))
+        self.assertEqual(spread[0]["labelSelector"]["matchLabels"], rendered["spec"]["selector"]["matchLabels"])
+        env = {e["name"] for e in rendered["spec"]["template"]["spec"]["containers"][0]["env"]}
+        self.assertLessEqual({"POD_NAME", "POD_NAMESPACE"}, env)
+        pdb, = [d for d in documents(render()) if d["kind"] == "PodDisruptionBudget"]
+        self.assertEqual(pdb["spec"]["maxUnavailable"], 1)
+        self.assertEqual(pdb["spec"]["selector"]["matchLabels"], rendered["spec"]["selector"]["matchLabels"])
+        for values in ((), ("--set", "replicaCount=1")):
+            self.assertNotIn("--leader-elect=false", args(*values), values)
+            self.assertIn("--leader-election-namespace=default", args(*values), values)
+        self.assertIn("--leader-elect=false", args("--set", "replicaCount=1", "--set", "leaderElection.enabled=false"))
+        refused = helm("template", "cxp", CHART, "--kube-version", KUBE_VERSION, "--set", "leaderElection.enabled=false",
+                       check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("leaderElection.enabled=false with replicaCount > 1", refused.stderr)
+        custom = deployment("--set", "topologySpreadConstraints[0].maxSkew=2", "--set",
+                            "topologySpreadConstraints[0].topologyKey=rack", "--set",
+                            "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule")
+        spread = custom["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        self.assertEqual([(c["topologyKey"], c["labelSelector"]["matchLabels"]) for c in spread],
+                         [("rack", rendered["spec"]["selector"]["matchLabels"])])
+        self.assertNotIn("topologySpreadConstraints",
+                         deployment("--set", "spreadAcrossNodes=false")["spec"]["template"]["spec"])
+        self.assertEqual([d for d in documents(render("--set", "podDisruptionBudget.enabled=false"))
+                          if d["kind"] == "PodDisruptionBudget"], [])
+
+    def test_the_kubernetes_floor_is_what_the_chart_needs(self):
+        # 1.30: the default admission policy's API (admissionregistration.k8s.io/v1) and the pod
+        # name in bound tokens; older is refused by Chart.yaml's kubeVersion, naming it.
+        refused = helm("template", "cxp", CHART, "--kube-version", "1.29.15", check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("kubeVersion: >=1.30.0-0", refused.stderr)
+        for version in ("1.30.0", "1.35.0"):  # the oldest supported and the newest released
+            kinds = {d["kind"] for d in documents(helm("template", "cxp", CHART, "--kube-version", version).stdout)}
+            self.assertLessEqual({"CustomResourceDefinition", "Deployment", "PodDisruptionBudget",
+                                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}, kinds, version)
 
     def test_monitoring_objects_render_only_when_enabled_and_their_api_exists(self):
         enabled = ("--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true")
@@ -134,7 +190,7 @@ class ChartStaticTest(unittest.TestCase):
         def keys(prefix, node):
             for key, value in node.items():
                 path = f"{prefix}{key}"
-                if isinstance(value, dict) and value and key not in ("resources", "podSecurityContext", "securityContext"):
+                if isinstance(value, dict) and value and key not in ("resources", "podSecurityContext", "securityContext", "strategy"):
                     yield from keys(path + ".", value)
                 else:
                     yield path
@@ -155,7 +211,9 @@ class ChartInstallTest(KubeTestCase):
         manifest = render("--namespace", ns, "--set", "replicaCount=2")
         dry = kubectl("apply", "--dry-run=server", "-n", ns, "-f", "-", input=manifest)
         self.assertIn("(server dry run)", dry.stdout)
-        helm("install", release, CHART, "-n", ns, "--set", f"watchNamespace={ns}", "--wait=false")
+        # The plane's CRD is shared by every test (applied with kubectl): this release leaves it alone.
+        helm("install", release, CHART, "-n", ns, "--set", f"watchNamespace={ns}", "--set", "crds.enabled=false",
+             "--wait=false")
         sa = f"{release}-codexproxy-operator"
         deployment = kubectl_json("get", "deployment", sa, "-n", ns)
         self.assertEqual(deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm")
@@ -181,12 +239,12 @@ class ChartInstallTest(KubeTestCase):
         self.assertEqual(controller.metric("rest_client_requests_total", code="403"), 0, "the chart's RBAC is short")
         self.assertEqual(controller.metric("leader_election_master_status"), 1)
         # upgrade with changed values
-        helm("upgrade", release, CHART, "-n", ns, "--set", f"watchNamespace={ns}", "--set", "replicaCount=2",
-             "--set", "logLevel=debug", "--wait=false")
+        helm("upgrade", release, CHART, "-n", ns, "--set", f"watchNamespace={ns}", "--set", "crds.enabled=false",
+             "--set", "replicaCount=3", "--set", "logLevel=debug", "--wait=false")
         upgraded = kubectl_json("get", "deployment", sa, "-n", ns)
-        self.assertEqual(upgraded["spec"]["replicas"], 2)
+        self.assertEqual(upgraded["spec"]["replicas"], 3)
         args = upgraded["spec"]["template"]["spec"]["containers"][0]["args"]
-        self.assertIn("--leader-elect", args)
+        self.assertIn(f"--leader-election-namespace={ns}", args)
         self.assertIn("--log-level=debug", args)
         # uninstall: the CodexProxy (our CRD's object) and its Secret are the user's; remove them,
         # then the release

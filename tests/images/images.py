@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/e2e"))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/pylib"))
 
 import artifacts  # noqa: E402
+from kube import kubectl  # noqa: E402
 from local_ports import free_port  # noqa: E402,F401  (for the tier's modules)
 IMAGES_SH = os.path.join(SOURCE_DIR, "scripts/images.sh")
 # podman reads the configuration scripts/images.sh writes (runc, cgroupfs, ulimits).
@@ -32,6 +33,18 @@ def podman(*args, check=True, timeout=120):
     if check and result.returncode != 0:
         raise AssertionError(f"podman {' '.join(args[:3])}… failed ({result.returncode}): {result.stderr}")
     return result
+
+
+def restricted_namespace(name):
+    """A namespace whose pods must meet Pod Security "restricted" (admission refuses the others)."""
+    if kubectl("get", "namespace", name, check=False).returncode != 0:
+        kubectl("create", "namespace", name)
+    kubectl("label", "namespace", name, "--overwrite", "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/enforce-version=latest")
+    # Enforced, not just labelled: a root pod is refused.
+    refused = kubectl("run", "pss-probe", "-n", name, "--image=busybox", "--restart=Never", "--dry-run=server",
+                      check=False)
+    assert refused.returncode != 0 and "restricted" in refused.stderr, refused.stderr
 
 
 class Container:

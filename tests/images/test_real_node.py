@@ -7,7 +7,7 @@ its own probes, `kubectl logs` and `exec`, the projected ServiceAccount token us
 reporter, a worker crash seen in `kubectl get codexproxy`, a hung proxy restarted by the liveness
 probe, a rolling template change, and graceful termination: served through the preStop wait, gone
 within the grace period; and a client routing like kube-proxy sees no refused or failed request
-through a rolling update and a scale down.
+through a rolling update and a scale down. Both namespaces enforce Pod Security "restricted".
 Needs `scripts/cluster.sh up --real-node` on CXP_CLUSTER_DIR with the images imported.
 """
 import json
@@ -19,7 +19,7 @@ import urllib.request
 
 import images  # noqa: F401  (first: the tier's plane and import paths)
 import artifacts  # noqa: E402
-from images import SOURCE_DIR, PROXY_IMAGE, CONTROLLER_IMAGE  # noqa: E402
+from images import SOURCE_DIR, PROXY_IMAGE, CONTROLLER_IMAGE, restricted_namespace  # noqa: E402
 from kube import CLUSTER_DIR, kubectl, kubectl_json, wait_until  # noqa: E402
 from real_worker import MODEL_KEY, MODEL_KEY_VAR, ModelStub  # noqa: E402
 from test_helm import helm  # noqa: E402
@@ -80,8 +80,11 @@ class RealNodeTest(unittest.TestCase):
                 raise AssertionError(f"{image} is not on the real node: scripts/images.sh build, then up --real-node")
         cls.stub = ModelStub(host=GATEWAY, api_key=MODEL_KEY).start()
         # The chart as an SRE installs it: its default controller image is the one built here.
-        helm("install", "cxp", CHART, "-n", "codexproxy-system", "--create-namespace", "--wait", "--timeout", "180s")
-        kubectl("create", "namespace", NAMESPACE)
+        # Both namespaces enforce Pod Security "restricted": the controller's and the proxies' pods
+        # meet it (docs/security.md).
+        restricted_namespace("codexproxy-system")
+        restricted_namespace(NAMESPACE)
+        helm("install", "cxp", CHART, "-n", "codexproxy-system", "--wait", "--timeout", "180s")
         kubectl("create", "secret", "generic", "model-key", "-n", NAMESPACE, f"--from-literal=apiKey={MODEL_KEY}")
         artifacts.note_secrets([MODEL_KEY])
         cls.apply_codexproxy()

@@ -65,6 +65,11 @@ TEST_CASE("controller flags follow controller-runtime and bad ones name the flag
   CHECK(options.namespace_name == "team");
   CHECK(options.max_concurrent_reconciles == 4);
   CHECK(options.health_probe_bind_address == ":8081");
+  // Leader election is on by default, at any replica count; =false turns it off.
+  CHECK(parse_controller_options({}).leader_elect);
+  CHECK_FALSE(parse_controller_options({"--leader-elect=false"}).leader_elect);
+  CHECK_THROWS_WITH_AS(parse_controller_options({"--leader-elect=maybe"}),
+                       doctest::Contains("--leader-elect"), cxp::ConfigError);
   const auto bind = parse_bind_address("--metrics-bind-address", ":8080");
   CHECK(bind.host == "0.0.0.0");
   CHECK(bind.port == 8080);

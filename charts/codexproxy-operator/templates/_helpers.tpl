@@ -40,11 +40,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
-{{/* Leader election: forced by leaderElection.enabled, else on with more than one replica. */}}
+{{/* Leader election: on unless turned off (development only; refused with more than one replica). */}}
 {{- define "cxp.leaderElect" -}}
-{{- if kindIs "bool" .Values.leaderElection.enabled -}}
-{{- .Values.leaderElection.enabled -}}
-{{- else -}}
-{{- gt (int .Values.replicaCount) 1 -}}
+{{- if and (not .Values.leaderElection.enabled) (gt (int .Values.replicaCount) 1) -}}
+{{- fail "leaderElection.enabled=false with replicaCount > 1: two controllers without the Lease would reconcile the same objects; keep leader election on" -}}
 {{- end -}}
+{{- .Values.leaderElection.enabled -}}
 {{- end -}}
