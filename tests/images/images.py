@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/e2e"))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests/pylib"))
 
 import artifacts  # noqa: E402
-from kube import kubectl  # noqa: E402
+from kube import kubectl, wait_until  # noqa: E402
 from local_ports import free_port  # noqa: E402,F401  (for the tier's modules)
 IMAGES_SH = os.path.join(SOURCE_DIR, "scripts/images.sh")
 # podman reads the configuration scripts/images.sh writes (runc, cgroupfs, ulimits).
@@ -37,7 +37,11 @@ def podman(*args, check=True, timeout=120):
 
 def restricted_namespace(name):
     """A namespace whose pods must meet Pod Security "restricted" (admission refuses the others)."""
-    if kubectl("get", "namespace", name, check=False).returncode != 0:
+    def phase():
+        result = kubectl("get", "namespace", name, "-o", "jsonpath={.status.phase}", check=False)
+        return result.stdout if result.returncode == 0 else None
+    wait_until(lambda: phase() != "Terminating", 120, interval=0.5, message=f"namespace {name} deleted")
+    if phase() is None:
         kubectl("create", "namespace", name)
     kubectl("label", "namespace", name, "--overwrite", "pod-security.kubernetes.io/enforce=restricted",
             "pod-security.kubernetes.io/enforce-version=latest")

@@ -13,6 +13,7 @@ import datetime
 import glob
 import json
 import os
+import threading
 import unittest
 import urllib.parse
 
@@ -30,6 +31,7 @@ LEASE = "codexproxy-controller-leader"
 WRITER = f"system:serviceaccount:{SYSTEM}:{RELEASE}-codexproxy-operator"
 NAMESPACE = "upgrade"
 POD_NAME = "authentication.kubernetes.io/pod-name"
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
 
 def now():
@@ -89,6 +91,28 @@ class Leadership:
                                     pod, current))
 
 
+class Churn:
+    """Flips the CodexProxy's maintenance switch every 0.5 s, so that whoever leads keeps writing
+    (its settings ConfigMap and status) while the controllers are replaced."""
+
+    def __init__(self, name):
+        self.name, self.flips, self.stopping = name, 0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping.wait(0.5):
+            enabled = "true" if self.flips % 2 == 0 else "false"
+            if kubectl("patch", "codexproxy", self.name, "-n", NAMESPACE, "--type", "merge",
+                       "-p", f'{{"spec": {{"maintenance": {{"enabled": {enabled}}}}}}}', check=False).returncode == 0:
+                self.flips += 1
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(30)
+        return self.flips
+
+
 class HelmUpgradeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -115,14 +139,35 @@ class HelmUpgradeTest(unittest.TestCase):
             return not names & old_pods and ready and lease_holder_pod() in names and names
         return wait_until(done, 180, interval=0.5, message="the old controller pods gone, a new one leading")
 
-    def check_one_handover(self, since, holder, new_pods, what):
+    def upgrade(self, old_pods, what, *args, handovers=1):
+        """helm upgrade while the CodexProxy churns; then every write in the audit log was made by
+        the Lease's holder of the moment, and the Lease changed hands at most `handovers` times."""
+        holder = lease_holder_pod()
+        self.assertIn(holder, old_pods)
+        since = now()
+        churn = Churn("kept")
+        try:
+            helm("upgrade", RELEASE, *args, "-n", SYSTEM, "--wait", "--timeout", "300s")
+            new_pods = self.wait_rolled_out(old_pods)
+            flips = churn.flips
+            wait_until(lambda: churn.flips >= flips + 4, 30, interval=0.2, message="churn under the new leader")
+        finally:
+            churn.stop()
+        wait_until(lambda: self.reconciled("kept"), 60, interval=0.5, message="the last flip reconciled")
         leadership = Leadership(since, holder)
-        print(f"{what}: Lease holders {leadership.holders}; writes per (field manager, pod): "
-              f"{dict(leadership.writes)}")
+        print(f"{what}: {churn.flips} flips; Lease holders {leadership.holders}; "
+              f"writes per (field manager, pod): {dict(leadership.writes)}")
         self.assertEqual(leadership.strays, [], f"{what}: objects written by a replica without the Lease")
-        self.assertLessEqual(len(leadership.holders) - 1, 1, f"{what}: the Lease changed hands more than once")
+        self.assertLessEqual(len(leadership.holders) - 1, handovers, f"{what}: the Lease changed hands too often")
         self.assertIn(leadership.holders[-1], new_pods, what)
-        return leadership
+        # The new leader marked its pod; the standbys carry no mark (each cleared its own at start).
+        costs = {p["metadata"]["name"]: p["metadata"].get("annotations", {}).get(DELETION_COST)
+                 for p in controller_pods()}
+        self.assertEqual(costs, {pod: "100" if pod == leadership.holders[-1] else None for pod in new_pods}, what)
+        writers = {pod for _, pod in leadership.writes}
+        self.assertIn(holder, writers, f"{what}: the old leader wrote nothing (the check would prove nothing)")
+        self.assertIn(leadership.holders[-1], writers, f"{what}: the new leader wrote nothing")
+        return new_pods
 
     def reconciled(self, name):
         proxy = kubectl_json("get", "codexproxy", name, "-n", NAMESPACE)
@@ -141,16 +186,15 @@ class HelmUpgradeTest(unittest.TestCase):
             "spec": {"replicas": 0, "image": images.PROXY_IMAGE}}))
         wait_until(lambda: self.reconciled("kept"), 60, interval=0.5, message="the old controller reconciling")
         old_pods = {p["metadata"]["name"] for p in controller_pods()}
-        holder = wait_until(lambda: lease_holder_pod() in old_pods and lease_holder_pod(), 60, interval=0.5,
-                            message="the released controller holding the Lease")
+        wait_until(lambda: lease_holder_pod() in old_pods, 60, interval=0.5,
+                   message="the released controller holding the Lease")
 
         # 2. helm upgrade to the working tree. The CRD, made by crds/ without Helm's ownership
-        # metadata, is taken over once (docs/install.md, "Upgrading from 0.1.0").
-        since = now()
-        helm("upgrade", RELEASE, CHART, "-n", SYSTEM, "--take-ownership", "--wait", "--timeout", "300s")
-        new_pods = self.wait_rolled_out(old_pods)
+        # metadata, is taken over once (docs/install.md, "Upgrading from chart 0.1.0"). One replica
+        # becomes two: the Deployment first scales the old ReplicaSet to two, and 0.1.0's pods
+        # carry no pod-deletion-cost, so the Lease may change hands twice (never two holders).
+        new_pods = self.upgrade(old_pods, "upgrade from 0.1.0", CHART, "--take-ownership", handovers=2)
         self.assertEqual(len(new_pods), 2, "the chart's default: two replicas")
-        self.check_one_handover(since, holder, new_pods, "upgrade from 0.1.0")
         # The new CRD is served, kept on uninstall, and its new fields are accepted and stored.
         crd = kubectl_json("get", "crd", CRD)
         self.assertEqual(crd["metadata"]["annotations"].get("helm.sh/resource-policy"), "keep")
@@ -163,16 +207,12 @@ class HelmUpgradeTest(unittest.TestCase):
         # The object made under the old release is reconciled by the new controllers.
         wait_until(lambda: self.reconciled("kept"), 60, interval=0.5, message="the new leader reconciling")
 
-        # 3. A rollout of the working tree's own two replicas: the standby goes first (the leader's
-        # pod-deletion-cost), so the Lease again changes hands at most once.
-        holder = lease_holder_pod()
-        since = now()
-        helm("upgrade", RELEASE, CHART, "-n", SYSTEM, "--set", "logLevel=debug", "--wait", "--timeout", "300s")
-        rolled = self.wait_rolled_out(new_pods)
-        self.check_one_handover(since, holder, rolled, "rollout of 0.2.0")
-        kubectl("patch", "codexproxy", "kept", "-n", NAMESPACE, "--type", "merge", "-p", '{"spec": {"replicas": 0,'
-                ' "maintenance": {"enabled": true}}}')
-        wait_until(lambda: self.reconciled("kept"), 60, interval=0.5, message="reconciled after the rollout")
+        # 3. A rollout of the working tree's own replicas that also scales them to three (the old
+        # ReplicaSet first grows by one): the standbys go first (the leader's pod-deletion-cost), so
+        # the Lease changes hands once, from the old leader to a new pod.
+        rolled = self.upgrade(new_pods, "rollout of 0.2.0 to three replicas", CHART, "--set", "logLevel=debug",
+                              "--set", "replicaCount=3")
+        self.assertEqual(len(rolled), 3)
 
         # 4. Uninstall keeps the CRD and the CodexProxies (crds.keep).
         helm("uninstall", RELEASE, "-n", SYSTEM, "--wait")
