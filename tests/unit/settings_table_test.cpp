@@ -37,7 +37,7 @@ std::vector<std::string> segments(std::string_view field) {
 TEST_CASE("both CRD copies state each setting's default and bounds as the settings table does") {
   for (const std::string path :
        {"crds/codexproxies.codexproxy.io.yaml",
-        "charts/codexproxy-operator/crds/codexproxies.codexproxy.io.yaml"}) {
+        "charts/codexproxy-operator/files/codexproxies.codexproxy.io.yaml"}) {
     const auto spec = spec_schema(CXP_SOURCE_DIR "/" + path);
     for (const auto* setting : kIntSettings) {
       CAPTURE(path);
