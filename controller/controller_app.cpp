@@ -181,13 +181,67 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
         }
         return http::make_response(request, ok ? 200 : 503, "text/plain; charset=utf-8", body);
       });
-  metrics_router_.add_simple(
-      beast_http::verb::get, "/metrics", [this](const http::HttpRequest& request) {
-        metrics_.set_active_workers(active_workers_.load());
-        metrics_.set_leading(!options_.leader_elect || (elector_ && elector_->leading()));
-        return http::make_response(request, 200, "text/plain; version=0.0.4; charset=utf-8",
-                                   metrics_.scrape(queue_));
-      });
+  metrics_router_.add(beast_http::verb::get, "/metrics",
+                      [this](const http::ExchangePtr& exchange) { serve_metrics(exchange); });
+}
+
+void ControllerApp::serve_metrics(const http::ExchangePtr& exchange) {
+  const auto scrape = [this](const http::HttpRequest& request) {
+    metrics_.set_active_workers(active_workers_.load());
+    metrics_.set_leading(!options_.leader_elect || (elector_ && elector_->leading()));
+    return http::make_response(request, 200, "text/plain; version=0.0.4; charset=utf-8",
+                               metrics_.scrape(queue_));
+  };
+  if (!metrics_authorizer_) return exchange->respond(scrape(exchange->request()));
+  const auto header = exchange->request()[boost::beast::http::field::authorization];
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() <= kBearer.size() || header.substr(0, kBearer.size()) != kBearer) {
+    return exchange->respond(
+        http::make_response(exchange->request(), 401, "text/plain; charset=utf-8",
+                            "Unauthorized: send a ServiceAccount token (Authorization: Bearer)\n"));
+  }
+  const std::string token(header.substr(kBearer.size()));
+  // Answers on the io thread, whichever thread decided.
+  auto answer = [this, exchange, scrape](const MetricsAuthorizer::Decision& decision) {
+    boost::asio::post(io_, [this, exchange, scrape, decision] {
+      using Verdict = MetricsAuthorizer::Verdict;
+      if (decision.verdict == Verdict::kAllowed)
+        return exchange->respond(scrape(exchange->request()));
+      if (denied_log_.allow(std::chrono::steady_clock::now())) {
+        log_.warn("metrics_access_denied", {{"verdict", to_string(decision.verdict)},
+                                            {"user", decision.user},
+                                            {"detail", decision.detail}});
+      }
+      const int status = decision.verdict == Verdict::kUnauthenticated ? 401
+                         : decision.verdict == Verdict::kForbidden     ? 403
+                                                                       : 503;
+      const std::string text = status == 401   ? "Unauthorized: " + decision.detail
+                               : status == 403 ? "Forbidden: " + decision.detail
+                                               : "Unavailable: " + decision.detail;
+      exchange->respond(http::make_response(exchange->request(), status,
+                                            "text/plain; charset=utf-8", text + "\n"));
+    });
+  };
+  if (auto decision = metrics_authorizer_->cached(token)) return answer(*decision);
+  metrics_authorizer_->review_async(token, std::move(answer));
+}
+
+// A certificate from files is re-read when it changes (cert-manager renews it in its Secret).
+void ControllerApp::watch_certificate() {
+  if (!metrics_tls_ || !metrics_tls_->from_files()) return;
+  cert_reload_ = std::make_unique<boost::asio::steady_timer>(io_);
+  cert_reload_->expires_after(std::chrono::seconds(10));
+  cert_reload_->async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    std::string error;
+    if (metrics_tls_->reload_if_changed(error)) {
+      log_.info("metrics_certificate_reloaded", {{"dir", options_.metrics_cert_dir}});
+    } else if (!error.empty()) {
+      log_.error("metrics_certificate_refused",
+                 {{"dir", options_.metrics_cert_dir}, {"error", error}});
+    }
+    watch_certificate();
+  });
 }
 
 ControllerApp::~ControllerApp() {
@@ -346,10 +400,12 @@ void ControllerApp::shutdown(int exit_code) {
     for (auto& worker : workers) worker.join();
     if (elector_) elector_->stop_and_release();
     client_.cancel();
+    if (metrics_authorizer_) metrics_authorizer_->stop();
     for (auto& informer : informers_) informer->stop();
     boost::asio::post(io_, [this] {
       if (health_server_) health_server_->stop();
       if (metrics_server_) metrics_server_->stop();
+      if (cert_reload_) cert_reload_->cancel();
       io_.stop();
     });
   }).detach();
@@ -366,8 +422,21 @@ int ControllerApp::run() {
     health_server_->listen(health.host, health.port);
   }
   if (!metrics.disabled) {
-    metrics_server_ = std::make_unique<http::HttpServer>(io_, metrics_router_, limits);
+    if (options_.metrics_secure) {
+      if (!options_.metrics_cert_dir.empty()) {
+        metrics_tls_ =
+            tls::ServerTls::from_directory(options_.metrics_cert_dir, "--metrics-cert-dir");
+      } else {
+        char host[256] = {};
+        gethostname(host, sizeof host - 1);
+        metrics_tls_ = tls::ServerTls::self_signed({host, "localhost"});
+      }
+      metrics_authorizer_ = std::make_unique<MetricsAuthorizer>(client_);
+    }
+    metrics_server_ = std::make_unique<http::HttpServer>(
+        io_, metrics_router_, limits, metrics_tls_ ? metrics_tls_->context() : nullptr);
     metrics_server_->listen(metrics.host, metrics.port);
+    watch_certificate();
   }
   log_.info("started",
             {{"version", CXP_VERSION},
@@ -376,7 +445,11 @@ int ControllerApp::run() {
              {"namespace", options_.namespace_name.empty() ? "<all>" : options_.namespace_name},
              {"leader_elect", options_.leader_elect},
              {"health_port", health_server_ ? health_server_->port() : 0},
-             {"metrics_port", metrics_server_ ? metrics_server_->port() : 0}});
+             {"metrics_port", metrics_server_ ? metrics_server_->port() : 0},
+             {"metrics_secure", metrics_authorizer_ != nullptr},
+             {"metrics_certificate", !metrics_tls_                ? "none"
+                                     : metrics_tls_->from_files() ? "files"
+                                                                  : "self-signed"}});
   signals_.async_wait([this](boost::system::error_code ec, int signal) {
     if (ec) return;
     log_.info("signal_received", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -16,11 +17,14 @@
 #include "common/kube/informer.h"
 #include "common/kube/kube_client.h"
 #include "common/telemetry/json_log.h"
+#include "common/telemetry/log_rate_limiter.h"
+#include "common/tls/server_tls.h"
 #include "controller/controller_metrics.h"
 #include "controller/controller_options.h"
 #include "controller/event_recorder.h"
 #include "controller/heartbeats.h"
 #include "controller/leader_elector.h"
+#include "controller/metrics_auth.h"
 #include "controller/reconciler.h"
 #include "controller/work_queue.h"
 
@@ -87,6 +91,13 @@ class ControllerApp {
   http::HttpRouter metrics_router_;
   std::unique_ptr<http::HttpServer> health_server_;
   std::unique_ptr<http::HttpServer> metrics_server_;
+  // --metrics-secure: HTTPS, and every scrape's token reviewed by the API server.
+  std::unique_ptr<tls::ServerTls> metrics_tls_;
+  std::unique_ptr<MetricsAuthorizer> metrics_authorizer_;
+  std::unique_ptr<boost::asio::steady_timer> cert_reload_;
+  telemetry::LogRateLimiter denied_log_{0.2, 5.0};
+  void serve_metrics(const http::ExchangePtr& exchange);
+  void watch_certificate();
 };
 
 }  // namespace cxp::controller

@@ -16,7 +16,13 @@ std::string controller_usage() {
          "                                     controllers without it fight over every object)\n"
          "  --leader-election-namespace NS     namespace of the Lease (default: POD_NAMESPACE)\n"
          "  --leader-election-id NAME          name of the Lease (codexproxy-controller-leader)\n"
-         "  --metrics-bind-address ADDR        /metrics (default :8080; 0 disables)\n"
+         "  --metrics-bind-address ADDR        /metrics (default :8443; 0 disables)\n"
+         "  --metrics-secure[=false]           /metrics over HTTPS, each scraper's token checked\n"
+         "                                     with TokenReview + SubjectAccessReview (get\n"
+         "                                     /metrics); =false: plain HTTP, no check (default "
+         "on)\n"
+         "  --metrics-cert-dir DIR             tls.crt and tls.key for it (re-read on change);\n"
+         "                                     default: a self-signed certificate\n"
          "  --health-probe-bind-address ADDR   /healthz and /readyz (default :8081; 0 disables)\n"
          "  --max-concurrent-reconciles N      parallel reconciles (default 8)\n"
          "  --kube-api-qps Q, --kube-api-burst B   client-side API rate limit (0 = none, the\n"
@@ -56,6 +62,10 @@ ControllerOptions parse_controller_options(const std::vector<std::string>& args)
     } else if (flag == "--metrics-bind-address") {
       options.metrics_bind_address = take();
       parse_bind_address(flag, options.metrics_bind_address);
+    } else if (flag == "--metrics-secure") {
+      options.metrics_secure = has_value ? parse_boolean(flag, value) : true;
+    } else if (flag == "--metrics-cert-dir") {
+      options.metrics_cert_dir = take();
     } else if (flag == "--health-probe-bind-address") {
       options.health_probe_bind_address = take();
       parse_bind_address(flag, options.health_probe_bind_address);

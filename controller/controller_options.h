@@ -14,7 +14,9 @@ struct ControllerOptions {
   std::string leader_election_namespace;  // --leader-election-namespace (else POD_NAMESPACE, else
                                           // the kubeconfig's namespace)
   std::string leader_election_id = "codexproxy-controller-leader";  // --leader-election-id
-  std::string metrics_bind_address = ":8080";       // --metrics-bind-address ("0" disables)
+  std::string metrics_bind_address = ":8443";  // --metrics-bind-address ("0" disables)
+  bool metrics_secure = true;    // --metrics-secure: HTTPS + TokenReview/SubjectAccessReview
+  std::string metrics_cert_dir;  // --metrics-cert-dir: tls.crt + tls.key; else self-signed
   std::string health_probe_bind_address = ":8081";  // --health-probe-bind-address ("0" disables)
   int max_concurrent_reconciles = 8;                // --max-concurrent-reconciles
   double kube_api_qps = 0;  // --kube-api-qps; 0: no client-side limit (the server's APF applies)

@@ -5,9 +5,11 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <deque>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 
 #include "common/telemetry/json_log.h"
 
@@ -25,16 +27,26 @@ namespace {
 constexpr std::chrono::seconds kLingerTime{2};
 constexpr std::size_t kLingerMaxBytes = 64 * 1024 * 1024;
 constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
-}  // namespace
+constexpr std::chrono::seconds kTlsHandshakeTimeout{10};
+constexpr std::chrono::seconds kTlsShutdownTimeout{1};
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using RequestObserver = HttpServer::RequestObserver;
 
 // One connection: read a request → hand an exchange to the router → write the response (complete,
 // or streamed in chunks) → read the next request (keep-alive). While a response is pending, a read
-// on the socket watches for the client going away.
-class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Session> {
+// on the socket watches for the client going away (plain TCP only: under TLS a watching read
+// would have to be cancelled mid-record, which leaves the TLS stream unusable, so a TLS session
+// learns of a departed client from its failing write).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
-  Session(tcp::socket socket, const HttpRouter& router, const HttpServerLimits& limits,
-          std::shared_ptr<std::atomic<std::size_t>> open_sessions, const RequestObserver& observer)
-      : stream_(std::move(socket)),
+  Session(tcp::socket socket, asio::ssl::context* tls, const HttpRouter& router,
+          const HttpServerLimits& limits, std::shared_ptr<std::atomic<std::size_t>> open_sessions,
+          const RequestObserver& observer)
+      : stream_(make_stream(std::move(socket), tls)),
         router_(router),
         limits_(limits),
         open_sessions_(std::move(open_sessions)),
@@ -43,7 +55,18 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   }
   ~Session() { --*open_sessions_; }
 
-  void start() { read(); }
+  void start() {
+    if constexpr (kTls) {
+      lowest().expires_after(kTlsHandshakeTimeout);
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) return self->lowest().close();  // not TLS, or timed out
+                                self->read();
+                              });
+    } else {
+      read();
+    }
+  }
 
   // --- the exchange of the current request (see Exchange below) ---------------------------------
   void respond(std::uint64_t seq, HttpResponse response) {
@@ -54,9 +77,9 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     for (const auto& [name, value] : extra_headers_) response.set(name, value);
     keep_alive_ = response.keep_alive() && !client_gone_;
     response_ = std::make_unique<HttpResponse>(std::move(response));
-    stream_.expires_after(limits_.write_timeout);
+    lowest().expires_after(limits_.write_timeout);
     beast_http::async_write(stream_, *response_,
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                               self->response_.reset();
                               self->finish(!ec);
                             });
@@ -129,11 +152,12 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     parser_->header_limit(limits_.max_header_bytes);
     // Headers may take up to the keep-alive idle time; the body must then arrive within the read
     // timeout. Every operation of the stream is bounded.
-    stream_.expires_after(limits_.idle_timeout);
+    lowest().expires_after(limits_.idle_timeout);
     beast_http::async_read_header(
-        stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
           if (ec) return self->on_read(ec);
-          self->stream_.expires_after(self->limits_.read_timeout);
+          self->lowest().expires_after(self->limits_.read_timeout);
           beast_http::async_read(self->stream_, self->buffer_, *self->parser_,
                                  [self](beast::error_code ec, std::size_t) { self->on_read(ec); });
         });
@@ -141,7 +165,8 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
 
   void on_read(beast::error_code ec) {
     if (ec == beast_http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+        ec == asio::ssl::error::stream_truncated || ec == asio::error::eof) {
       return close();
     }
     if (ec) return refuse(ec);
@@ -155,7 +180,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     received_at_ = std::chrono::steady_clock::now();
     request_ = parser_->release();
     request_id_ = request_id_for(request_);
-    stream_.expires_never();
+    lowest().expires_never();
     watch_client();
     try {
       router_.dispatch(make_exchange());
@@ -209,10 +234,11 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   // While a response is pending, a read tells us when the client goes away. Bytes that arrive
   // (a pipelined request) stay in the buffer for the next read.
   void watch_client() {
+    if constexpr (kTls) return;
     watching_ = true;
-    stream_.socket().async_read_some(
+    lowest().socket().async_read_some(
         buffer_.prepare(4096),
-        [self = shared_from_this(), seq = seq_](beast::error_code ec, std::size_t n) {
+        [self = this->shared_from_this(), seq = seq_](beast::error_code ec, std::size_t n) {
           self->watching_ = false;
           if (!ec) {
             self->buffer_.commit(n);
@@ -246,9 +272,9 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
       return;
     }
     writing_ = true;
-    stream_.expires_after(limits_.write_timeout);
+    lowest().expires_after(limits_.write_timeout);
     asio::async_write(stream_, asio::buffer(out_.front()),
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                         self->out_.pop_front();
                         if (ec) {
                           // The client reset the connection (or stopped reading): whoever
@@ -281,7 +307,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     if (watching_) {
       resume_after_watch_ = true;
       beast::error_code ignored;
-      stream_.socket().cancel(ignored);
+      lowest().socket().cancel(ignored);
       return;
     }
     next_request();
@@ -292,15 +318,16 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   // After refusing a request whose body is still arriving, stop sending and drain (bounded in time
   // and bytes) what the client sends, so that it can read our answer instead of a reset.
   void linger_close() {
+    if constexpr (kTls) return close();
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(kLingerTime);
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest().expires_after(kLingerTime);
     drain();
   }
 
   void drain() {
     stream_.async_read_some(asio::buffer(drain_buffer_),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->drained_ += n;
                               if (ec || self->drained_ > kLingerMaxBytes) return self->close();
                               self->drain();
@@ -308,12 +335,32 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
   }
 
   void close() {
+    if constexpr (kTls) {
+      if (!tls_closing_) {
+        // close_notify first (bounded), so that the client sees a clean end of the stream.
+        tls_closing_ = true;
+        lowest().expires_after(kTlsShutdownTimeout);
+        stream_.async_shutdown(
+            [self = this->shared_from_this()](beast::error_code) { self->lowest().close(); });
+        return;
+      }
+    }
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
   }
 
-  beast::tcp_stream stream_;
+  static Stream make_stream(tcp::socket socket, asio::ssl::context* tls) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  Stream stream_;
+  bool tls_closing_ = false;
   const HttpRouter& router_;
   const HttpServerLimits& limits_;
   std::shared_ptr<std::atomic<std::size_t>> open_sessions_;
@@ -346,7 +393,8 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
 };
 
 // The handle a route handler holds: forwards to the session while its request is the current one.
-class HttpServer::Session::Exchange : public HttpExchange {
+template <class Stream>
+class Session<Stream>::Exchange : public HttpExchange {
  public:
   Exchange(std::shared_ptr<Session> session, std::uint64_t seq)
       : session_(std::move(session)), seq_(seq) {}
@@ -372,12 +420,21 @@ class HttpServer::Session::Exchange : public HttpExchange {
   std::uint64_t seq_;
 };
 
-ExchangePtr HttpServer::Session::make_exchange() {
-  return std::make_shared<Exchange>(shared_from_this(), seq_);
+template <class Stream>
+ExchangePtr Session<Stream>::make_exchange() {
+  return std::make_shared<Exchange>(this->shared_from_this(), seq_);
 }
 
-HttpServer::HttpServer(asio::io_context& io, const HttpRouter& router, HttpServerLimits limits)
-    : io_(io), router_(router), limits_(limits), acceptor_(io), accept_retry_(io) {}
+}  // namespace
+
+HttpServer::HttpServer(asio::io_context& io, const HttpRouter& router, HttpServerLimits limits,
+                       std::shared_ptr<asio::ssl::context> tls)
+    : io_(io),
+      router_(router),
+      limits_(limits),
+      tls_(std::move(tls)),
+      acceptor_(io),
+      accept_retry_(io) {}
 
 HttpServer::~HttpServer() {
   stop();
@@ -431,8 +488,15 @@ void HttpServer::accept() {
       // hold each SSE chunk back by up to 40 ms (measured in bench/).
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), router_, limits_, open_sessions_, observer_)
-          ->start();
+      if (tls_) {
+        std::make_shared<Session<TlsStream>>(std::move(socket), tls_.get(), router_, limits_,
+                                             open_sessions_, observer_)
+            ->start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), nullptr, router_, limits_,
+                                                     open_sessions_, observer_)
+            ->start();
+      }
     }
     accept();
   });

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
@@ -26,10 +27,12 @@ struct HttpServerLimits {
 
 // Asynchronous HTTP/1.1 server on Boost.Beast: one session per connection (read → handle → write,
 // keep-alive), a timeout on every socket operation, bounded headers and bodies, bounded
-// connections.
+// connections. With a TLS context it serves HTTPS (the context's certificate may be replaced
+// while serving: each handshake uses the one set at that moment).
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, const HttpRouter& router, HttpServerLimits limits);
+  HttpServer(boost::asio::io_context& io, const HttpRouter& router, HttpServerLimits limits,
+             std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
   ~HttpServer();
 
   // Binds and listens; throws std::runtime_error naming the address on failure.
@@ -51,12 +54,12 @@ class HttpServer {
   void set_request_observer(RequestObserver observer) { observer_ = std::move(observer); }
 
  private:
-  class Session;
   void accept();
 
   boost::asio::io_context& io_;
   const HttpRouter& router_;
   HttpServerLimits limits_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;
   RequestObserver observer_;

@@ -32,7 +32,9 @@ extern const Resource kPods;
 extern const Resource kSecrets;
 extern const Resource kEvents;
 extern const Resource kLeases;
-extern const Resource kServiceMonitors;  // monitoring.coreos.com/v1 (Prometheus Operator)
+extern const Resource kServiceMonitors;       // monitoring.coreos.com/v1 (Prometheus Operator)
+extern const Resource kTokenReviews;          // authentication.k8s.io/v1 (create only)
+extern const Resource kSubjectAccessReviews;  // authorization.k8s.io/v1 (create only)
 }  // namespace resources
 
 // Percent-encodes a query parameter value.

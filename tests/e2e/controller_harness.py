@@ -3,6 +3,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import tempfile
 import urllib.request
@@ -15,6 +16,8 @@ CRD = os.path.join(SOURCE_DIR, "crds/codexproxies.codexproxy.io.yaml")
 CLUSTER_ROLE = os.path.join(SOURCE_DIR, "config/rbac/controller-clusterrole.yaml")
 POD_LEASE_POLICY = os.path.join(SOURCE_DIR, "config/admission/pod-lease-policy.yaml")
 LEADER_ELECTION_ROLE = os.path.join(SOURCE_DIR, "config/rbac/leader-election-role.yaml")
+METRICS_AUTH_ROLE = os.path.join(SOURCE_DIR, "config/rbac/metrics-auth-clusterrole.yaml")
+METRICS_READER_ROLE = os.path.join(SOURCE_DIR, "config/rbac/metrics-reader-clusterrole.yaml")
 CLUSTER_SH = os.path.join(SOURCE_DIR, "scripts/cluster.sh")
 CONTROLLER = os.path.join(BIN_DIR, "codexproxy-controller")
 
@@ -29,18 +32,24 @@ def sa_kubeconfig(namespace, account, out):
 def install_crd_and_cluster_role():
     kubectl("apply", "--server-side", "--force-conflicts", "-f", CRD)
     kubectl("wait", "--for=condition=Established", "crd/codexproxies.codexproxy.io", "--timeout=60s")
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", CLUSTER_ROLE)
+    for role in (CLUSTER_ROLE, METRICS_AUTH_ROLE, METRICS_READER_ROLE):
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", role)
     kubectl("apply", "--server-side", "--force-conflicts", "-f", POD_LEASE_POLICY)
 
 
 class Controller:
     """One codexproxy-controller process; health and metrics on ephemeral loopback ports."""
 
-    def __init__(self, kubeconfig, namespace, leader_elect=False, extra_args=()):
+    def __init__(self, kubeconfig, namespace, leader_elect=False, extra_args=(), metrics_token=None):
+        """metrics_token: serve /metrics as in production (HTTPS, each scraper's token reviewed),
+        read with this token; else plain HTTP without a check (--metrics-secure=false)."""
         self.log_file = tempfile.NamedTemporaryFile(prefix="controller-", suffix=".log", delete=False)
+        self.metrics_token = metrics_token
         args = [CONTROLLER, "--kubeconfig", kubeconfig, "--namespace", namespace,
                 "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0",
                 *extra_args]
+        if metrics_token is None:
+            args.append("--metrics-secure=false")
         # Leader election is on by default; tests of one controller turn it off (a restarted
         # controller would otherwise wait out its predecessor's Lease after a SIGKILL).
         args += ["--leader-election-namespace", namespace] if leader_elect else ["--leader-elect=false"]
@@ -74,9 +83,14 @@ class Controller:
         found = self.events(event)
         return found[0] if found else None
 
-    def _get(self, port, path):
+    def _get(self, port, path, scheme="http", token=None):
+        request = urllib.request.Request(f"{scheme}://127.0.0.1:{port}{path}")
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        # The certificate is self-signed: the secure-metrics tests check it on their own.
+        context = ssl._create_unverified_context() if scheme == "https" else None
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5, context=context) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
@@ -86,8 +100,13 @@ class Controller:
     def readyz(self):
         return self._get(self.health_port, "/readyz?verbose")
 
+    def scrape(self, token):
+        """GET /metrics over HTTPS with `token` (None: no Authorization header)."""
+        return self._get(self.metrics_port, "/metrics", "https", token)
+
     def metrics(self):
-        status, body = self._get(self.metrics_port, "/metrics")
+        status, body = (self.scrape(self.metrics_token) if self.metrics_token is not None
+                        else self._get(self.metrics_port, "/metrics"))
         if status != 200:
             raise AssertionError(f"/metrics answered {status}")
         return body
@@ -146,6 +165,24 @@ class ControllerTestCase(KubeTestCase):
                 f"--serviceaccount={self.namespace}:codexproxy-controller")
         self.kubeconfig = os.path.join(tempfile.mkdtemp(prefix="cxp-e2e-"), "controller.kubeconfig")
         sa_kubeconfig(self.namespace, "codexproxy-controller", self.kubeconfig)
+
+    def metrics_reader_token(self):
+        """Lets this test's controller review scrapers (the metrics-auth ClusterRole) and returns
+        the token of a ServiceAccount bound to the metrics-reader ClusterRole."""
+        for role, account in (("codexproxy-controller-metrics-auth", "codexproxy-controller"),
+                              ("codexproxy-controller-metrics-reader", "scraper")):
+            if account == "scraper":
+                kubectl("create", "serviceaccount", account, "-n", self.namespace)
+            binding = f"{self.namespace}-{account}-metrics"
+            kubectl("create", "clusterrolebinding", binding, "--clusterrole", role,
+                    f"--serviceaccount={self.namespace}:{account}")
+            self.addCleanup(kubectl, "delete", "clusterrolebinding", binding, "--ignore-not-found", check=False)
+        return self.token("scraper")
+
+    def token(self, account):
+        token = kubectl("create", "token", account, "-n", self.namespace, "--duration", "1h").stdout.strip()
+        artifacts.note_secrets([token])
+        return token
 
     def start_controller(self, **kwargs):
         controller = Controller(self.kubeconfig, self.namespace, **kwargs)

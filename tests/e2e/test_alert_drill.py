@@ -59,7 +59,7 @@ def scaled_rules(text):
 
 
 class Prometheus:
-    def __init__(self, folder, targets, controller_port=None, credentials_file=None):
+    def __init__(self, folder, targets, controller_port=None, credentials_file=None, controller_token=None):
         self.port = free_port()
         with open(RULES) as f:
             self.rules = scaled_rules(f.read())
@@ -77,7 +77,14 @@ class Prometheus:
             # As the Prometheus Operator renders a ServiceMonitor's token: a file read at each scrape.
             config["scrape_configs"][0]["authorization"] = {"type": "Bearer", "credentials_file": credentials_file}
         if controller_port:
-            config["scrape_configs"].append({"job_name": "codexproxy-controller",
+            # As the chart's ServiceMonitor scrapes the controller (--metrics-secure): HTTPS, its
+            # self-signed certificate, a token of a ServiceAccount bound to the metrics-reader role.
+            token_file = os.path.join(folder, "controller-token")
+            with open(token_file, "w") as f:
+                f.write(controller_token)
+            config["scrape_configs"].append({"job_name": "codexproxy-controller", "scheme": "https",
+                                             "tls_config": {"insecure_skip_verify": True},
+                                             "authorization": {"type": "Bearer", "credentials_file": token_file},
                                              "static_configs": [{"targets": [f"127.0.0.1:{controller_port}"]}]})
         with open(os.path.join(folder, "prometheus.yml"), "w") as f:
             yaml.safe_dump(config, f)
@@ -187,13 +194,14 @@ class AlertDrillTest(ControllerTestCase):
         return alert
 
     def test_restart_storm_and_injected_5xx_fire_and_clear_maintenance_does_not_page(self):
-        controller = self.start_controller()
+        reader = self.metrics_reader_token()
+        controller = self.start_controller(metrics_token=reader)
         demo = [self.proxy(), self.proxy()]
         faulty = self.proxy(FAKE_CODEX_TURN_FAIL="drill: the model is down")
         targets = [(p.port, {"namespace": "drill", "codexproxy": "demo", "pod": f"demo-{i}"})
                    for i, p in enumerate(demo)]
         targets.append((faulty.port, {"namespace": "drill", "codexproxy": "faulty", "pod": "faulty-0"}))
-        prometheus = Prometheus(self.folder, targets, controller.metrics_port)
+        prometheus = Prometheus(self.folder, targets, controller.metrics_port, controller_token=reader)
         self.addCleanup(prometheus.close)
         self.addCleanup(self.write_evidence, prometheus)  # also when a step fails: how far it got
         wait_until(lambda: len([t for t in prometheus.api("targets")["activeTargets"] if t["health"] == "up"]) == 4,

@@ -2,11 +2,14 @@
 import json
 import os
 import signal
+import ssl
 import subprocess
+import tempfile
 import time
 import unittest
+import urllib.request
 
-from controller_harness import CLUSTER_SH, ControllerTestCase
+from controller_harness import CLUSTER_SH, Controller, ControllerTestCase
 from kube import SOURCE_DIR, kubectl, kubectl_json, wait_until
 
 EXAMPLE = os.path.join(SOURCE_DIR, "docs/examples/codexproxy.yaml")
@@ -349,6 +352,78 @@ class ControllerDocsTest(ControllerTestCase):
             documented |= set(re.findall(r"`((?:controller_runtime|workqueue|leader_election|rest_client|codexproxy|process)_[a-z_]+)", line))
         self.assertEqual(exported - documented, set(), "exported but not in docs/controller.md")
         self.assertEqual(documented - exported, set(), "in docs/controller.md but not exported")
+
+
+def certificate_subject(port):
+    pem = ssl.get_server_certificate(("127.0.0.1", port))
+    return subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem, capture_output=True, text=True,
+                          check=True).stdout.strip(), pem
+
+
+def make_certificate(folder, name):
+    """A self-signed P-256 certificate for localhost in folder/tls.crt + tls.key, swapped in whole."""
+    work = tempfile.mkdtemp(dir=folder)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", f"{work}/tls.key", "-out", f"{work}/tls.crt", "-subj", f"/CN={name}", "-days", "1",
+                    "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+    for file in ("tls.key", "tls.crt"):
+        os.replace(f"{work}/{file}", f"{folder}/{file}")
+
+
+class SecureMetricsTest(ControllerTestCase):
+    """--metrics-secure (the default): /metrics over HTTPS, each scraper's token reviewed."""
+
+    def test_metrics_need_a_token_that_may_get_metrics_and_are_served_over_https(self):
+        kubectl("create", "serviceaccount", "stranger", "-n", self.namespace)
+        stranger = self.token("stranger")
+        controller = self.start_controller(metrics_token=stranger)
+        self.assertTrue(controller.find_event("started")["metrics_secure"])
+        # Without the review permissions (the chart's metrics-auth ClusterRole): 503, saying why.
+        status, body = controller.scrape(stranger)
+        self.assertEqual(status, 503, body)
+        self.assertIn("TokenReview failed", body)
+        reader = self.metrics_reader_token()
+        controller.metrics_token = reader
+        wait_until(lambda: controller.scrape(reader)[0] == 200, 30, interval=0.5, message="the reader scraping")
+        self.assertIn("leader_election_master_status", controller.scrape(reader)[1])
+        self.assertEqual(controller.scrape(None)[0], 401)
+        self.assertEqual(controller.scrape("not-a-token")[0], 401)
+        status, body = controller.scrape(stranger)
+        self.assertEqual(status, 403, body)
+        self.assertIn(f"system:serviceaccount:{self.namespace}:stranger", body)
+        self.assertEqual(controller._get(controller.metrics_port, "/metrics")[0], 0, "plain HTTP answered")
+        # The self-signed certificate names localhost: a client that pins it verifies the host.
+        _, pem = certificate_subject(controller.metrics_port)
+        request = urllib.request.Request(f"https://localhost:{controller.metrics_port}/metrics",
+                                         headers={"Authorization": f"Bearer {reader}"})
+        with urllib.request.urlopen(request, timeout=5, context=ssl.create_default_context(cadata=pem)) as r:
+            self.assertEqual(r.status, 200)
+        # Decisions are cached: scrapes do not each cost two API requests.
+        reviews = controller.metric("rest_client_requests_total", method="POST")
+        for _ in range(5):
+            self.assertEqual(controller.scrape(reader)[0], 200)
+        self.assertEqual(controller.metric("rest_client_requests_total", method="POST"), reviews)
+        denied = controller.events("metrics_access_denied")
+        self.assertTrue(any(e["user"].endswith(":stranger") for e in denied), denied)
+        for token in (reader, stranger):
+            self.assertNotIn(token, controller.raw_log())
+
+    def test_a_certificate_directory_is_served_and_reread_and_a_bad_one_stops_startup(self):
+        reader = self.metrics_reader_token()
+        folder = tempfile.mkdtemp(prefix="cxp-metrics-certs-")
+        make_certificate(folder, "first")
+        controller = self.start_controller(metrics_token=reader, extra_args=["--metrics-cert-dir", folder])
+        self.assertEqual(controller.find_event("started")["metrics_certificate"], "files")
+        self.assertIn("CN = first", certificate_subject(controller.metrics_port)[0])
+        make_certificate(folder, "second")  # as cert-manager renews the Secret
+        wait_until(lambda: "CN = second" in certificate_subject(controller.metrics_port)[0], 40, interval=0.5,
+                   message="the renewed certificate served")
+        self.assertTrue(controller.find_event("metrics_certificate_reloaded"))
+        self.assertEqual(controller.scrape(reader)[0], 200)
+        with self.assertRaises(AssertionError) as refused:
+            Controller(self.kubeconfig, self.namespace, metrics_token=reader,
+                       extra_args=["--metrics-cert-dir", os.path.join(folder, "missing")])
+        self.assertIn("--metrics-cert-dir", str(refused.exception))
 
 
 class LeaderElectionTest(ControllerTestCase):

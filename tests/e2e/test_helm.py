@@ -48,12 +48,51 @@ class ChartStaticTest(unittest.TestCase):
                 self.assertEqual(a.read(), b.read(), f"charts/codexproxy-operator/{copy} differs from {source}; copy it")
 
     def test_rendered_rbac_equals_the_shipped_rules(self):
-        rendered = {(d["kind"]): d for d in documents(render()) if d["kind"] in ("ClusterRole", "Role")}
-        for kind, path in (("ClusterRole", "config/rbac/controller-clusterrole.yaml"),
-                           ("Role", "config/rbac/leader-election-role.yaml")):
+        prefix = "cxp-codexproxy-operator"
+        rendered = {d["metadata"]["name"]: d for d in documents(render()) if d["kind"] in ("ClusterRole", "Role")}
+        for name, path in ((prefix, "config/rbac/controller-clusterrole.yaml"),
+                           (f"{prefix}-leader-election", "config/rbac/leader-election-role.yaml"),
+                           (f"{prefix}-metrics-auth", "config/rbac/metrics-auth-clusterrole.yaml"),
+                           (f"{prefix}-metrics-reader", "config/rbac/metrics-reader-clusterrole.yaml")):
             with open(os.path.join(SOURCE_DIR, path)) as f:
                 shipped = documents(f.read())[0]
-            self.assertEqual(rendered[kind]["rules"], shipped["rules"], kind)
+            self.assertEqual(rendered[name]["rules"], shipped["rules"], name)
+            self.assertEqual(rendered[name]["kind"], shipped["kind"], name)
+        self.assertEqual(set(rendered), {prefix, f"{prefix}-leader-election", f"{prefix}-metrics-auth",
+                                         f"{prefix}-metrics-reader"})
+
+    def test_secure_metrics_by_default_with_a_scraper_role_and_a_servicemonitor_sending_its_token(self):
+        def objects(*values):
+            return documents(render("--set", "serviceMonitor.enabled=true", "--api-versions",
+                                    "monitoring.coreos.com/v1/ServiceMonitor", *values))
+
+        def pick(docs, kind, name=None):
+            return next(d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name))
+        docs = objects()
+        container = pick(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        self.assertIn("--metrics-bind-address=:8443", container["args"])
+        self.assertFalse([a for a in container["args"] if a.startswith(("--metrics-secure", "--metrics-cert-dir"))])
+        binding = pick(docs, "ClusterRoleBinding", "cxp-codexproxy-operator-metrics-auth")
+        self.assertEqual(binding["subjects"][0]["name"], "cxp-codexproxy-operator")
+        endpoint = pick(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+        self.assertEqual((endpoint["scheme"], endpoint["bearerTokenFile"], endpoint["tlsConfig"]),
+                         ("https", "/var/run/secrets/kubernetes.io/serviceaccount/token", {"insecureSkipVerify": True}))
+        # A cert-manager Secret: mounted, passed, and verified by the ServiceMonitor against its CA.
+        docs = objects("--set", "metrics.certSecret=controller-metrics-tls", "--set", "metrics.readers[0].name=prom",
+                       "--set", "metrics.readers[0].namespace=monitoring")
+        spec = pick(docs, "Deployment")["spec"]["template"]["spec"]
+        self.assertIn("--metrics-cert-dir=/etc/codexproxy/metrics-certs", spec["containers"][0]["args"])
+        self.assertEqual(spec["volumes"][0]["secret"]["secretName"], "controller-metrics-tls")
+        tls = pick(docs, "ServiceMonitor")["spec"]["endpoints"][0]["tlsConfig"]
+        self.assertEqual(tls["ca"]["secret"], {"name": "controller-metrics-tls", "key": "ca.crt"})
+        self.assertEqual(tls["serverName"], "cxp-codexproxy-operator-metrics.default.svc")
+        readers = pick(docs, "ClusterRoleBinding", "cxp-codexproxy-operator-metrics-reader")
+        self.assertEqual(readers["subjects"], [{"kind": "ServiceAccount", "name": "prom", "namespace": "monitoring"}])
+        # The opt-out: plain HTTP, no review roles, a plain ServiceMonitor.
+        docs = objects("--set", "metrics.secure=false")
+        self.assertIn("--metrics-secure=false", pick(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"])
+        self.assertFalse([d for d in docs if d["metadata"]["name"].endswith(("-metrics-auth", "-metrics-reader"))])
+        self.assertNotIn("scheme", pick(docs, "ServiceMonitor")["spec"]["endpoints"][0])
 
     def test_app_version_is_the_project_version(self):
         with open(os.path.join(SOURCE_DIR, "CMakeLists.txt")) as f:

@@ -84,7 +84,9 @@ class RealNodeTest(unittest.TestCase):
         # meet it (docs/security.md).
         restricted_namespace("codexproxy-system")
         restricted_namespace(NAMESPACE)
-        helm("install", "cxp", CHART, "-n", "codexproxy-system", "--wait", "--timeout", "180s")
+        kubectl("create", "serviceaccount", "scraper", "-n", NAMESPACE)
+        helm("install", "cxp", CHART, "-n", "codexproxy-system", "--wait", "--timeout", "180s",
+             "--set", "metrics.readers[0].name=scraper", "--set", f"metrics.readers[0].namespace={NAMESPACE}")
         kubectl("create", "secret", "generic", "model-key", "-n", NAMESPACE, f"--from-literal=apiKey={MODEL_KEY}")
         artifacts.note_secrets([MODEL_KEY])
         cls.apply_codexproxy()
@@ -216,6 +218,28 @@ class RealNodeTest(unittest.TestCase):
         failures, answered = client.stop()
         self.assertEqual(failures, [], f"{len(failures)} of {answered + len(failures)} requests failed")
         self.assertGreater(answered, 20)
+
+
+    def test_f_the_controllers_metrics_answer_a_readers_token_over_https(self):
+        # As Prometheus scrapes them: the pod's HTTPS port, a ServiceAccount token bound by
+        # metrics.readers (the certificate is self-signed: not verified here).
+        import ssl
+        token = kubectl("create", "token", "scraper", "-n", NAMESPACE, "--duration", "10m").stdout.strip()
+        artifacts.note_secrets([token])
+        controller = kubectl_json("get", "pods", "-n", "codexproxy-system", "-l", "app.kubernetes.io/instance=cxp")
+        address = controller["items"][0]["status"]["podIP"]
+
+        def scrape(headers):
+            request = urllib.request.Request(f"https://{address}:8443/metrics", headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=10, context=ssl._create_unverified_context()) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as error:
+                return error.code, ""
+        status, body = scrape({"Authorization": f"Bearer {token}"})
+        self.assertEqual(status, 200)
+        self.assertIn("codexproxy_controller_build_info", body)
+        self.assertEqual(scrape({})[0], 401)
 
 
 class EndpointClient:
