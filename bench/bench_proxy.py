@@ -161,7 +161,7 @@ async def proxy_load(port, requests, concurrency, body):
 
 def start_proxy(env, ready_timeout=10):
     log = tempfile.NamedTemporaryFile(prefix="bench-proxy-", suffix=".log", delete=False)
-    full = pass_fake_script({**os.environ, "PORT": "0", "CODEX_BIN": os.path.join(BIN, "codex-fake-worker"),
+    full = pass_fake_script({**os.environ, "PORT": "0", "PROXY_OPS_PORT": "0", "CODEX_BIN": os.path.join(BIN, "codex-fake-worker"),
                              **env})
     # The worker's threads start in the proxy's working directory: an empty one, as in a pod (not
     # this repository, where codex would look for git and AGENTS.md on every thread).
@@ -171,12 +171,12 @@ def start_proxy(env, ready_timeout=10):
     proc.log_path = log.name
     deadline = time.time() + ready_timeout
     while time.time() < deadline:
-        ports = [json.loads(l)["port"] for l in open(log.name) if '"listening"' in l]
+        ports = [json.loads(l) for l in open(log.name) if '"listening"' in l]
         if ports:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/readyz", timeout=1) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ports[0]['ops_port']}/readyz", timeout=1) as r:
                     if r.status == 200:
-                        return proc, ports[0]
+                        return proc, ports[0]["port"]
             except OSError:
                 pass
         time.sleep(0.02)

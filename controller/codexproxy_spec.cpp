@@ -133,6 +133,28 @@ void read_pod_template(const json& spec, PodTemplateSpec& out, std::vector<std::
   read_raw(spec, "disruptionBudget", kObject, out.disruption_budget, "spec", problems);
 }
 
+void read_network_policy(const json& spec, NetworkPolicySpec& out,
+                         std::vector<std::string>& problems) {
+  const auto& policy = child(spec, "networkPolicy");
+  const std::string where = "spec.networkPolicy";
+  read(policy, "enabled", out.enabled, where, problems);
+  read_raw(policy, "apiFrom", json::value_t::array, out.api_from, where, problems);
+  read_raw(policy, "metricsFrom", json::value_t::array, out.metrics_from, where, problems);
+  if (out.api_from.is_null()) out.api_from = json::array();
+  if (out.metrics_from.is_null()) out.metrics_from = json::array();
+  const auto& egress = child(policy, "egressTo");
+  read(egress, "allHTTPS", out.all_https, where + ".egressTo", problems);
+  for (const auto& cidr : egress.value("modelCIDRs", json::array())) {
+    if (cidr.is_string()) out.model_cidrs.push_back(cidr.get<std::string>());
+  }
+  if (egress.contains("ports") && egress["ports"].is_array()) {
+    out.model_ports.clear();
+    for (const auto& port : egress["ports"]) {
+      if (port.is_number_integer()) out.model_ports.push_back(port.get<std::int32_t>());
+    }
+  }
+}
+
 }  // namespace
 
 std::string insecure_defaults_message(const CodexProxySpec& spec) {
@@ -217,6 +239,7 @@ CodexProxy parse_codexproxy(const json& object, std::vector<std::string>& proble
   read_secret_ref(child(spec, "auth"), "apiKeysSecret", out.api_keys_secret, "spec.auth", problems);
   read_secret_ref(spec, "adminTokenSecret", out.admin_token_secret, "spec", problems);
   read_pod_template(spec, out.pod, problems);
+  read_network_policy(spec, out.network_policy, problems);
   return proxy;
 }
 
@@ -272,6 +295,17 @@ std::vector<std::string> validate_spec(const CodexProxySpec& spec) {
   if (spec.backoff_initial_ms > spec.backoff_max_ms) {
     problems.push_back("spec.worker.backoff: initialMs " + std::to_string(spec.backoff_initial_ms) +
                        " is greater than maxMs " + std::to_string(spec.backoff_max_ms));
+  }
+  // The CRD refuses these too (CEL); an object stored before the rules still gets a clear word.
+  const auto& policy = spec.network_policy;
+  if (policy.enabled && policy.api_from.empty()) {
+    problems.push_back(
+        "spec.networkPolicy.apiFrom: list at least one peer when enabled (an empty list would "
+        "admit no caller)");
+  }
+  if (policy.enabled && policy.model_cidrs.empty() == !policy.all_https) {
+    problems.push_back(
+        "spec.networkPolicy.egressTo: set modelCIDRs (at least one) or allHTTPS: true, not both");
   }
   return problems;
 }

@@ -56,6 +56,17 @@ struct PodTemplateSpec {
   nlohmann::json disruption_budget;  // {maxUnavailable} or {minAvailable}; null: maxUnavailable 1
 };
 
+// spec.networkPolicy: who may reach which port of the pods, and where the pods may go. Peers are
+// NetworkPolicyPeer objects passed through as given (the CRD bounds their schema).
+struct NetworkPolicySpec {
+  bool enabled = false;
+  nlohmann::json api_from = nlohmann::json::array();      // peers of the API port
+  nlohmann::json metrics_from = nlohmann::json::array();  // peers of the ops port
+  std::vector<std::string> model_cidrs;                   // egressTo.modelCIDRs
+  bool all_https = false;                                 // egressTo.allHTTPS
+  std::vector<std::int32_t> model_ports{443};             // egressTo.ports
+};
+
 // A CodexProxy's spec with the CRD's defaults filled in (the API server defaults them too; the
 // controller does not rely on it).
 struct CodexProxySpec {
@@ -98,6 +109,7 @@ struct CodexProxySpec {
   SecretKeyRef api_keys_secret{"", "keys.yaml"};
   SecretKeyRef admin_token_secret{"", "adminToken"};
   PodTemplateSpec pod;
+  NetworkPolicySpec network_policy;
 };
 
 // The parts of a CodexProxy object the controller works from.

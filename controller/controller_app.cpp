@@ -117,7 +117,7 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
   caches.proxies = proxies_;
   for (const auto* resource :
        {&res::kConfigMaps, &res::kServiceAccounts, &res::kRoles, &res::kRoleBindings,
-        &res::kServices, &res::kPodDisruptionBudgets, &res::kDeployments}) {
+        &res::kServices, &res::kPodDisruptionBudgets, &res::kDeployments, &res::kNetworkPolicies}) {
     auto* informer = add(*resource, managed);
     informer->set_handler(
         [this](kube::Informer::Change, const json& object) { enqueue_owner(object); });

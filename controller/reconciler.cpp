@@ -100,14 +100,13 @@ std::string Reconciler::write_object(const json& owner, const DesiredObject& des
   return "";
 }
 
-std::string Reconciler::reconcile_service_monitor(const json& owner, const CodexProxy& proxy,
-                                                  bool& forbidden,
-                                                  std::vector<std::string>& changes) {
-  const auto cache = caches_.owned.find(res::kServiceMonitors.plural);
+std::string Reconciler::reconcile_optional(const json& owner, const CodexProxy& proxy,
+                                           const kube::Resource& resource,
+                                           const std::optional<DesiredObject>& desired,
+                                           bool& forbidden, std::vector<std::string>& changes) {
+  const auto cache = caches_.owned.find(resource.plural);
   if (cache == caches_.owned.end()) return "";  // no such API here: the status says so
-  if (const auto desired = render_service_monitor(proxy)) {
-    return apply_concurrently(owner, {&*desired}, forbidden, changes);
-  }
+  if (desired) return apply_concurrently(owner, {&*desired}, forbidden, changes);
   const auto existing = cache->second->get(proxy.namespace_name, proxy.name);
   if (!existing) return "";
   bool ours = false;
@@ -116,18 +115,71 @@ std::string Reconciler::reconcile_service_monitor(const json& owner, const Codex
     ours = ours || reference.value("uid", "") == proxy.uid;
   }
   if (!ours) return "";  // someone else's object of the same name: not ours to delete
-  const auto result = client_.remove(res::kServiceMonitors, proxy.namespace_name, proxy.name);
-  metrics_.observe_object_write(res::kServiceMonitors.plural);
+  const auto result = client_.remove(resource, proxy.namespace_name, proxy.name);
+  metrics_.observe_object_write(resource.plural);
   if (!result.ok() && result.error != kube::ErrorKind::kNotFound) {
     forbidden = forbidden || result.error == kube::ErrorKind::kForbidden;
-    const auto message = "deleting ServiceMonitor " + proxy.name + " failed: " + result.describe();
+    const auto message =
+        "deleting " + resource.kind + " " + proxy.name + " failed: " + result.describe();
     events_.warning(owner, "ApplyFailed", message);
     return message;
   }
-  changes.push_back("deleted ServiceMonitor " + proxy.name);
+  changes.push_back("deleted " + resource.kind + " " + proxy.name);
   log_.info("object_deleted",
-            {{"object", proxy.namespace_name + "/" + proxy.name}, {"kind", "ServiceMonitor"}});
+            {{"object", proxy.namespace_name + "/" + proxy.name}, {"kind", resource.kind}});
   return "";
+}
+
+ApiServerEndpoints Reconciler::api_server_endpoints() {
+  std::lock_guard lock(api_server_mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  if (api_server_known_ && now - api_server_read_at_ < std::chrono::minutes(5)) return api_server_;
+  api_server_read_at_ = now;
+  ApiServerEndpoints found;
+  std::string problem;
+  // The ClusterIP the pods dial (policies matched before the Service's DNAT), then the addresses
+  // behind it (those matched after it, most implementations).
+  const auto service = client_.get(res::kServices, "default", "kubernetes");
+  if (service.ok()) {
+    const auto& spec = service.object.value("spec", json::object());
+    for (const auto& port : spec.value("ports", json::array())) {
+      if (spec.contains("clusterIP") && spec["clusterIP"].is_string() &&
+          spec["clusterIP"] != "None") {
+        found.endpoints.emplace_back(spec["clusterIP"].get<std::string>(), port.value("port", 443));
+      }
+    }
+  } else {
+    problem = "Service default/kubernetes: " + service.describe();
+  }
+  const auto slice = client_.get(res::kEndpointSlices, "default", "kubernetes");
+  if (slice.ok()) {
+    for (const auto& port : slice.object.value("ports", json::array())) {
+      for (const auto& endpoint : slice.object.value("endpoints", json::array())) {
+        for (const auto& address : endpoint.value("addresses", json::array())) {
+          if (address.is_string()) {
+            found.endpoints.emplace_back(address.get<std::string>(), port.value("port", 443));
+          }
+        }
+      }
+    }
+  } else {
+    problem += (problem.empty() ? "" : "; ") + std::string("EndpointSlice default/kubernetes: ") +
+               slice.describe();
+  }
+  std::sort(found.endpoints.begin(), found.endpoints.end());
+  found.endpoints.erase(std::unique(found.endpoints.begin(), found.endpoints.end()),
+                        found.endpoints.end());
+  if (!problem.empty()) {
+    // Keep what was known: a passing API hiccup must not cut the pods off the API server.
+    log_.warn("api_server_endpoints_unknown", {{"message", problem}});
+    if (api_server_known_) return api_server_;
+  }
+  if (!api_server_known_ || found != api_server_) {
+    log_.info("api_server_endpoints", {{"count", found.endpoints.size()}});
+  }
+  api_server_ = found;
+  api_server_known_ = problem.empty();
+  return api_server_;
 }
 
 void Reconciler::remove_orphan_entries(const std::string& ns, const std::string& name,
@@ -221,7 +273,15 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
       }
     }
     if (apply_error.empty()) {
-      apply_error = reconcile_service_monitor(*object, proxy, not_retryable, changes);
+      apply_error = reconcile_optional(*object, proxy, res::kServiceMonitors,
+                                       render_service_monitor(proxy), not_retryable, changes);
+    }
+    if (apply_error.empty()) {
+      const auto policy = proxy.spec.network_policy.enabled
+                              ? render_network_policy(proxy, api_server_endpoints())
+                              : std::nullopt;
+      apply_error =
+          reconcile_optional(*object, proxy, res::kNetworkPolicies, policy, not_retryable, changes);
     }
     // One Event per reconcile that changed something (not one per object: fewer API calls).
     if (!changes.empty()) {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,10 +62,16 @@ class Reconciler {
   // the error text or "". Thread-safe: the client, cache, Events and log lock.
   std::string write_object(const nlohmann::json& owner, const DesiredObject& desired, bool existed,
                            bool& forbidden, std::vector<std::string>& changes);
-  // The ServiceMonitor of spec.metrics.serviceMonitor: applied when asked for, deleted when no
-  // longer asked for; nothing when the cluster serves no ServiceMonitor API. Error text or "".
-  std::string reconcile_service_monitor(const nlohmann::json& owner, const CodexProxy& proxy,
-                                        bool& forbidden, std::vector<std::string>& changes);
+  // An object the spec may or may not ask for (the ServiceMonitor, the NetworkPolicy): applied
+  // when `desired` is set, deleted (if ours) when not; nothing when the cluster serves no such API
+  // (no cache of it). Error text or "".
+  std::string reconcile_optional(const nlohmann::json& owner, const CodexProxy& proxy,
+                                 const kube::Resource& resource,
+                                 const std::optional<DesiredObject>& desired, bool& forbidden,
+                                 std::vector<std::string>& changes);
+  // Where the pods reach the API server (the `kubernetes` Service and its EndpointSlice), read
+  // at most every 5 minutes, and only when a NetworkPolicy needs it.
+  ApiServerEndpoints api_server_endpoints();
   // Removes the entries of status.pods that are not in `desired` (written by someone else, e.g.
   // pods of an older version that wrote their own entries).
   void remove_orphan_entries(const std::string& ns, const std::string& name,
@@ -75,6 +82,10 @@ class Reconciler {
   EventRecorder& events_;
   ControllerMetrics& metrics_;
   SecretKeyCheck secrets_;
+  std::mutex api_server_mutex_;
+  ApiServerEndpoints api_server_;
+  std::chrono::steady_clock::time_point api_server_read_at_{};
+  bool api_server_known_ = false;
   telemetry::JsonLog log_{"reconciler"};
 };
 

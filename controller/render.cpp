@@ -45,7 +45,7 @@ json env_secret(const char* name, const SecretKeyRef& ref) {
 }
 
 json http_probe(const char* path, const ProbeTiming& timing) {
-  return {{"httpGet", {{"path", path}, {"port", "http"}}},
+  return {{"httpGet", {{"path", path}, {"port", "ops"}}},
           {"periodSeconds", timing.period_seconds},
           {"failureThreshold", timing.failure_threshold},
           {"timeoutSeconds", 2}};
@@ -147,6 +147,7 @@ json render_deployment(const CodexProxy& proxy) {
   const auto& spec = proxy.spec;
   json env = json::array({
       env_value("PORT", std::to_string(kProxyPort)),
+      env_value("PROXY_OPS_PORT", std::to_string(kProxyOpsPort)),
       env_value("PROXY_HOST", "0.0.0.0"),
       env_value("CODEX_MODEL", spec.model),
       env_value("CODEX_HOME", "/var/lib/codex"),
@@ -189,7 +190,8 @@ json render_deployment(const CodexProxy& proxy) {
   json container = {
       {"name", "codex-proxy"},
       {"image", spec.image},
-      {"ports", json::array({{{"name", "http"}, {"containerPort", kProxyPort}}})},
+      {"ports", json::array({{{"name", "http"}, {"containerPort", kProxyPort}},
+                             {{"name", "ops"}, {"containerPort", kProxyOpsPort}}})},
       {"env", env},
       {"readinessProbe", http_probe("/readyz", spec.readiness)},
       {"livenessProbe", http_probe("/livez", spec.liveness)},
@@ -290,7 +292,7 @@ std::optional<DesiredObject> render_service_monitor(const CodexProxy& proxy) {
   const auto& spec = proxy.spec;
   if (!spec.metrics_enabled || !spec.service_monitor_enabled) return std::nullopt;
   json endpoint = {
-      {"port", "http"},
+      {"port", "ops"},
       {"path", "/metrics"},
       {"interval", spec.service_monitor_interval},
       // Every series carries the CodexProxy's name (bounded: one value per CodexProxy), so alerts
@@ -316,6 +318,45 @@ std::optional<DesiredObject> render_service_monitor(const CodexProxy& proxy) {
                      {"endpoints", json::array({endpoint})}};
   stamp_desired_hash(monitor);
   return DesiredObject{res::kServiceMonitors, std::move(monitor)};
+}
+
+std::optional<DesiredObject> render_network_policy(const CodexProxy& proxy,
+                                                   const ApiServerEndpoints& api_server) {
+  const auto& spec = proxy.spec.network_policy;
+  if (!spec.enabled) return std::nullopt;
+  const auto tcp = [](std::int32_t port) { return json{{"protocol", "TCP"}, {"port", port}}; };
+  const auto ip_block = [](const std::string& address) {
+    const bool has_prefix = address.find('/') != std::string::npos;
+    const bool v6 = address.find(':') != std::string::npos;
+    return json{{"ipBlock", {{"cidr", has_prefix ? address : address + (v6 ? "/128" : "/32")}}}};
+  };
+  json ingress =
+      json::array({{{"from", spec.api_from}, {"ports", json::array({tcp(kProxyPort)})}}});
+  if (!spec.metrics_from.empty()) {
+    ingress.push_back({{"from", spec.metrics_from}, {"ports", json::array({tcp(kProxyOpsPort)})}});
+  }
+  json egress = json::array(
+      {{{"ports", json::array({{{"protocol", "UDP"}, {"port", 53}}, tcp(53)})}}});  // DNS
+  // The API server, one rule per address and port (a port of one address is not the other's).
+  for (const auto& [address, port] : api_server.endpoints) {
+    egress.push_back(
+        {{"to", json::array({ip_block(address)})}, {"ports", json::array({tcp(port)})}});
+  }
+  json model_ports = json::array();
+  for (const auto port : spec.model_ports) model_ports.push_back(tcp(port));
+  json model = {{"ports", model_ports}};
+  if (!spec.all_https) {
+    model["to"] = json::array();
+    for (const auto& cidr : spec.model_cidrs) model["to"].push_back(ip_block(cidr));
+  }
+  egress.push_back(model);
+  auto policy = object(res::kNetworkPolicies, proxy, proxy.name);
+  policy["spec"] = {{"podSelector", {{"matchLabels", pod_selector(proxy.name)}}},
+                    {"policyTypes", json::array({"Ingress", "Egress"})},
+                    {"ingress", ingress},
+                    {"egress", egress}};
+  stamp_desired_hash(policy);
+  return DesiredObject{res::kNetworkPolicies, std::move(policy)};
 }
 
 std::string settings_configmap_name(const std::string& proxy_name) {
@@ -466,7 +507,9 @@ std::vector<DesiredObject> render_objects(const CodexProxy& proxy,
       {"type", pod.service_type},
       {"selector", pod_selector(proxy.name)},
       {"ports",
-       json::array({{{"name", "http"}, {"port", pod.service_port}, {"targetPort", "http"}}})},
+       // The ops port is named so that the ServiceMonitor scrapes it; callers use "http".
+       json::array({{{"name", "http"}, {"port", pod.service_port}, {"targetPort", "http"}},
+                    {{"name", "ops"}, {"port", kProxyOpsPort}, {"targetPort", "ops"}}})},
   };
   out.push_back({res::kServices, std::move(service)});
 

@@ -20,7 +20,8 @@ inline constexpr const char* kSettingsGenerationKey = "settingsGeneration";
 // A hash of everything the controller asked of an object: a removed field changes it, so the
 // object is applied again (a subset comparison alone would not see a removal).
 inline constexpr const char* kDesiredHashAnnotation = "codexproxy.io/desired-hash";
-inline constexpr int kProxyPort = 11435;
+inline constexpr int kProxyPort = 11435;     // the OpenAI API (container port "http")
+inline constexpr int kProxyOpsPort = 11436;  // probes, /metrics, /internal/* (container port "ops")
 // The model endpoint the pods use when a CodexProxy gives an API key but no provider.
 inline constexpr const char* kOpenAiBaseUrl = "https://api.openai.com/v1";
 inline constexpr const char* kDefaultModelKeyVariable = "OPENAI_API_KEY";
@@ -72,6 +73,21 @@ nlohmann::json default_topology_spread(const std::string& proxy_name);
 // PodDisruptionBudget, Deployment — in that order (the Deployment's pods need the others). Pure.
 std::vector<DesiredObject> render_objects(const CodexProxy& proxy,
                                           const std::optional<nlohmann::json>& existing_settings);
+
+// Where the pods reach the Kubernetes API server (their heartbeat Leases, the settings
+// ConfigMap): the `kubernetes` Service's ClusterIP and the addresses behind it (its EndpointSlice),
+// each with its port. Empty when unknown.
+struct ApiServerEndpoints {
+  std::vector<std::pair<std::string, std::int32_t>> endpoints;  // address, TCP port
+  bool operator==(const ApiServerEndpoints&) const = default;
+};
+
+// The NetworkPolicy of a CodexProxy's pods (spec.networkPolicy), or nullopt when not enabled:
+// ingress to the API port from apiFrom, to the ops port from metricsFrom (the node's own traffic,
+// the kubelet's probes, is allowed by NetworkPolicy itself); egress to DNS, to the API server and
+// to the model provider (egressTo), nothing else. Pure.
+std::optional<DesiredObject> render_network_policy(const CodexProxy& proxy,
+                                                   const ApiServerEndpoints& api_server);
 
 // The Prometheus Operator ServiceMonitor of a CodexProxy's pods (spec.metrics.serviceMonitor), or
 // nullopt when not asked for. Only applied where the monitoring.coreos.com/v1 API exists. Pure.

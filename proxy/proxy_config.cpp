@@ -91,8 +91,12 @@ std::string parse_env_key(std::string_view source, std::string_view text) {
 
 std::vector<SettingSpec> build_settings() {
   std::vector<SettingSpec> s;
-  s.push_back(uint_setting("PORT", "port", "TCP port of the HTTP server (0 = any free port)",
+  s.push_back(uint_setting("PORT", "port", "TCP port of the OpenAI API, /v1/* (0 = any free port)",
                            &ProxyConfig::port, 0, 65535));
+  s.push_back(uint_setting("PROXY_OPS_PORT", "opsPort",
+                           "TCP port of the probes, /metrics and /internal/* (0 = any free port); "
+                           "never the API's port",
+                           &ProxyConfig::ops_port, 0, 65535));
   s.push_back(string_setting("PROXY_HOST", "host", "address the HTTP server binds",
                              &ProxyConfig::host, false));
   s.push_back(string_setting("PROXY_API_KEY", "apiKey", "bearer token required on /v1/*",
@@ -357,6 +361,10 @@ void validate_proxy_config(const ProxyConfig& c) {
     throw ConfigError(
         "WORKER_AUTH_JSON: requires CODEX_HOME (the writable directory the auth.json "
         "is copied into)");
+  }
+  if (c.ops_port != 0 && c.ops_port == c.port) {
+    throw ConfigError("PROXY_OPS_PORT: expected a port other than PORT (" + std::to_string(c.port) +
+                      "): the probes, /metrics and /internal/* are served apart from the API");
   }
   if (c.worker_backoff_max < c.worker_backoff_initial) {
     throw ConfigError("WORKER_BACKOFF_MAX_MS: expected a value >= WORKER_BACKOFF_INITIAL_MS (" +

@@ -18,7 +18,8 @@ namespace cxp::proxy {
 // Every setting of codex-proxy. Defaults are the documented ones (docs/configuration.md).
 struct ProxyConfig {
   std::string host = "127.0.0.1";
-  std::uint16_t port = 11435;
+  std::uint16_t port = 11435;      // the OpenAI API (/v1/*)
+  std::uint16_t ops_port = 11436;  // probes, /metrics, /internal/*
   std::string api_key;
   CodexOptions codex;  // the worker: executable, CODEX_HOME, model provider, config overrides
   std::string worker_auth_json;  // a ChatGPT login's auth.json, copied into CODEX_HOME at start

@@ -83,6 +83,11 @@ ProxyServer::ProxyServer(ProxyConfig config)
       api_(io_, config_, supervisor_, maintenance_, &trace_, access_),
       metrics_(api_.models(), insecure_settings(config_)),
       server_(io_, router_, http::HttpServerLimits{.max_body_bytes = config_.max_body_bytes}),
+      // Probes, scrapes and the maintenance switch: small requests, few connections.
+      ops_server_(io_, ops_router_,
+                  http::HttpServerLimits{.max_body_bytes = 64 * 1024,
+                                         .body_limit_name = "the ops port's limit",
+                                         .max_connections = 256}),
       signals_(io_, SIGTERM, SIGINT) {
   register_routes();
   access_.set_observer([this] { on_access_changed(); });
@@ -155,25 +160,31 @@ void ProxyServer::register_routes() {
   auto respond = [](const http::HttpRequest& request, const ProbeResponse& probe) {
     return http::make_response(request, probe.status, probe.content_type, probe.body);
   };
-  router_.add_simple(beast_http::verb::get, "/readyz", [=](const http::HttpRequest& request) {
+  // The API port serves /v1/* only; everything an operator or the kubelet calls is on the ops
+  // port, so that a NetworkPolicy can admit monitoring without admitting callers (and back).
+  ops_router_.add_simple(beast_http::verb::get, "/readyz", [=](const http::HttpRequest& request) {
     return respond(
         request, readiness_probe(probe_input(), http::has_query_flag(request.target(), "verbose")));
   });
-  router_.add_simple(beast_http::verb::get, "/livez", [=](const http::HttpRequest& request) {
+  ops_router_.add_simple(beast_http::verb::get, "/livez", [=](const http::HttpRequest& request) {
     return respond(
         request, liveness_probe(probe_input(), http::has_query_flag(request.target(), "verbose")));
   });
-  router_.add_simple(beast_http::verb::get, "/healthz", [=](const http::HttpRequest& request) {
+  ops_router_.add_simple(beast_http::verb::get, "/healthz", [=](const http::HttpRequest& request) {
     return respond(request, health_summary(probe_input()));
   });
   api_.register_routes(router_);
-  register_maintenance_endpoint(router_, maintenance_, [this] { return access_.admin_tokens(); });
+  register_maintenance_endpoint(ops_router_, maintenance_,
+                                [this] { return access_.admin_tokens(); });
   if (config_.enable_metrics) {
-    router_.add_simple(beast_http::verb::get, "/metrics",
-                       [this](const http::HttpRequest& request) { return serve_metrics(request); });
+    ops_router_.add_simple(
+        beast_http::verb::get, "/metrics",
+        [this](const http::HttpRequest& request) { return serve_metrics(request); });
   }
-  server_.set_request_observer(
-      [this](const http::HttpServer::ObservedRequest& r) { metrics_.observe_request(r); });
+  for (auto* server : {&server_, &ops_server_}) {
+    server->set_request_observer(
+        [this](const http::HttpServer::ObservedRequest& r) { metrics_.observe_request(r); });
+  }
 }
 
 http::HttpResponse ProxyServer::serve_metrics(const http::HttpRequest& request) {
@@ -206,8 +217,10 @@ http::HttpResponse ProxyServer::serve_metrics(const http::HttpRequest& request) 
 
 int ProxyServer::run() {
   server_.listen(config_.host, config_.port);
+  ops_server_.listen(config_.host, config_.ops_port);
   log_.info("listening", {{"host", config_.host},
                           {"port", server_.port()},
+                          {"ops_port", ops_server_.port()},
                           {"version", CXP_VERSION},
                           {"worker_command", config_.codex.bin + " app-server"}});
   signals_.async_wait([this](boost::system::error_code ec, int signal) {
@@ -265,6 +278,7 @@ void ProxyServer::on_signal(int signal) {
             {{"signal", signal}, {"grace_ms", config_.worker_shutdown_grace.count()}});
   supervisor_.shutdown([this] {
     server_.stop();
+    ops_server_.stop();
     signals_.cancel();
     trace_prune_timer_.cancel();
     access_.stop();

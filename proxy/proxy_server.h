@@ -48,8 +48,10 @@ class ProxyServer {
   AccessControl access_;
   OpenAiApi api_;
   ProxyMetrics metrics_;
-  http::HttpRouter router_;
+  http::HttpRouter router_;  // PORT: the OpenAI API
   http::HttpServer server_;
+  http::HttpRouter ops_router_;  // PROXY_OPS_PORT: probes, /metrics, /internal/*
+  http::HttpServer ops_server_;
   boost::asio::signal_set signals_;
   telemetry::JsonLog log_{"proxy"};
   int signals_seen_ = 0;

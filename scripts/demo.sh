@@ -126,7 +126,8 @@ for line in sys.stdin:
 kube get codexproxy -n "$NS"
 
 first="$(kube get pods -n "$NS" -l codexproxy.io/name=demo -o jsonpath='{.items[0].metadata.name}')"
-port="$(grep -ho '"port":[0-9]*' "$DEMO/pods/$first/proxy.log" | head -1 | cut -d: -f2)"
+port="$(grep -ho '"port":[0-9]*' "$DEMO/pods/$first/proxy.log" | head -1 | cut -d: -f2)"          # the API
+ops_port="$(grep -ho '"ops_port":[0-9]*' "$DEMO/pods/$first/proxy.log" | head -1 | cut -d: -f2)"  # probes, /metrics
 
 step "maintenance on by kubectl patch: every pod answers 503 + Retry-After, nothing restarts"
 kube patch cxp demo -n "$NS" --type merge -p '{"spec":{"maintenance":{"enabled":true}}}'
@@ -140,7 +141,7 @@ kube get codexproxy -n "$NS"
 kube patch cxp demo -n "$NS" --type merge -p '{"spec":{"maintenance":{"enabled":false}}}'
 
 step "killing the codex worker of pod $first: its entry shows the restart, RESTARTS counts it, it is back in a blink"
-wpid="$(curl -s "http://127.0.0.1:$port/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["worker"]["pid"])')"
+wpid="$(curl -s "http://127.0.0.1:$ops_port/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["worker"]["pid"])')"
 kill -KILL -- "-$wpid"
 sleep 1  # the pod rewrites its heartbeat Lease at once; the controller copies it within 300 ms
 kube get cxp demo -n "$NS" -o json | python3 -c '
@@ -189,7 +190,7 @@ echo "team-search's limits as this pod enforces them (its share of the CodexProx
 curl -si --max-time 60 "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
   -H "Authorization: Bearer $SEARCH_KEY" -d '{"messages":[{"role":"user","content":"ping"}]}' \
   | grep -i '^x-ratelimit' | tr -d '\r' || true
-curl -s "http://127.0.0.1:$port/metrics" | grep '^codex_tokens_total' > "$DEMO/tokens.txt" || true
+curl -s "http://127.0.0.1:$ops_port/metrics" | grep '^codex_tokens_total' > "$DEMO/tokens.txt" || true
 python3 - "$DEMO/tokens.txt" <<'PY'
 import re, sys
 tokens = {}
@@ -213,7 +214,7 @@ Everything keeps running. Try:
   export KUBECONFIG=$CXP_CLUSTER_DIR/kubeconfig
   kubectl describe codexproxy demo -n $NS
   kubectl get codexproxy demo -n $NS -o jsonpath='{.status.pods}'
-  curl -s http://127.0.0.1:$port/readyz
+  curl -s http://127.0.0.1:$ops_port/readyz
   curl -s http://127.0.0.1:$port/v1/chat/completions -H 'Content-Type: application/json' \\
     -H "Authorization: Bearer \$(grep -A1 team-search $DEMO/keys.yaml | sed -n 's/ *key: //p')" \\
     -d '{"messages":[{"role":"user","content":"hi"}],"stream":true}'

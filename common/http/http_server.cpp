@@ -210,10 +210,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     received_at_ = std::chrono::steady_clock::now();
     linger_ = true;
     if (ec == beast_http::error::body_limit) {
-      return respond(seq_, make_error(header_only, 413,
-                                      "request body exceeds PROXY_MAX_BODY_BYTES (" +
-                                          std::to_string(limits_.max_body_bytes) + " bytes)",
-                                      "invalid_request_error", "request_too_large"));
+      return respond(
+          seq_, make_error(header_only, 413,
+                           std::string("request body exceeds ") + limits_.body_limit_name + " (" +
+                               std::to_string(limits_.max_body_bytes) + " bytes)",
+                           "invalid_request_error", "request_too_large"));
     }
     const bool header_too_big = ec == beast_http::error::header_limit;
     respond(seq_, make_error(header_only, header_too_big ? 431 : 400,

@@ -18,6 +18,8 @@ namespace cxp::http {
 
 struct HttpServerLimits {
   std::uint64_t max_body_bytes = 1024 * 1024;
+  // What the 413 names as the limit (a setting the operator can change, or a fixed bound).
+  const char* body_limit_name = "PROXY_MAX_BODY_BYTES";
   std::uint32_t max_header_bytes = 16 * 1024;
   std::chrono::milliseconds read_timeout{30000};  // a whole request must arrive within this
   std::chrono::milliseconds idle_timeout{60000};  // keep-alive connection without a request

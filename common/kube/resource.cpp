@@ -31,6 +31,9 @@ const Resource kPods{"", "v1", "pods", "Pod", true};
 const Resource kSecrets{"", "v1", "secrets", "Secret", true};
 const Resource kEvents{"", "v1", "events", "Event", true};
 const Resource kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
+const Resource kNetworkPolicies{"networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy",
+                                true};
+const Resource kEndpointSlices{"discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true};
 const Resource kServiceMonitors{"monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor",
                                 true};
 const Resource kTokenReviews{"authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false};

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned control-plane binaries from their Go modules into a cache outside the repo:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet (the real node of the
-#   images tier), kwok, helm; and the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs
+#   images tier), kube-network-policies (its NetworkPolicy implementation), kwok, helm; and the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs
 #   (e2e: a cluster that serves monitoring.coreos.com/v1), copied from its Go module to $CACHE/crds.
 # Idempotent: a binary that exists with the right version is not rebuilt.
 #   scripts/cluster/install.sh          prints the bin directory on its last line
@@ -14,6 +14,7 @@ ETCD_VERSION="3.5.35"
 KWOK_VERSION="0.7.0"      # ships default pod stages
 HELM_VERSION="3.19.5"
 PROMETHEUS_OPERATOR_VERSION="0.85.0"  # the monitoring.coreos.com/v1 CRDs the e2e tier installs
+KNP_VERSION="0.8.0"       # kube-network-policies: enforces NetworkPolicy on the real node (nftables)
 
 CACHE="${CXP_TOOLS_CACHE:-$HOME/.cache/codexproxy-tools}"
 BIN="$CACHE/bin"
@@ -123,6 +124,18 @@ install_plain() {  # name module version ldflags
   stamp "$name" "$version"
 }
 
+build_kube_network_policies() {  # its main package is .../cmd: `go install` would name it cmd
+  local version="v$KNP_VERSION" tmp
+  stamp_ok kube-network-policies "$version" && return
+  log "building kube-network-policies $version"
+  tmp="$WORK/kube-network-policies-$version"
+  mkdir -p "$tmp"
+  step kube-network-policies-build env GOBIN="$tmp" go install -trimpath -ldflags "-s -w" \
+    "sigs.k8s.io/kube-network-policies/cmd@$version"
+  mv "$tmp/cmd" "$BIN/kube-network-policies"
+  stamp kube-network-policies "$version"
+}
+
 fetch_monitoring_crds() {
   local want="v$PROMETHEUS_OPERATOR_VERSION" crds="$CACHE/crds" dir name
   [ "$(cat "$crds/.version" 2>/dev/null)" = "$want" ] && return
@@ -143,5 +156,6 @@ install_plain kwok sigs.k8s.io/kwok/cmd/kwok "v$KWOK_VERSION" \
   "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION"
 install_plain helm helm.sh/helm/v3/cmd/helm "v$HELM_VERSION" \
   "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+build_kube_network_policies
 fetch_monitoring_crds
 echo "$BIN"

@@ -198,9 +198,9 @@ class AlertDrillTest(ControllerTestCase):
         controller = self.start_controller(metrics_token=reader)
         demo = [self.proxy(), self.proxy()]
         faulty = self.proxy(FAKE_CODEX_TURN_FAIL="drill: the model is down")
-        targets = [(p.port, {"namespace": "drill", "codexproxy": "demo", "pod": f"demo-{i}"})
+        targets = [(p.ops_port, {"namespace": "drill", "codexproxy": "demo", "pod": f"demo-{i}"})
                    for i, p in enumerate(demo)]
-        targets.append((faulty.port, {"namespace": "drill", "codexproxy": "faulty", "pod": "faulty-0"}))
+        targets.append((faulty.ops_port, {"namespace": "drill", "codexproxy": "faulty", "pod": "faulty-0"}))
         prometheus = Prometheus(self.folder, targets, controller.metrics_port, controller_token=reader)
         self.addCleanup(prometheus.close)
         self.addCleanup(self.write_evidence, prometheus)  # also when a step fails: how far it got
@@ -262,7 +262,7 @@ class AlertDrillTest(ControllerTestCase):
             f.write("metrics-token-one")
         proxy = self.proxy(PROXY_METRICS_TOKEN_FILE=os.path.join(pod_volume, "token"),
                            PROXY_SECRET_FILES_POLL_MS="200")
-        prometheus = Prometheus(self.folder, [(proxy.port, {"namespace": "drill", "codexproxy": "demo",
+        prometheus = Prometheus(self.folder, [(proxy.ops_port, {"namespace": "drill", "codexproxy": "demo",
                                                             "pod": "demo-0"})], credentials_file=scraper_file)
         self.addCleanup(prometheus.close)
         up = 'up{job="codex-proxy"}'

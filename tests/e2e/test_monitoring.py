@@ -59,7 +59,7 @@ class MonitoringTest(ControllerTestCase):
         self.assertEqual(monitor["metadata"]["ownerReferences"][0]["uid"], proxy["metadata"]["uid"])
         self.assertEqual(monitor["metadata"]["labels"]["release"], "kps")
         endpoint = monitor["spec"]["endpoints"][0]
-        self.assertEqual((endpoint["port"], endpoint["path"], endpoint["interval"]), ("http", "/metrics", "15s"))
+        self.assertEqual((endpoint["port"], endpoint["path"], endpoint["interval"]), ("ops", "/metrics", "15s"))
         self.assertEqual(endpoint["authorization"]["credentials"], {"name": "scrape", "key": "metricsToken"})
         self.assertEqual(endpoint["relabelings"][0]["targetLabel"], "codexproxy")
         # the ServiceMonitor selects the Service, which carries the label the relabelling reads

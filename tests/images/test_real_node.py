@@ -241,6 +241,77 @@ class RealNodeTest(unittest.TestCase):
         self.assertIn("codexproxy_controller_build_info", body)
         self.assertEqual(scrape({})[0], 401)
 
+    def test_g_the_network_policy_is_enforced_by_a_real_implementation(self):
+        # kube-network-policies enforces; the model lives in a network namespace of the test's own.
+        from network_policies import Enforcer, ModelNetwork
+        network = ModelNetwork(api_key=MODEL_KEY)
+        self.addCleanup(network.stop)
+        enforcer = Enforcer()
+        self.addCleanup(enforcer.stop)
+        clients = {"callers": "np-callers", "monitoring": "np-monitoring", "outsiders": "np-outsiders"}
+        for namespace in clients.values():
+            kubectl("create", "namespace", namespace)
+            self.addCleanup(kubectl, "delete", "namespace", namespace, "--wait=false", check=False)
+            # A client pod: the proxy image has bash (its /dev/tcp) and coreutils' timeout.
+            kubectl("run", "client", "-n", namespace, f"--image={PROXY_IMAGE}", "--image-pull-policy=Never",
+                    "--restart=Never", "--command", "--", "sleep", "infinity")
+        by_name = lambda ns: {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}  # noqa: E731
+        kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "codexproxy.io/v1alpha1", "kind": "CodexProxy",
+            "metadata": {"name": "fenced", "namespace": NAMESPACE},
+            "spec": {"image": PROXY_IMAGE,
+                     "worker": {"model": "gpt-5",
+                                "credentials": {"apiKeySecret": {"name": "model-key", "key": "apiKey"}},
+                                "provider": {"name": "model stub", "envKey": MODEL_KEY_VAR,
+                                             "baseURL": f"http://{network.MODEL}:{network.model_port}/v1"},
+                                "configOverrides": {"model_providers.codexproxy.request_max_retries": "0",
+                                                    "model_providers.codexproxy.stream_max_retries": "0"}},
+                     "networkPolicy": {"enabled": True, "apiFrom": [by_name("np-callers")],
+                                       "metricsFrom": [by_name("np-monitoring")],
+                                       "egressTo": {"modelCIDRs": [f"{network.MODEL}/32"],
+                                                    "ports": [network.model_port]}}}}))
+        self.addCleanup(kubectl, "delete", "codexproxy", "fenced", "-n", NAMESPACE, "--wait=false", check=False)
+        wait_until(lambda: kubectl("get", "networkpolicy", "fenced", "-n", NAMESPACE, check=False).returncode == 0,
+                   60, interval=0.5, message="the CodexProxy's NetworkPolicy")
+        policy = kubectl_json("get", "networkpolicy", "fenced", "-n", NAMESPACE)
+        self.assertEqual(policy["spec"]["policyTypes"], ["Ingress", "Egress"])
+        for namespace in clients.values():
+            kubectl("wait", "--for=condition=Ready", "pod/client", "-n", namespace, "--timeout=120s", timeout=150)
+
+        def fenced_pod():
+            items = kubectl_json("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/instance=fenced")["items"]
+            ready = [p for p in items if any(c["type"] == "Ready" and c["status"] == "True"
+                                             for c in p["status"].get("conditions", []))]
+            return ready[0] if ready else None
+        # Ready through the kubelet's probes on the ops port: the node's own traffic passes the policy.
+        pod = wait_until(fenced_pod, 180, interval=0.5, message="the fenced pod Ready behind its policy")
+        address = pod["status"]["podIP"]
+
+        def connect(namespace, pod_name, host, port, path):
+            """The first line of an HTTP answer from inside a pod, or "" when the connection fails."""
+            script = (f'exec 3<>/dev/tcp/{host}/{port} && printf "GET {path} HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n" >&3 '
+                      f'&& head -c 12 <&3')
+            result = kubectl("exec", "-n", namespace, pod_name, "--", "timeout", "4", "bash", "-c", script,
+                             check=False, timeout=30)
+            return result.stdout if result.returncode == 0 else ""
+
+        # Allowed first (the enforcer learns new pods from the API: poll), then what must be refused.
+        wait_until(lambda: "200" in connect("np-callers", "client", address, 11435, "/v1/models"), 60,
+                   interval=1, message="a listed caller reaching the API port")
+        wait_until(lambda: "200" in connect("np-monitoring", "client", address, 11436, "/metrics"), 60,
+                   interval=1, message="the monitoring peer scraping the ops port")
+        for namespace, port, path in (("np-outsiders", 11435, "/v1/models"), ("np-outsiders", 11436, "/metrics"),
+                                      ("np-monitoring", 11435, "/v1/models"), ("np-callers", 11436, "/readyz")):
+            self.assertEqual(connect(namespace, "client", address, port, path), "",
+                             f"{namespace} reached port {port} through the policy")
+        # Egress: the worker's turn reaches the model (a real turn through the policy) ...
+        self.assertEqual(chat(pod, "[[reply:behind a policy]]"), "behind a policy")
+        # ... and from the pod, the model's address answers but another one does not.
+        name = pod["metadata"]["name"]
+        self.assertIn("HTTP/1.", connect(NAMESPACE, name, network.MODEL, network.model_port, "/v1/models"))
+        self.assertEqual(connect(NAMESPACE, name, network.OTHER, network.other_port, "/v1/models"), "")
+        self.assertIn("Egress NetworkPolicies", enforcer.log())  # the verdicts came from the enforcer
+
 
 class EndpointClient:
     """Chat completions in a loop, each to a ready endpoint of the Service (round robin)."""

@@ -56,6 +56,7 @@ async function startProxy(env) {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       PORT: "0",
+      PROXY_OPS_PORT: "0",
       CODEX_BIN: path.join(sourceDir, "tests/node/node_modules/.bin/codex"),
       CODEX_HOME: codexHome,
       WORKER_PROVIDER_BASE_URL: modelBaseUrl,
@@ -69,10 +70,10 @@ async function startProxy(env) {
     detached: true,
   });
   processes.push({ kill: (signal) => { try { process.kill(-proxy.pid, signal); } catch {} } });
-  const port = (await awaitLine(proxy, "codex-proxy listening", (e) => e.event === "listening")).port;
-  const base = `http://127.0.0.1:${port}`;
+  const listening = await awaitLine(proxy, "codex-proxy listening", (e) => e.event === "listening");
+  const base = `http://127.0.0.1:${listening.port}`;
   for (let i = 0; i < 1200; i++) {
-    const res = await fetch(`${base}/readyz`).catch(() => null);
+    const res = await fetch(`http://127.0.0.1:${listening.ops_port}/readyz`).catch(() => null);
     if (res?.status === 200) break;
     await new Promise((r) => setTimeout(r, 25));
   }

@@ -12,7 +12,8 @@ from harness import PROXY, FAKE_WORKER, ProxyTestCase, wait_until
 
 class StartupConfigTest(unittest.TestCase):
     def run_proxy(self, env):
-        full = {"PATH": os.environ.get("PATH", ""), "PORT": "0", "CODEX_BIN": FAKE_WORKER, **env}
+        full = {"PATH": os.environ.get("PATH", ""), "PORT": "0", "PROXY_OPS_PORT": "0", "CODEX_BIN": FAKE_WORKER,
+                **env}
         return subprocess.run([PROXY], env=full, capture_output=True, timeout=10, text=True)
 
     def test_a_malformed_number_stops_startup_naming_the_variable(self):
@@ -40,6 +41,19 @@ class StartupConfigTest(unittest.TestCase):
             result = self.run_proxy({"PORT": str(port), "PROXY_HOST": "127.0.0.1"})
         self.assertNotEqual(result.returncode, 0)
         self.assertIn(f"127.0.0.1:{port}", result.stderr)
+        with socket.socket() as taken:  # the ops port too
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = self.run_proxy({"PROXY_OPS_PORT": str(port), "PROXY_HOST": "127.0.0.1"})
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"127.0.0.1:{port}", result.stderr)
+
+    def test_the_ops_port_must_differ_from_the_api_port(self):
+        result = self.run_proxy({"PORT": "18080", "PROXY_OPS_PORT": "18080"})
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("PROXY_OPS_PORT", result.stderr)
+        self.assertIn("PORT (18080)", result.stderr)
 
     def test_config_file_is_read_and_env_overrides_it(self):
         import tempfile
@@ -59,6 +73,18 @@ class HttpContractTest(ProxyTestCase):
     def setUp(self):
         self.proxy = self.start_proxy()
         self.proxy.wait_ready()
+
+    def test_the_api_port_serves_only_v1_and_the_ops_port_everything_else(self):
+        # So that a NetworkPolicy can admit Prometheus and the kubelet to one port and callers to the other.
+        self.assertNotEqual(self.proxy.port, self.proxy.ops_port)
+        for path in ("/readyz", "/livez", "/healthz", "/metrics"):
+            self.assertEqual(self.proxy.request("GET", path)[0], 200, path)
+            self.assertEqual(self.proxy.request("GET", path, port=self.proxy.port)[0], 404, f"{path} on the API port")
+        self.assertEqual(self.proxy.request("POST", "/internal/maintenance", body=b"{}", port=self.proxy.port)[0], 404)
+        self.assertEqual(self.proxy.request("GET", "/v1/models")[0], 200)
+        self.assertEqual(self.proxy.request("GET", "/v1/models", port=self.proxy.ops_port)[0], 404)
+        listening = self.proxy.find_event("listening")
+        self.assertEqual((listening["port"], listening["ops_port"]), (self.proxy.port, self.proxy.ops_port))
 
     def test_unknown_path_gets_the_openai_error_envelope_and_a_request_id(self):
         status, headers, body = self.proxy.request("GET", "/nope")
@@ -96,7 +122,7 @@ class HttpContractTest(ProxyTestCase):
 
     def test_keep_alive_serves_several_requests_on_one_connection(self):
         import http.client
-        conn = http.client.HTTPConnection("127.0.0.1", self.proxy.port, timeout=5)
+        conn = http.client.HTTPConnection("127.0.0.1", self.proxy.ops_port, timeout=5)
         self.addCleanup(conn.close)
         for path in ("/livez", "/readyz", "/healthz", "/readyz?verbose"):
             conn.request("GET", path)
@@ -105,9 +131,12 @@ class HttpContractTest(ProxyTestCase):
             self.assertEqual(response.status, 200, path)
 
     def test_oversized_body_gets_413_and_malformed_http_gets_400(self):
-        status, _, body = self.proxy.request("POST", "/readyz", body=b"x" * (17 * 1024 * 1024))  # > 16 MiB
-        self.assertEqual(status, 413)
+        status, _, body = self.proxy.request("POST", "/v1/chat/completions", body=b"x" * (17 * 1024 * 1024))
+        self.assertEqual(status, 413)  # > 16 MiB
         self.assertIn("PROXY_MAX_BODY_BYTES", json.loads(body)["error"]["message"])
+        status, _, body = self.proxy.request("POST", "/internal/maintenance", body=b"x" * (65 * 1024))
+        self.assertEqual(status, 413)  # the ops port takes small requests only
+        self.assertIn("ops port", json.loads(body)["error"]["message"])
         with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=5) as s:
             s.sendall(b"THIS IS NOT HTTP\r\n\r\n")
             reply = s.recv(4096)
@@ -122,7 +151,7 @@ class HttpContractTest(ProxyTestCase):
         self.assertEqual(body["worker"]["state"], "ready")
 
     def test_probes_answer_quickly_under_many_connections(self):
-        sockets = [socket.create_connection(("127.0.0.1", self.proxy.port)) for _ in range(200)]
+        sockets = [socket.create_connection(("127.0.0.1", self.proxy.port)) for _ in range(200)]  # the API port
         self.addCleanup(lambda: [s.close() for s in sockets])
         started = time.monotonic()
         self.assertEqual(self.proxy.request("GET", "/livez")[0], 200)

@@ -156,12 +156,12 @@ class SmokeScriptTest(ProxyTestCase):
         proxy.wait_ready()
         script = os.path.join(SOURCE_DIR, "scripts/smoke.sh")
         env = {**os.environ, "PROXY_API_KEY": "sk-smoke-0123456789", "PROXY_METRICS_TOKEN": "m-token-1"}
-        ok = subprocess.run([script, f"http://127.0.0.1:{proxy.port}"], env=env, capture_output=True,
+        ok = subprocess.run([script, f"http://127.0.0.1:{proxy.port}", f"http://127.0.0.1:{proxy.ops_port}"], env=env, capture_output=True,
                             text=True, timeout=60)
         self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
         self.assertIn("restart count agrees", ok.stdout)
         env.pop("PROXY_METRICS_TOKEN")
-        bad = subprocess.run([script, f"http://127.0.0.1:{proxy.port}"], env=env, capture_output=True,
+        bad = subprocess.run([script, f"http://127.0.0.1:{proxy.port}", f"http://127.0.0.1:{proxy.ops_port}"], env=env, capture_output=True,
                              text=True, timeout=60)
         self.assertEqual(bad.returncode, 1)
         self.assertIn("FAIL  /metrics has no codex_worker_restarts_total", bad.stdout)

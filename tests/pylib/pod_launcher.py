@@ -11,8 +11,8 @@ brought up to date on every sync while the pod runs, as the kubelet's periodic s
 Environment values that point into a mount path are rewritten to the directory that plays the
 volume.
 
-What a host process cannot take from the pod, the launcher sets: PROXY_HOST=127.0.0.1 and PORT=0
-(the pods share the host's network), CODEX_BIN (the image's worker is not on the host) and
+What a host process cannot take from the pod, the launcher sets: PROXY_HOST=127.0.0.1, PORT=0 and
+PROXY_OPS_PORT=0 (the pods share the host's network), CODEX_BIN (the image's worker is not on the host) and
 PROXY_KUBECONFIG (the pod's ServiceAccount with a token bound to the pod object, as the kubelet's
 projected token is: the API server then knows which pod is asking). A pod that goes away gets
 SIGTERM, like the kubelet sends.
@@ -203,7 +203,7 @@ class PodLauncher:
         os.makedirs(pod_dir, exist_ok=True)
         mounts = self._volumes(pod, pod_dir)
         env = self.container_env(pod, mounts)
-        env.update({"PROXY_HOST": "127.0.0.1", "PORT": "0", "CODEX_BIN": self.worker,
+        env.update({"PROXY_HOST": "127.0.0.1", "PORT": "0", "PROXY_OPS_PORT": "0", "CODEX_BIN": self.worker,
                     "PROXY_KUBECONFIG": self.pod_kubeconfig(pod, pod_dir), **self.worker_env})
         proxy = Proxy(env=env, codex_bin=None, workdir=pod_dir)
         with open(os.path.join(pod_dir, "proxy.pid"), "w") as f:
@@ -278,7 +278,7 @@ def main():
         for name, proxy in launcher.proxies.items():
             if reported.get(name) != proxy.port:
                 reported[name] = proxy.port
-                print(json.dumps({"event": "pod_started", "pod": name, "port": proxy.port,
+                print(json.dumps({"event": "pod_started", "pod": name, "port": proxy.port, "ops_port": proxy.ops_port,
                                   "log": proxy.log_path}), flush=True)
         for name, reason in launcher.not_started.items():
             if reported.get(name) != reason:

@@ -71,7 +71,7 @@ class Proxy:
         self.log_path = os.path.join(self.workdir.name, "proxy.log")
         self.stderr_path = os.path.join(self.workdir.name, "proxy.stderr")
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("FAKE_CODEX_", "WORKER_", "PROXY_"))}
-        full_env.update({"PORT": "0", "PROXY_HOST": "127.0.0.1"})
+        full_env.update({"PORT": "0", "PROXY_OPS_PORT": "0", "PROXY_HOST": "127.0.0.1"})
         if codex_bin:  # None: the env says which worker
             full_env["CODEX_BIN"] = codex_bin
         full_env.update(env or {})
@@ -89,12 +89,14 @@ class Proxy:
             self.process = subprocess.Popen([PROXY, *args], stdout=out, stderr=err, env=full_env,
                                             cwd=self.workdir.name, start_new_session=True,
                                             preexec_fn=limit_files, **identity)
-        self.port = None
+        self.port = None  # the OpenAI API (/v1/*)
+        self.ops_port = None  # probes, /metrics, /internal/*
         if wait_listening:
             event = wait_until(lambda: self.find_event("listening") or self._exited_early(), 10,
                                message="the proxy's listening log line")
             if isinstance(event, dict):
                 self.port = event["port"]
+                self.ops_port = event["ops_port"]
 
     def _exited_early(self):
         if self.process.poll() is not None:
@@ -130,8 +132,13 @@ class Proxy:
         return [line for line in self.log_lines() if line.get("event") == event]
 
     # --- HTTP -------------------------------------------------------------------------------
-    def request(self, method, path, body=None, headers=None, timeout=5):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+    def port_for(self, path):
+        """The port serving `path`: /v1/* on the API port, everything else on the ops port."""
+        return self.port if path.startswith("/v1/") or path == "/v1" else self.ops_port
+
+    def request(self, method, path, body=None, headers=None, timeout=5, port=None):
+        """`port`: ask this port instead of the one serving `path` (to see what the other answers)."""
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port_for(path), timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             response = conn.getresponse()

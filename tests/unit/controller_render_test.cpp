@@ -420,6 +420,12 @@ TEST_CASE("unset, the pods get measured resources, a spread over nodes and zones
   }
   CHECK(find(objects, "Service")["spec"]["type"] == "ClusterIP");
   CHECK(find(objects, "Service")["spec"]["ports"][0]["port"] == kProxyPort);
+  CHECK(find(objects, "Service")["spec"]["ports"][1] ==
+        json{{"name", "ops"}, {"port", kProxyOpsPort}, {"targetPort", "ops"}});
+  const auto& container = pod["containers"][0];
+  for (const char* probe : {"readinessProbe", "livenessProbe", "startupProbe"}) {
+    CHECK(container[probe]["httpGet"]["port"] == "ops");  // the kubelet's port, not the callers'
+  }
   CHECK(find(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1);
 }
 
@@ -464,7 +470,7 @@ TEST_CASE("a ServiceMonitor only when asked for, labelled per CodexProxy and sen
   CHECK(object["metadata"]["annotations"].contains(kDesiredHashAnnotation));
   CHECK(object["spec"]["selector"]["matchLabels"] == pod_selector("demo"));
   const auto& endpoint = object["spec"]["endpoints"][0];
-  CHECK(endpoint["port"] == "http");
+  CHECK(endpoint["port"] == "ops");
   CHECK(endpoint["interval"] == "15s");
   CHECK(endpoint["authorization"]["credentials"] == json{{"name", "scrape"}, {"key", "t"}});
   CHECK(endpoint["relabelings"][0]["targetLabel"] == "codexproxy");
@@ -482,4 +488,62 @@ TEST_CASE("a ServiceMonitor only when asked for, labelled per CodexProxy and sen
   REQUIRE_FALSE(secrets.empty());
   CHECK(secrets.back().field == "spec.metrics.tokenSecret");
   CHECK(insecure_defaults_message(proxy.spec).find("spec.metrics") == std::string::npos);
+}
+
+TEST_CASE(
+    "spec.networkPolicy renders one NetworkPolicy: each port from its peers, egress to DNS, "
+    "the API server and the model only") {
+  CHECK_FALSE(render_network_policy(with_spec("{}"), {}).has_value());
+  std::vector<std::string> problems;
+  const auto proxy = with_spec(R"({"networkPolicy": {"enabled": true,
+      "apiFrom": [{"namespaceSelector": {"matchLabels": {"team": "search"}}}],
+      "metricsFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}},
+                       "podSelector": {"matchLabels": {"app": "prometheus"}}}],
+      "egressTo": {"modelCIDRs": ["203.0.113.0/24", "2001:db8::1"], "ports": [443, 8443]}}})");
+  CHECK(validate_spec(proxy.spec).empty());
+  const ApiServerEndpoints api{{{"10.96.0.1", 443}, {"192.0.2.10", 6443}}};
+  const auto policy = render_network_policy(proxy, api);
+  REQUIRE(policy.has_value());
+  CHECK(policy->resource.kind == "NetworkPolicy");
+  const auto& spec = policy->object["spec"];
+  CHECK(spec["podSelector"]["matchLabels"] == pod_selector("demo"));
+  CHECK(spec["policyTypes"] == json::array({"Ingress", "Egress"}));
+  REQUIRE(spec["ingress"].size() == 2);
+  CHECK(spec["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["team"] == "search");
+  CHECK(spec["ingress"][0]["ports"] == json::array({{{"protocol", "TCP"}, {"port", kProxyPort}}}));
+  CHECK(spec["ingress"][1]["from"][0]["podSelector"]["matchLabels"]["app"] == "prometheus");
+  CHECK(spec["ingress"][1]["ports"] ==
+        json::array({{{"protocol", "TCP"}, {"port", kProxyOpsPort}}}));
+  const auto& egress = spec["egress"];
+  REQUIRE(egress.size() == 4);  // DNS, two API server addresses, the model
+  CHECK_FALSE(egress[0].contains("to"));
+  CHECK(egress[0]["ports"].size() == 2);
+  CHECK(egress[1]["to"][0]["ipBlock"]["cidr"] == "10.96.0.1/32");
+  CHECK(egress[2]["to"][0]["ipBlock"]["cidr"] == "192.0.2.10/32");
+  CHECK(egress[2]["ports"][0]["port"] == 6443);
+  CHECK(egress[3]["to"][0]["ipBlock"]["cidr"] == "203.0.113.0/24");
+  CHECK(egress[3]["to"][1]["ipBlock"]["cidr"] == "2001:db8::1/128");
+  CHECK(egress[3]["ports"].size() == 2);
+
+  // No metricsFrom: the ops port answers the node only (no rule); allHTTPS: any address, port 443.
+  const auto open = with_spec(R"({"networkPolicy": {"enabled": true,
+      "apiFrom": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "egressTo": {"allHTTPS": true}}})");
+  const auto open_spec = render_network_policy(open, {})->object["spec"];
+  CHECK(open_spec["ingress"].size() == 1);
+  CHECK(open_spec["egress"].size() == 2);
+  CHECK_FALSE(open_spec["egress"][1].contains("to"));
+  CHECK(open_spec["egress"][1]["ports"] == json::array({{{"protocol", "TCP"}, {"port", 443}}}));
+}
+
+TEST_CASE("a NetworkPolicy that would admit no caller or reach no model is an invalid spec") {
+  const auto no_peers = with_spec(R"({"networkPolicy": {"enabled": true, "apiFrom": [],
+      "egressTo": {"allHTTPS": true}}})");
+  const auto problems = validate_spec(no_peers.spec);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("spec.networkPolicy.apiFrom") != std::string::npos);
+  const auto both = with_spec(R"({"networkPolicy": {"enabled": true,
+      "apiFrom": [{"podSelector": {}}],
+      "egressTo": {"allHTTPS": true, "modelCIDRs": ["10.0.0.0/8"]}}})");
+  CHECK(validate_spec(both.spec).at(0).find("spec.networkPolicy.egressTo") != std::string::npos);
+  CHECK(validate_spec(with_spec(R"({"networkPolicy": {"enabled": false}})").spec).empty());
 }
