@@ -117,15 +117,17 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
   caches.proxies = proxies_;
   for (const auto* resource :
        {&res::kConfigMaps, &res::kServiceAccounts, &res::kRoles, &res::kRoleBindings,
-        &res::kServices, &res::kPodDisruptionBudgets, &res::kDeployments, &res::kNetworkPolicies}) {
+        &res::kServices, &res::kPodDisruptionBudgets, &res::kDeployments}) {
     auto* informer = add(*resource, managed);
     informer->set_handler(
         [this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
     caches.owned[resource->plural] = informer;
   }
-  service_monitors_ = add(res::kServiceMonitors, managed);
-  service_monitors_->set_handler(
-      [this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
+  for (auto* kind : {&service_monitors_, &network_policies_}) {
+    kind->informer = add(*kind->resource, managed);
+    kind->informer->set_handler(
+        [this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
+  }
   pods_ = add(res::kPods, std::string(kPodAppLabel) + "=" + kPodAppValue);
   pods_->set_index_label(kInstanceLabel);
   pods_->set_transform(trim_pod);
@@ -264,33 +266,39 @@ bool ControllerApp::caches_synced() const {
 std::string ControllerApp::unsynced_resources() const {
   std::string out;
   for (const auto& informer : informers_) {
-    if (informer.get() == service_monitors_ && !monitoring_api_) continue;
+    if ((informer.get() == service_monitors_.informer && !service_monitors_.available) ||
+        (informer.get() == network_policies_.informer && !network_policies_.available)) {
+      continue;
+    }
     if (!informer->synced()) out += (out.empty() ? "" : ", ") + informer->resource().plural;
   }
   return out;
 }
 
-bool ControllerApp::discover_service_monitors() {
+bool ControllerApp::discover(const OptionalKind& kind) {
   const JitteredBackoff backoff(std::chrono::milliseconds(500), std::chrono::seconds(30));
   std::mt19937_64 rng{std::random_device{}()};
   kube::ListOptions options;
   options.limit = 1;
+  const std::string prefix = kind.log_prefix;
+  const json api = {{"api", kind.resource->api_version()}, {"kind", kind.resource->kind}};
   for (std::uint32_t failures = 0; !stopping_;) {
-    const auto result = client_.list(res::kServiceMonitors, options_.namespace_name, options);
+    const auto result = client_.list(*kind.resource, options_.namespace_name, options);
     if (result.ok()) {
-      log_.info("monitoring_api_found", {{"api", res::kServiceMonitors.api_version()}});
+      log_.info(prefix + "_found", api);
       return true;
     }
     if (result.error == kube::ErrorKind::kNotFound) {
-      log_.info("monitoring_api_absent", {{"api", res::kServiceMonitors.api_version()}});
+      log_.info(prefix + "_absent", api);
       return false;
     }
     if (result.error == kube::ErrorKind::kForbidden) {
-      log_.warn("monitoring_api_forbidden", {{"error", result.describe()}});
+      log_.warn(prefix + "_forbidden",
+                {{"kind", kind.resource->kind}, {"error", result.describe()}});
       return false;
     }
     const auto delay = backoff.delay(++failures, rng);
-    log_.warn("monitoring_api_discovery_failed",
+    log_.warn(prefix + "_discovery_failed",
               {{"error", result.describe()}, {"retry_in_ms", delay.count()}});
     for (auto waited = std::chrono::milliseconds(0); waited < delay && !stopping_;
          waited += std::chrono::milliseconds(50)) {
@@ -467,17 +475,21 @@ int ControllerApp::run() {
     elector_ = std::make_unique<LeaderElector>(client_, config);
   }
   for (auto& informer : informers_) {
-    if (informer.get() != service_monitors_) informer->start();
+    if (informer.get() != service_monitors_.informer &&
+        informer.get() != network_policies_.informer) {
+      informer->start();
+    }
   }
 
   // Workers start once the caches are synced and (with leader election) we lead.
   std::thread starter([this] {
-    if (discover_service_monitors()) {
-      reconciler_->own_service_monitors(service_monitors_);
-      monitoring_api_ = true;
+    for (auto* kind : {&service_monitors_, &network_policies_}) {
+      if (!discover(*kind)) continue;
+      reconciler_->own(*kind->resource, kind->informer);
+      kind->available = true;
       // On the io thread, as shutdown is: an informer is never started while being stopped.
-      boost::asio::post(io_, [this] {
-        if (!stopping_) service_monitors_->start();
+      boost::asio::post(io_, [this, kind] {
+        if (!stopping_) kind->informer->start();
       });
     }
     while (!stopping_ && !caches_synced())

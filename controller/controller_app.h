@@ -49,9 +49,17 @@ class ControllerApp {
   bool caches_synced() const;
   // The plurals of the informers not synced yet, ", "-joined ("" when all are).
   std::string unsynced_resources() const;
-  // Whether the cluster serves monitoring.coreos.com/v1 ServiceMonitors (asked until the API
-  // server answers, with jittered backoff); false when it does not or we may not list them.
-  bool discover_service_monitors();
+  // A kind the controller keeps only where it may: the cluster serves it and the controller's
+  // ClusterRole lets it list it (ServiceMonitors, NetworkPolicies). Its informer starts (on the
+  // io thread) only then, and only then do its objects count for readiness.
+  struct OptionalKind {
+    const kube::Resource* resource = nullptr;
+    const char* log_prefix = "";  // <prefix>_found / _absent / _forbidden / _discovery_failed
+    kube::Informer* informer = nullptr;
+    std::atomic<bool> available{false};
+  };
+  // Asks until the API server answers (jittered backoff): true when the kind can be listed.
+  bool discover(const OptionalKind& kind);
   bool ready() const;
   void serve(http::HttpRouter& router);
 
@@ -67,9 +75,9 @@ class ControllerApp {
   kube::Informer* pods_ = nullptr;
   kube::Informer* leases_ = nullptr;  // the pods' heartbeat Leases
   HeartbeatClock heartbeats_;
-  // Started (on the io thread) only when the cluster serves ServiceMonitors.
-  kube::Informer* service_monitors_ = nullptr;
-  std::atomic<bool> monitoring_api_{false};
+  OptionalKind service_monitors_{&kube::resources::kServiceMonitors, "monitoring_api"};
+  // A ClusterRole from before spec.networkPolicy: the rest works, such a spec is refused.
+  OptionalKind network_policies_{&kube::resources::kNetworkPolicies, "network_policy_api"};
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<LeaderElector> elector_;
   static constexpr std::chrono::seconds kShutdownGrace{10};

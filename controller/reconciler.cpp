@@ -276,7 +276,16 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
       apply_error = reconcile_optional(*object, proxy, res::kServiceMonitors,
                                        render_service_monitor(proxy), not_retryable, changes);
     }
-    if (apply_error.empty()) {
+    if (apply_error.empty() && proxy.spec.network_policy.enabled &&
+        caches_.owned.count(res::kNetworkPolicies.plural) == 0) {
+      // Said, not skipped: a policy the user believes in must not silently be missing.
+      not_retryable = true;
+      apply_error =
+          "spec.networkPolicy is enabled but the controller may not list NetworkPolicies (its "
+          "ClusterRole predates them: upgrade the chart, or grant networking.k8s.io "
+          "networkpolicies get/list/watch/create/patch/delete, then restart the controller)";
+      events_.warning(*object, "ApplyFailed", apply_error);
+    } else if (apply_error.empty()) {
       const auto policy = proxy.spec.network_policy.enabled
                               ? render_network_policy(proxy, api_server_endpoints())
                               : std::nullopt;

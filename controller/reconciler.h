@@ -23,7 +23,8 @@ namespace cxp::controller {
 struct Caches {
   kube::Informer* proxies = nullptr;
   std::map<std::string, kube::Informer*> owned;  // by resource plural
-  // servicemonitors is in `owned` only when the cluster served monitoring.coreos.com/v1 at start.
+  // servicemonitors and networkpolicies are in `owned` only when the controller could list them
+  // at start.
   kube::Informer* pods = nullptr;
   kube::Informer* leases = nullptr;  // the pods' heartbeat Leases (common/pod_heartbeat.h)
   const HeartbeatClock* heartbeats = nullptr;
@@ -47,9 +48,10 @@ class Reconciler {
              ControllerMetrics& metrics);
 
   ReconcileOutcome reconcile(const std::string& ns, const std::string& name);
-  // The cluster serves ServiceMonitors: keep them too. Before the first reconcile only.
-  void own_service_monitors(kube::Informer* informer) {
-    caches_.owned[kube::resources::kServiceMonitors.plural] = informer;
+  // The cluster serves an optional kind (ServiceMonitors, NetworkPolicies) and we may list it:
+  // keep those objects too. Before the first reconcile only.
+  void own(const kube::Resource& resource, kube::Informer* informer) {
+    caches_.owned[resource.plural] = informer;
   }
 
  private:

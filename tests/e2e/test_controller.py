@@ -246,6 +246,37 @@ class ControllerTest(ControllerTestCase):
         wait_until(lambda: not any(self.owned_objects("owned")), 60, interval=0.5,
                    message="garbage collection of every owned object")
 
+    def test_a_network_policy_follows_the_spec_and_reaches_the_api_server(self):
+        self.start_controller()
+        peers = [{"namespaceSelector": {"matchLabels": {"team": "search"}}}]
+        monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+        self.apply_proxy("fenced", networkPolicy={"enabled": True, "apiFrom": peers, "metricsFrom": monitoring,
+                                                  "egressTo": {"modelCIDRs": ["203.0.113.0/24"]}})
+        policy = wait_until(lambda: self.get("networkpolicy", "fenced", check=False), 30, interval=0.2,
+                            message="the NetworkPolicy")
+        self.assertEqual(policy["metadata"]["ownerReferences"][0]["uid"], self.get("cxp", "fenced")["metadata"]["uid"])
+        spec = policy["spec"]
+        self.assertEqual(spec["podSelector"]["matchLabels"]["codexproxy.io/name"], "fenced")
+        self.assertEqual([(r["from"], r["ports"][0]["port"]) for r in spec["ingress"]],
+                         [(peers, 11435), (monitoring, 11436)])
+        # egress: DNS, then the API server as this cluster publishes it, then the model
+        published = kubectl_json("get", "endpointslice", "kubernetes", "-n", "default")
+        addresses = {(a, p["port"]) for e in published["endpoints"] for a in e["addresses"] for p in published["ports"]}
+        cluster_ip = kubectl_json("get", "service", "kubernetes", "-n", "default")["spec"]["clusterIP"]
+        rendered = {(r["to"][0]["ipBlock"]["cidr"].split("/")[0], r["ports"][0]["port"]) for r in spec["egress"][1:-1]}
+        self.assertEqual(rendered, addresses | {(cluster_ip, 443)})
+        self.assertEqual(spec["egress"][-1]["to"], [{"ipBlock": {"cidr": "203.0.113.0/24"}}])
+        self.assertEqual(spec["egress"][-1]["ports"], [{"protocol": "TCP", "port": 443}])
+        # a change is applied live; turning it off deletes it
+        kubectl("patch", "cxp", "fenced", "-n", self.namespace, "--type", "merge",
+                "-p", json.dumps({"spec": {"networkPolicy": {"egressTo": {"modelCIDRs": None, "allHTTPS": True}}}}))
+        wait_until(lambda: "to" not in self.get("networkpolicy", "fenced")["spec"]["egress"][-1], 30, interval=0.2,
+                   message="egress to any address on 443")
+        kubectl("patch", "cxp", "fenced", "-n", self.namespace, "--type", "merge",
+                "-p", json.dumps({"spec": {"networkPolicy": {"enabled": False}}}))
+        wait_until(lambda: self.get("networkpolicy", "fenced", check=False) is None, 30, interval=0.2,
+                   message="the NetworkPolicy deleted")
+
     def test_a_spec_only_the_controller_can_judge_is_reported_and_others_keep_working(self):
         self.start_controller()
         self.apply_proxy("bad", image="Example.com/Upper/Case:1")

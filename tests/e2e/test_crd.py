@@ -166,6 +166,30 @@ class CrdTest(KubeTestCase):
                              "spec.metrics.serviceMonitor.interval")
         self.assert_rejected(proxy_manifest(metrics={"tokenSecret": {"key": "t"}}), "spec.metrics.tokenSecret.name")
 
+    def test_network_policy_specs_that_would_admit_no_caller_or_reach_no_model_are_refused(self):
+        peers = [{"namespaceSelector": {"matchLabels": {"team": "search"}}}]
+        self.apply(proxy_manifest("fenced", networkPolicy={"enabled": True, "apiFrom": peers,
+                                                           "egressTo": {"modelCIDRs": ["203.0.113.0/24"]}}))
+        spec = kubectl_json("get", "cxp", "fenced", "-n", self.namespace)["spec"]["networkPolicy"]
+        self.assertEqual(spec["egressTo"]["ports"], [443])
+        self.assertEqual(kubectl_json("get", "cxp", "fenced", "-n", self.namespace)["spec"]["service"]["port"], 11435)
+        self.assert_rejected(proxy_manifest(networkPolicy={"enabled": True, "apiFrom": [],
+                                                           "egressTo": {"allHTTPS": True}}),
+                             "networkPolicy.apiFrom: list at least one peer")
+        self.assert_rejected(proxy_manifest(networkPolicy={"enabled": True, "egressTo": {"allHTTPS": True}}),
+                             "networkPolicy.apiFrom: list at least one peer")
+        self.assert_rejected(proxy_manifest(networkPolicy={"enabled": True, "apiFrom": peers}),
+                             "networkPolicy.egressTo: required when enabled")
+        self.assert_rejected(proxy_manifest(networkPolicy={"enabled": True, "apiFrom": peers, "egressTo": {
+            "allHTTPS": True, "modelCIDRs": ["10.0.0.0/8"]}}), "egressTo: set modelCIDRs (at least one) or allHTTPS")
+        self.assert_rejected(proxy_manifest(networkPolicy={"enabled": True, "apiFrom": peers, "egressTo": {
+            "modelCIDRs": ["api.openai.com"]}}), "spec.networkPolicy.egressTo.modelCIDRs[0]")
+        self.assert_rejected(proxy_manifest(networkPolicy={"enabled": True, "apiFrom": [
+            {"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}], "egressTo": {"allHTTPS": True}}),
+            "a peer is an ipBlock, or a namespaceSelector and/or podSelector")
+        # ports that clash: the Service carries the API port and the ops port 11436
+        self.assert_rejected(proxy_manifest(service={"port": 11436}), "service.port: 11436 is the ops port")
+
     def test_the_embedded_kubernetes_schemas_are_this_api_servers(self):
         with tempfile.NamedTemporaryFile("w", suffix=".json") as openapi:
             openapi.write(kubectl("get", "--raw", "/openapi/v3/api/v1").stdout)

@@ -53,11 +53,10 @@ subjects: [{kind: ServiceAccount, name: kube-network-policies, namespace: kube-s
 
 
 def _api_port():
+    import yaml
     with open(os.path.join(CLUSTER_DIR, "kubeconfig")) as f:
-        for line in f:
-            if "server:" in line:
-                return line.rsplit(":", 1)[1].strip().rstrip('"}').strip('"')
-    raise AssertionError("no server in the plane's kubeconfig")
+        server = yaml.safe_load(f)["clusters"][0]["cluster"]["server"]
+    return server.rsplit(":", 1)[1].strip("/")
 
 
 class Enforcer:
@@ -82,8 +81,12 @@ class Enforcer:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        wait_until(lambda: self._exited() or "Syncing nftables rules" in self.log() or "syncing nftables" in self.log().lower(),
-                   60, interval=0.2, message="kube-network-policies syncing its nftables rules")
+        try:
+            wait_until(lambda: self._exited() or "Syncing nftables rules" in self.log(), 60, interval=0.2,
+                       message="kube-network-policies syncing its nftables rules")
+        except BaseException:
+            self.stop()
+            raise
 
     def _exited(self):
         if self.process.poll() is not None:

@@ -73,8 +73,9 @@ class ProxyImageTest(unittest.TestCase):
         cls.stub.stop()
 
     def run_proxy(self, read_only):
-        port = free_port()
-        env = real_worker_env(self.stub.base_url, "/var/lib/codex", PORT=port, PROXY_HOST="127.0.0.1")
+        port, ops_port = free_port(), free_port()
+        env = real_worker_env(self.stub.base_url, "/var/lib/codex", PORT=port, PROXY_OPS_PORT=ops_port,
+                              PROXY_HOST="127.0.0.1")
         for name in ("CODEX_BIN", "CODEX_HOME", "HOME"):  # the image's own
             env.pop(name)
         artifacts.note_env_secrets(env)
@@ -88,10 +89,10 @@ class ProxyImageTest(unittest.TestCase):
                 args += ["-v", f"{empty_dir}:{path}"]
         container = Container(PROXY_IMAGE, args, env)
         self.addCleanup(container.stop)
-        return container, f"http://127.0.0.1:{port}"
+        return container, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ops_port}"
 
-    def assert_serves_a_chat_completion(self, container, base):
-        wait_until(lambda: http(base + "/readyz")[0] == 200 or container.exited(), 90, interval=0.2,
+    def assert_serves_a_chat_completion(self, container, base, ops):
+        wait_until(lambda: http(ops + "/readyz")[0] == 200 or container.exited(), 90, interval=0.2,
                    message="/readyz 200 from the codex-proxy image")
         self.assertFalse(container.exited(), f"codex-proxy exited:\n{container.logs()}")
         asked = len(self.stub.requests())
@@ -103,15 +104,15 @@ class ProxyImageTest(unittest.TestCase):
         self.assertGreater(len(self.stub.requests()), asked, "the model stub was not asked")
 
     def test_ready_and_answers_on_a_read_only_root_with_empty_dirs(self):
-        container, base = self.run_proxy(read_only=True)
-        self.assert_serves_a_chat_completion(container, base)
+        container, base, ops = self.run_proxy(read_only=True)
+        self.assert_serves_a_chat_completion(container, base, ops)
         self.assertNotEqual(container.exec("sh", "-c", "touch /usr/local/bin/x").returncode, 0,
                             "the root filesystem is writable")
         self.assertEqual(container.exec("id", "-u").stdout.strip(), RUNTIME_UID)
 
     def test_ready_and_answers_without_any_mount(self):
-        container, base = self.run_proxy(read_only=False)
-        self.assert_serves_a_chat_completion(container, base)
+        container, base, ops = self.run_proxy(read_only=False)
+        self.assert_serves_a_chat_completion(container, base, ops)
 
 
 class ControllerImageTest(unittest.TestCase):

@@ -34,20 +34,14 @@ class StartupConfigTest(unittest.TestCase):
         result = self.run_proxy({"PROXY_HOST": "not-an-ip"})
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("PROXY_HOST", result.stderr)
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            port = taken.getsockname()[1]
-            result = self.run_proxy({"PORT": str(port), "PROXY_HOST": "127.0.0.1"})
-        self.assertNotEqual(result.returncode, 0)
-        self.assertIn(f"127.0.0.1:{port}", result.stderr)
-        with socket.socket() as taken:  # the ops port too
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            port = taken.getsockname()[1]
-            result = self.run_proxy({"PROXY_OPS_PORT": str(port), "PROXY_HOST": "127.0.0.1"})
-        self.assertNotEqual(result.returncode, 0)
-        self.assertIn(f"127.0.0.1:{port}", result.stderr)
+        for variable in ("PORT", "PROXY_OPS_PORT"):  # the API's port and the ops port
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen()
+                port = taken.getsockname()[1]
+                result = self.run_proxy({variable: str(port), "PROXY_HOST": "127.0.0.1"})
+            self.assertNotEqual(result.returncode, 0, variable)
+            self.assertIn(f"127.0.0.1:{port}", result.stderr)
 
     def test_the_ops_port_must_differ_from_the_api_port(self):
         result = self.run_proxy({"PORT": "18080", "PROXY_OPS_PORT": "18080"})
