@@ -162,7 +162,8 @@ ApiServerEndpoints Reconciler::api_server_endpoints() {
         }
       }
     }
-  } else {
+  } else if (slice.error != kube::ErrorKind::kNotFound) {  // none: an API server that publishes
+    // no address (e.g. one advertising a loopback address); the ClusterIP rule is all there is
     problem += (problem.empty() ? "" : "; ") + std::string("EndpointSlice default/kubernetes: ") +
                slice.describe();
   }

@@ -260,8 +260,11 @@ class ControllerTest(ControllerTestCase):
         self.assertEqual([(r["from"], r["ports"][0]["port"]) for r in spec["ingress"]],
                          [(peers, 11435), (monitoring, 11436)])
         # egress: DNS, then the API server as this cluster publishes it, then the model
-        published = kubectl_json("get", "endpointslice", "kubernetes", "-n", "default")
-        addresses = {(a, p["port"]) for e in published["endpoints"] for a in e["addresses"] for p in published["ports"]}
+        # (this plane's API server advertises 127.0.0.1 and so publishes no EndpointSlice: then none)
+        found = kubectl("get", "endpointslice", "kubernetes", "-n", "default", "-o", "json", check=False)
+        published = json.loads(found.stdout) if found.returncode == 0 else {"endpoints": [], "ports": []}
+        addresses = {(a, p["port"]) for e in published.get("endpoints") or [] for a in e["addresses"]
+                     for p in published.get("ports") or []}
         cluster_ip = kubectl_json("get", "service", "kubernetes", "-n", "default")["spec"]["clusterIP"]
         rendered = {(r["to"][0]["ipBlock"]["cidr"].split("/")[0], r["ports"][0]["port"]) for r in spec["egress"][1:-1]}
         self.assertEqual(rendered, addresses | {(cluster_ip, 443)})

@@ -5,7 +5,9 @@ scripts/cluster/install.sh) on the node as its DaemonSet would: one process with
 nftables rules that queue each pod connection's first packet to it (NFQUEUE), a verdict from the
 NetworkPolicies it watches. It reads the cluster with its own ServiceAccount's token, mounted where
 in-cluster configuration looks for it — in a mount namespace of its own, so the host is untouched.
-On SIGTERM it removes its nftables table.
+On SIGTERM it removes its nftables table. On a kernel without nftables' queue expression (this
+machine's) its rules do not load, and the same steering is installed with iptables' NFQUEUE target
+(`_steer_with_iptables`): which packets are asked about is ours then, every verdict still its own.
 
 `ModelNetwork` is a network namespace the test creates (this machine's rule: traffic only to
 loopback or into namespaces a test made) behind a veth pair, routed from the node: two addresses,
@@ -18,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import artifacts
 from images import SOURCE_DIR
@@ -26,6 +29,7 @@ from kube import CLUSTER_DIR, kubectl, wait_until
 TOOLS_BIN = os.path.join(os.environ.get("CXP_TOOLS_CACHE", os.path.expanduser("~/.cache/codexproxy-tools")), "bin")
 ENFORCER = os.path.join(TOOLS_BIN, "kube-network-policies")
 SA_DIR = "/run/secrets/kubernetes.io/serviceaccount"
+POD_SUBNET = "10.85.0.0/24"  # the real node's pods (scripts/cluster/node.bash)
 
 # What kube-network-policies reads (its own install manifest's ClusterRole).
 RBAC = """
@@ -60,6 +64,7 @@ def _api_port():
 
 
 class Enforcer:
+    CHAIN = "CXP-NETPOL-QUEUE"
     def __init__(self):
         if not os.access(ENFORCER, os.X_OK):
             raise AssertionError(f"{ENFORCER} is missing: run scripts/setup.sh (scripts/cluster/install.sh builds it)")
@@ -81,12 +86,38 @@ class Enforcer:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.steering = False
         try:
             wait_until(lambda: self._exited() or "Syncing nftables rules" in self.log(), 60, interval=0.2,
                        message="kube-network-policies syncing its nftables rules")
+            time.sleep(2)
+            if 'syncing nftables rules" error' in self.log():
+                self._steer_with_iptables()
         except BaseException:
             self.stop()
             raise
+
+    def _steer_with_iptables(self):
+        """A kernel without nftables' `queue` expression (nft_queue; this machine's: its rule load
+        fails with ENOENT) can still queue packets with iptables' NFQUEUE target. The same steering
+        kube-network-policies' own nftables chain does at postrouting, in a chain of ours: established
+        flows and the node's root-owned traffic (the kubelet's probes) pass, every other new connection
+        from or to a pod of this node is queued to it for a verdict. The verdicts stay its own."""
+        self.steering = True
+        mangle = ["iptables", "-w", "-t", "mangle"]
+        subprocess.run([*mangle, "-N", self.CHAIN], check=True, capture_output=True)
+        for rule in (["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"],
+                     ["-m", "owner", "--uid-owner", "0", "-j", "RETURN"],
+                     ["-s", POD_SUBNET, "-j", "NFQUEUE", "--queue-num", "100", "--queue-bypass"],
+                     ["-d", POD_SUBNET, "-j", "NFQUEUE", "--queue-num", "100", "--queue-bypass"]):
+            subprocess.run([*mangle, "-A", self.CHAIN, *rule], check=True, capture_output=True)
+        subprocess.run([*mangle, "-A", "POSTROUTING", "-j", self.CHAIN], check=True, capture_output=True)
+
+    def _unsteer(self):
+        mangle = ["iptables", "-w", "-t", "mangle"]
+        subprocess.run([*mangle, "-D", "POSTROUTING", "-j", self.CHAIN], capture_output=True)
+        subprocess.run([*mangle, "-F", self.CHAIN], capture_output=True)
+        subprocess.run([*mangle, "-X", self.CHAIN], capture_output=True)
 
     def _exited(self):
         if self.process.poll() is not None:
@@ -98,6 +129,7 @@ class Enforcer:
             return f.read()
 
     def stop(self):
+        self._unsteer()  # first: with no listener a queued packet would pass (--queue-bypass) anyway
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)  # it removes its nftables table
             try:
