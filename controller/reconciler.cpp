@@ -287,11 +287,22 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
           "networkpolicies get/list/watch/create/patch/delete, then restart the controller)";
       events_.warning(*object, "ApplyFailed", apply_error);
     } else if (apply_error.empty()) {
+      const auto api_server =
+          proxy.spec.network_policy.enabled ? api_server_endpoints() : ApiServerEndpoints{};
       const auto policy = proxy.spec.network_policy.enabled
-                              ? render_network_policy(proxy, api_server_endpoints())
+                              ? render_network_policy(proxy, api_server)
                               : std::nullopt;
+      const auto before = changes.size();
       apply_error =
           reconcile_optional(*object, proxy, res::kNetworkPolicies, policy, not_retryable, changes);
+      if (policy && api_server.endpoints.empty() && changes.size() > before) {
+        events_.warning(
+            *object, "NetworkPolicyIncomplete",
+            "the NetworkPolicy names no API server address: the controller could not read the "
+            "kubernetes Service and EndpointSlice in default (ClusterRole "
+            "codexproxy-controller-apiserver-endpoints); under an enforcing network plugin the "
+            "pods cannot reach their heartbeat Lease");
+      }
     }
     // One Event per reconcile that changed something (not one per object: fewer API calls).
     if (!changes.empty()) {

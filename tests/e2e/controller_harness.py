@@ -18,6 +18,7 @@ POD_LEASE_POLICY = os.path.join(SOURCE_DIR, "config/admission/pod-lease-policy.y
 LEADER_ELECTION_ROLE = os.path.join(SOURCE_DIR, "config/rbac/leader-election-role.yaml")
 METRICS_AUTH_ROLE = os.path.join(SOURCE_DIR, "config/rbac/metrics-auth-clusterrole.yaml")
 METRICS_READER_ROLE = os.path.join(SOURCE_DIR, "config/rbac/metrics-reader-clusterrole.yaml")
+APISERVER_ENDPOINTS_ROLE = os.path.join(SOURCE_DIR, "config/rbac/apiserver-endpoints-clusterrole.yaml")
 CLUSTER_SH = os.path.join(SOURCE_DIR, "scripts/cluster.sh")
 CONTROLLER = os.path.join(BIN_DIR, "codexproxy-controller")
 
@@ -32,7 +33,7 @@ def sa_kubeconfig(namespace, account, out):
 def install_crd_and_cluster_role():
     kubectl("apply", "--server-side", "--force-conflicts", "-f", CRD)
     kubectl("wait", "--for=condition=Established", "crd/codexproxies.codexproxy.io", "--timeout=60s")
-    for role in (CLUSTER_ROLE, METRICS_AUTH_ROLE, METRICS_READER_ROLE):
+    for role in (CLUSTER_ROLE, METRICS_AUTH_ROLE, METRICS_READER_ROLE, APISERVER_ENDPOINTS_ROLE):
         kubectl("apply", "--server-side", "--force-conflicts", "-f", role)
     kubectl("apply", "--server-side", "--force-conflicts", "-f", POD_LEASE_POLICY)
 
@@ -159,6 +160,10 @@ class ControllerTestCase(KubeTestCase):
         kubectl("create", "rolebinding", "codexproxy-controller", "-n", self.namespace,
                 "--clusterrole", "codexproxy-controller",
                 f"--serviceaccount={self.namespace}:codexproxy-controller")
+        binding = f"{self.namespace}-apiserver-endpoints"  # cluster-scoped, as the chart binds it
+        kubectl("create", "clusterrolebinding", binding, "--clusterrole", "codexproxy-controller-apiserver-endpoints",
+                f"--serviceaccount={self.namespace}:codexproxy-controller")
+        self.addCleanup(kubectl, "delete", "clusterrolebinding", binding, "--ignore-not-found", check=False)
         kubectl("apply", "-n", self.namespace, "-f", LEADER_ELECTION_ROLE)
         kubectl("create", "rolebinding", "codexproxy-controller-leader-election", "-n", self.namespace,
                 "--role", "codexproxy-controller-leader-election",

@@ -53,13 +53,14 @@ class ChartStaticTest(unittest.TestCase):
         for name, path in ((prefix, "config/rbac/controller-clusterrole.yaml"),
                            (f"{prefix}-leader-election", "config/rbac/leader-election-role.yaml"),
                            (f"{prefix}-metrics-auth", "config/rbac/metrics-auth-clusterrole.yaml"),
-                           (f"{prefix}-metrics-reader", "config/rbac/metrics-reader-clusterrole.yaml")):
+                           (f"{prefix}-metrics-reader", "config/rbac/metrics-reader-clusterrole.yaml"),
+                           (f"{prefix}-apiserver-endpoints", "config/rbac/apiserver-endpoints-clusterrole.yaml")):
             with open(os.path.join(SOURCE_DIR, path)) as f:
                 shipped = documents(f.read())[0]
             self.assertEqual(rendered[name]["rules"], shipped["rules"], name)
             self.assertEqual(rendered[name]["kind"], shipped["kind"], name)
         self.assertEqual(set(rendered), {prefix, f"{prefix}-leader-election", f"{prefix}-metrics-auth",
-                                         f"{prefix}-metrics-reader"})
+                                         f"{prefix}-metrics-reader", f"{prefix}-apiserver-endpoints"})
 
     def test_secure_metrics_by_default_with_a_scraper_role_and_a_servicemonitor_sending_its_token(self):
         def objects(*values):
