@@ -133,7 +133,13 @@ std::string Reconciler::reconcile_optional(const json& owner, const CodexProxy& 
 ApiServerEndpoints Reconciler::api_server_endpoints() {
   std::lock_guard lock(api_server_mutex_);
   const auto now = std::chrono::steady_clock::now();
-  if (api_server_known_ && now - api_server_read_at_ < std::chrono::minutes(5)) return api_server_;
+  // Known: looked at again every 5 minutes; not (a refusal, an outage): every 30 s, not on every
+  // reconcile of every CodexProxy with a policy.
+  const auto fresh_for = api_server_known_ ? std::chrono::seconds(300) : std::chrono::seconds(30);
+  if (api_server_read_at_ != std::chrono::steady_clock::time_point{} &&
+      now - api_server_read_at_ < fresh_for) {
+    return api_server_;
+  }
   api_server_read_at_ = now;
   ApiServerEndpoints found;
   std::string problem;
@@ -289,9 +295,7 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
     } else if (apply_error.empty()) {
       const auto api_server =
           proxy.spec.network_policy.enabled ? api_server_endpoints() : ApiServerEndpoints{};
-      const auto policy = proxy.spec.network_policy.enabled
-                              ? render_network_policy(proxy, api_server)
-                              : std::nullopt;
+      const auto policy = render_network_policy(proxy, api_server);  // nullopt when not enabled
       const auto before = changes.size();
       apply_error =
           reconcile_optional(*object, proxy, res::kNetworkPolicies, policy, not_retryable, changes);

@@ -72,7 +72,7 @@ class Reconciler {
                                  const std::optional<DesiredObject>& desired, bool& forbidden,
                                  std::vector<std::string>& changes);
   // Where the pods reach the API server (the `kubernetes` Service and its EndpointSlice), read
-  // at most every 5 minutes, and only when a NetworkPolicy needs it.
+  // at most every 5 minutes (30 s while unknown), and only when a NetworkPolicy needs it.
   ApiServerEndpoints api_server_endpoints();
   // Removes the entries of status.pods that are not in `desired` (written by someone else, e.g.
   // pods of an older version that wrote their own entries).
