@@ -109,6 +109,7 @@ json pod_entry_from_lease(const std::string& pod_name, const json& lease) {
   count("backoffMs", INT64_MAX);
   count("recyclesTotal", INT64_MAX);
   count("settingsGeneration", INT64_MAX);
+  count("inFlight", INT32_MAX);
   if (const auto& code = field_of(report, "lastExitCode"); code.is_number_integer()) {
     entry["lastExitCode"] =
         std::clamp<std::int64_t>(code.get<std::int64_t>(), INT32_MIN, INT32_MAX);

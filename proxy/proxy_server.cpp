@@ -79,6 +79,7 @@ ProxyServer::ProxyServer(ProxyConfig config)
                            config_.trace_max_files},
              telemetry::Redactor(config_.secrets())),
       trace_prune_timer_(io_),
+      load_report_timer_(io_),
       access_(io_, access_settings(config_), config_.served_models()),
       api_(io_, config_, supervisor_, maintenance_, &trace_, access_),
       metrics_(api_.models(), insecure_settings(config_)),
@@ -118,8 +119,8 @@ void ProxyServer::report_state() {
       problem += (problem.empty() ? "" : "; ") + access;
     }
     cluster_->report(make_pod_report(supervisor_.snapshot(), maintenance_.state().enabled,
-                                     settings_generation_,
-                                     utf8_prefix(problem, kMaxSettingsError)));
+                                     settings_generation_, utf8_prefix(problem, kMaxSettingsError),
+                                     api_.load().in_flight));
   }
 }
 
@@ -155,7 +156,7 @@ void ProxyServer::apply_live_settings(const LiveSettings& settings) {
 void ProxyServer::register_routes() {
   auto probe_input = [this] {
     return ProbeInput{supervisor_.snapshot(), maintenance_.state().enabled,
-                      std::chrono::steady_clock::now(), started_at_};
+                      std::chrono::steady_clock::now(), started_at_, api_.load()};
   };
   auto respond = [](const http::HttpRequest& request, const ProbeResponse& probe) {
     return http::make_response(request, probe.status, probe.content_type, probe.body);
@@ -181,6 +182,8 @@ void ProxyServer::register_routes() {
         beast_http::verb::get, "/metrics",
         [this](const http::HttpRequest& request) { return serve_metrics(request); });
   }
+  api_.set_queue_wait_observer(
+      [this](std::chrono::milliseconds waited) { metrics_.observe_queue_wait(waited); });
   for (auto* server : {&server_, &ops_server_}) {
     server->set_request_observer(
         [this](const http::HttpServer::ObservedRequest& r) { metrics_.observe_request(r); });
@@ -210,7 +213,9 @@ http::HttpResponse ProxyServer::serve_metrics(const http::HttpRequest& request) 
                                api_.stats().params_ignored,
                                api_.stats().tokens,
                                access_.refusals(),
-                               access_.files()};
+                               access_.files(),
+                               api_.load(),
+                               api_.stats().admission_refused};
   return http::make_response(request, 200, "text/plain; version=0.0.4; charset=utf-8",
                              metrics_.scrape(sources));
 }
@@ -244,6 +249,7 @@ int ProxyServer::run() {
   if (cluster_) {
     cluster_->start();
     report_state();
+    schedule_load_report();
     log_.info("cluster_link_started", {{"pod", config_.pod_name},
                                        {"namespace", config_.pod_namespace},
                                        {"codexproxy", config_.codexproxy_name}});
@@ -264,6 +270,15 @@ void ProxyServer::schedule_trace_prune() {
   });
 }
 
+void ProxyServer::schedule_load_report() {
+  load_report_timer_.expires_after(config_.heartbeat);
+  load_report_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    report_state();
+    schedule_load_report();
+  });
+}
+
 void ProxyServer::on_signal(int signal) {
   ++signals_seen_;
   signals_.async_wait([this](boost::system::error_code ec, int signal) {
@@ -281,6 +296,7 @@ void ProxyServer::on_signal(int signal) {
     ops_server_.stop();
     signals_.cancel();
     trace_prune_timer_.cancel();
+    load_report_timer_.cancel();
     access_.stop();
     io_.stop();
   });

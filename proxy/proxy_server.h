@@ -31,6 +31,9 @@ class ProxyServer {
  private:
   void register_routes();
   void schedule_trace_prune();
+  // The report's in-flight count moves with every turn: it is sampled once a heartbeat (and with
+  // every state change), never written per turn.
+  void schedule_load_report();
   http::HttpResponse serve_metrics(const http::HttpRequest& request);
   void on_signal(int signal);
   void report_state();
@@ -45,6 +48,7 @@ class ProxyServer {
   MaintenanceSwitch maintenance_;
   TraceBuffer trace_;
   boost::asio::steady_timer trace_prune_timer_;
+  boost::asio::steady_timer load_report_timer_;
   AccessControl access_;
   OpenAiApi api_;
   ProxyMetrics metrics_;

@@ -207,7 +207,8 @@ start_scheduler() {  # bin (uses SCHED_PORT)
 start_kwok() {  # bin (uses KWOK_PORT)
   start_component kwok "$1/kwok" --kubeconfig "$DIR/kwok.kubeconfig" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-    --node-ip 127.0.0.1 --cidr 10.244.0.1/16 --server-address "127.0.0.1:$KWOK_PORT"
+    --node-ip 127.0.0.1 --cidr 10.244.0.1/16 --server-address "127.0.0.1:$KWOK_PORT" \
+    --node-lease-duration-seconds 20
 }
 
 # kubectl as the plane's admin, quiet.

@@ -4,6 +4,15 @@
 
 namespace cxp::proxy {
 
+namespace {
+
+std::chrono::milliseconds waited_since(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               since);
+}
+
+}  // namespace
+
 AdmissionGate::Ticket::~Ticket() {
   if (auto gate = gate_.lock()) gate->release();
 }
@@ -15,16 +24,17 @@ AdmissionGate::AdmissionGate(boost::asio::io_context& io, std::uint32_t max_acti
 AdmissionGate::CancelWait AdmissionGate::acquire(Callback done) {
   if (active_ < max_active_ && waiters_.empty()) {
     ++active_;
-    done(std::make_unique<Ticket>(weak_from_this()), Refusal::kNone);
+    done(std::make_unique<Ticket>(weak_from_this()), Refusal::kNone, std::chrono::milliseconds{0});
     return [] {};
   }
   if (waiters_.size() >= max_queued_) {
-    done(nullptr, Refusal::kQueueFull);
+    done(nullptr, Refusal::kQueueFull, std::chrono::milliseconds{0});
     return [] {};
   }
   auto alive = std::make_shared<bool>(true);
-  waiters_.push_back(
-      {std::move(done), std::make_unique<boost::asio::steady_timer>(io_, queue_timeout_), alive});
+  waiters_.push_back({std::move(done),
+                      std::make_unique<boost::asio::steady_timer>(io_, queue_timeout_), alive,
+                      std::chrono::steady_clock::now()});
   auto position = std::prev(waiters_.end());
   auto* timer = position->timer.get();
   timer->async_wait([weak = weak_from_this(), position, alive](boost::system::error_code ec) {
@@ -32,8 +42,9 @@ AdmissionGate::CancelWait AdmissionGate::acquire(Callback done) {
     if (ec || !self || !*alive) return;
     *alive = false;
     auto done = std::move(position->done);
+    const auto waited = waited_since(position->since);
     self->waiters_.erase(position);
-    done(nullptr, Refusal::kQueueTimeout);
+    done(nullptr, Refusal::kQueueTimeout, waited);
   });
   return [weak = weak_from_this(), position, alive] {
     auto self = weak.lock();
@@ -55,9 +66,9 @@ void AdmissionGate::release() {
   // Admit on a fresh stack: release() runs inside a finishing request's cleanup.
   boost::asio::post(
       io_,
-      [done = std::move(waiter.done),
+      [done = std::move(waiter.done), waited = waited_since(waiter.since),
        ticket = std::make_shared<TicketPtr>(std::make_unique<Ticket>(weak_from_this()))]() mutable {
-        done(std::move(*ticket), Refusal::kNone);
+        done(std::move(*ticket), Refusal::kNone, waited);
       });
 }
 

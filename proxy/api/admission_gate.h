@@ -10,6 +10,14 @@
 
 namespace cxp::proxy {
 
+// How full the gate is now: what /readyz, the pod's report and the capacity metrics show.
+struct AdmissionLoad {
+  std::uint32_t in_flight = 0;  // turns holding a slot
+  std::uint32_t slots = 0;      // WORKER_MAX_CONCURRENCY
+  std::size_t queued = 0;       // requests waiting for a slot
+  std::size_t queue_max = 0;    // PROXY_QUEUE_MAX
+};
+
 // Bounds the turns in flight on the worker: at most `max_active` run at once, at most `max_queued`
 // wait (each for at most `queue_timeout`); beyond that a request is refused at once (429).
 class AdmissionGate : public std::enable_shared_from_this<AdmissionGate> {
@@ -27,8 +35,9 @@ class AdmissionGate : public std::enable_shared_from_this<AdmissionGate> {
   };
   using TicketPtr = std::unique_ptr<Ticket>;
   enum class Refusal { kNone, kQueueFull, kQueueTimeout };
-  // Called once: with a ticket when admitted, or with a refusal reason.
-  using Callback = std::function<void(TicketPtr, Refusal)>;
+  // Called once: with a ticket when admitted, or with a refusal reason; `waited` is how long the
+  // request queued (zero when admitted or refused at once).
+  using Callback = std::function<void(TicketPtr, Refusal, std::chrono::milliseconds waited)>;
   // Cancels a queued wait (e.g. the client went away); no-op once admitted or refused.
   using CancelWait = std::function<void()>;
 
@@ -39,12 +48,14 @@ class AdmissionGate : public std::enable_shared_from_this<AdmissionGate> {
 
   std::uint32_t active() const { return active_; }
   std::size_t queued() const { return waiters_.size(); }
+  AdmissionLoad load() const { return {active_, max_active_, waiters_.size(), max_queued_}; }
 
  private:
   struct Waiter {
     Callback done;
     std::unique_ptr<boost::asio::steady_timer> timer;
     std::shared_ptr<bool> queued;  // shared with its timeout and cancel handles
+    std::chrono::steady_clock::time_point since;
   };
 
   void release();

@@ -29,6 +29,20 @@ std::vector<std::pair<std::string_view, std::uint64_t>> ParamsIgnoredCounters::t
   return out;
 }
 
+void AdmissionRefusals::count(std::string_view code) {
+  for (std::size_t i = 0; i < kReasons.size(); ++i) {
+    if (kReasons[i] == code) counts_[i].fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+std::vector<std::pair<std::string_view, std::uint64_t>> AdmissionRefusals::totals() const {
+  std::vector<std::pair<std::string_view, std::uint64_t>> out;
+  for (std::size_t i = 0; i < kReasons.size(); ++i) {
+    out.emplace_back(kReasons[i], counts_[i].load(std::memory_order_relaxed));
+  }
+  return out;
+}
+
 void TokenLedger::add(const std::string& key, const std::string& model, const TokenTotals& turn) {
   auto& total = totals_[{key, model}];
   total.input += turn.input;

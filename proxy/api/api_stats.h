@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -54,6 +55,21 @@ class TokenLedger {
   std::map<std::pair<std::string, std::string>, TokenTotals> totals_;
 };
 
+// Turn requests refused for want of capacity or of leave to run now, by reason
+// (codex_admission_refused_total{reason}): the reason is the `code` of the error envelope the
+// client got, one of kReasons; other refusals (a bad request, a bad key) are not admission.
+class AdmissionRefusals {
+ public:
+  static constexpr std::array<std::string_view, 5> kReasons = {
+      "maintenance", "rate_limit_exceeded", "queue_full", "queue_timeout", "worker_not_ready"};
+  void count(std::string_view code);  // any other code is ignored
+  // (reason, total) for every reason, zeros included.
+  std::vector<std::pair<std::string_view, std::uint64_t>> totals() const;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kReasons.size()> counts_{};
+};
+
 // Counters of the API kept in one place and read by /metrics.
 struct ApiStats {
   TokenLedger tokens;
@@ -63,6 +79,7 @@ struct ApiStats {
   // /v1 requests answered 503 because of maintenance mode (codex_maintenance_refused_total: what a
   // maintenance window turned away). Counted by the const gatekeeper, hence mutable.
   mutable std::atomic<std::uint64_t> maintenance_refused{0};
+  mutable AdmissionRefusals admission_refused;  // counted by the const refuse()
 };
 
 }  // namespace cxp::proxy

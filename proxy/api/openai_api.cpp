@@ -129,6 +129,7 @@ void OpenAiApi::refuse(const http::ExchangePtr& exchange, std::string_view route
                                 {"error_code", error.code},
                                 {"retryable", error.retryable},
                                 {"maintenance_mode", maintenance_.state().enabled}});
+  stats_.admission_refused.count(error.code);
   exchange->respond(render_api_error(exchange->request(), error));
 }
 
@@ -172,7 +173,11 @@ void OpenAiApi::serve_turn(const http::ExchangePtr& exchange, std::string_view r
   auto cancel_wait = gate_->acquire([this, exchange, turn, route = std::string(route), renderer,
                                      permit = std::move(permit), caller = caller.name()](
                                         AdmissionGate::TicketPtr ticket,
-                                        AdmissionGate::Refusal refusal) mutable {
+                                        AdmissionGate::Refusal refusal,
+                                        std::chrono::milliseconds waited) mutable {
+    if (queue_wait_observer_ && refusal != AdmissionGate::Refusal::kQueueFull) {
+      queue_wait_observer_(waited);
+    }
     if (!ticket) {
       ApiError e;
       e.status = 429;

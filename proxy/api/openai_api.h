@@ -1,6 +1,8 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,7 +29,12 @@ class OpenAiApi {
             const MaintenanceSwitch& maintenance, TraceBuffer* trace, AccessControl& access);
 
   void register_routes(http::HttpRouter& router);
-  std::size_t in_flight() const { return gate_->active(); }
+  AdmissionLoad load() const { return gate_->load(); }
+  // Told how long each turn request waited for a slot (admitted, or refused when the wait ran
+  // out); a request refused at once, or whose client left while it waited, is not told.
+  void set_queue_wait_observer(std::function<void(std::chrono::milliseconds)> observer) {
+    queue_wait_observer_ = std::move(observer);
+  }
   const ApiStats& stats() const { return stats_; }
   const std::vector<std::string>& models() const { return models_; }
   // The secrets to remove from error messages (those of the files change while running).
@@ -60,6 +67,7 @@ class OpenAiApi {
   ApiStats stats_;
   telemetry::Redactor redactor_;  // the proxy's secrets and the model key, out of error messages
   TurnSettings turn_settings_;
+  std::function<void(std::chrono::milliseconds)> queue_wait_observer_;
   telemetry::JsonLog log_{"api"};
 };
 

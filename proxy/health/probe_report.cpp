@@ -50,6 +50,13 @@ json worker_json(const ProbeInput& in) {
           {"recycle", recycle_json(w.recycle)}};
 }
 
+json capacity_json(const AdmissionLoad& load) {
+  return {{"in_flight", load.in_flight},
+          {"slots", load.slots},
+          {"queued", load.queued},
+          {"queue_max", load.queue_max}};
+}
+
 std::string worker_detail(const WorkerSnapshot& w) {
   std::string detail = "worker " + std::string(to_string(w.state));
   if (w.state == WorkerState::kBackoff)
@@ -86,12 +93,16 @@ ProbeResponse readiness_probe(const ProbeInput& in, bool verbose) {
     }
     body += std::string("[+]maintenance ") + (in.maintenance ? "on" : "off") +
             " (does not affect readiness)\n";
+    body += "[+]capacity " + std::to_string(in.load.in_flight) + "/" +
+            std::to_string(in.load.slots) + " turns in flight, " + std::to_string(in.load.queued) +
+            "/" + std::to_string(in.load.queue_max) + " queued (does not affect readiness)\n";
     body += ready ? "readyz check passed\n" : "readyz check failed\n";
     return {status, kText, body};
   }
   json body = {{"ready", ready},
                {"reason", readiness_reason(w)},
                {"maintenance", in.maintenance},
+               {"capacity", capacity_json(in.load)},
                {"worker", worker_json(in)}};
   return {status, kJson, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
@@ -125,6 +136,7 @@ ProbeResponse health_summary(const ProbeInput& in) {
       {"ready", is_ready(w)},
       {"reason", readiness_reason(w)},
       {"maintenance", in.maintenance},
+      {"capacity", capacity_json(in.load)},
       {"worker", worker_json(in)}};
   return {200, kJson, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }

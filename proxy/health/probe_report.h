@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string>
 
+#include "proxy/api/admission_gate.h"
 #include "proxy/supervisor/worker_state.h"
 
 namespace cxp::proxy {
@@ -20,6 +21,7 @@ struct ProbeInput {
   bool maintenance = false;
   std::chrono::steady_clock::time_point now;
   std::chrono::steady_clock::time_point started{};  // the process's start (uptime in /healthz)
+  AdmissionLoad load{};  // the worker's slots and their queue (shown, never affects readiness)
 };
 
 // /readyz: 200 only when the worker finished its handshake and is not backing off or draining.

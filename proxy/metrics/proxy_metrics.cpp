@@ -27,6 +27,14 @@ const prometheus::Histogram::BucketBoundaries& latency_buckets() {
   return buckets;
 }
 
+// Waits for a worker slot: most are none at all (the first bucket), the longest reach
+// PROXY_QUEUE_TIMEOUT_MS (30 s by default).
+const prometheus::Histogram::BucketBoundaries& queue_wait_buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {
+      1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000, 30000, 60000};
+  return buckets;
+}
+
 // Brings a Prometheus counter up to a total kept elsewhere (totals only grow).
 void sync_counter(prometheus::Counter& counter, double total) {
   if (total > counter.Value()) counter.Increment(total - counter.Value());
@@ -190,7 +198,39 @@ ProxyMetrics::ProxyMetrics(std::vector<std::string> models,
                                .Name("codex_secret_file_reloads_total")
                                .Help("Contents of a credential file read, by result (loaded, "
                                      "failed)")
-                               .Register(*registry_)) {
+                               .Register(*registry_)),
+      turns_in_flight_(prometheus::BuildGauge()
+                           .Name("codex_turns_in_flight")
+                           .Help("Turns holding a worker slot now (the load signal to scale on)")
+                           .Register(*registry_)
+                           .Add({})),
+      turn_slots_(prometheus::BuildGauge()
+                      .Name("codex_turn_slots")
+                      .Help("Worker slots: turns that may run at once (WORKER_MAX_CONCURRENCY)")
+                      .Register(*registry_)
+                      .Add({})),
+      queue_depth_(prometheus::BuildGauge()
+                       .Name("codex_queue_depth")
+                       .Help("Turn requests waiting for a worker slot now (at most "
+                             "PROXY_QUEUE_MAX)")
+                       .Register(*registry_)
+                       .Add({})),
+      queue_wait_(prometheus::BuildHistogram()
+                      .Name("codex_queue_wait_ms")
+                      .Help("How long turn requests waited for a worker slot, in milliseconds "
+                            "(admitted, or refused when PROXY_QUEUE_TIMEOUT_MS ran out)")
+                      .Register(*registry_)
+                      .Add({}, queue_wait_buckets())),
+      admission_refused_(prometheus::BuildCounter()
+                             .Name("codex_admission_refused_total")
+                             .Help("Turn requests refused for want of capacity or of leave to run "
+                                   "now, by reason (the error code: maintenance, "
+                                   "rate_limit_exceeded, queue_full, queue_timeout, "
+                                   "worker_not_ready)")
+                             .Register(*registry_)) {
+  for (const auto reason : AdmissionRefusals::kReasons) {
+    admission_refused_.Add({{"reason", std::string(reason)}});
+  }
   auto& insecure_family = prometheus::BuildGauge()
                               .Name("codex_insecure_config")
                               .Help("1 for each setting left insecure at startup")
@@ -216,6 +256,10 @@ void ProxyMetrics::observe_request(const http::HttpServer::ObservedRequest& r) {
       {"key", r.caller.empty() ? std::string(kAnonymousCaller) : std::string(r.caller)}};
   requests_.Add(labels).Increment();
   latency_.Add(labels, latency_buckets()).Observe(r.latency_ms);
+}
+
+void ProxyMetrics::observe_queue_wait(std::chrono::milliseconds waited) {
+  queue_wait_.Observe(static_cast<double>(waited.count()));
 }
 
 std::string ProxyMetrics::scrape(const MetricsSources& s) {
@@ -271,6 +315,13 @@ std::string ProxyMetrics::scrape(const MetricsSources& s) {
   }
   for (const auto& [param, total] : s.params_ignored.totals()) {
     sync_counter(params_ignored_.Add({{"param", std::string(param)}}), static_cast<double>(total));
+  }
+  turns_in_flight_.Set(s.load.in_flight);
+  turn_slots_.Set(s.load.slots);
+  queue_depth_.Set(static_cast<double>(s.load.queued));
+  for (const auto& [reason, total] : s.admission_refused.totals()) {
+    sync_counter(admission_refused_.Add({{"reason", std::string(reason)}}),
+                 static_cast<double>(total));
   }
   const auto aborted = s.tool_buffer.aborted.load();
   sync_counter(tool_started_, static_cast<double>(s.tool_buffer.started.load()));

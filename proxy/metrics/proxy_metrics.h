@@ -17,6 +17,7 @@
 #include "common/http/http_server.h"
 #include "common/telemetry/process_metrics.h"
 #include "proxy/access/access_control.h"
+#include "proxy/api/admission_gate.h"
 #include "proxy/api/api_stats.h"
 #include "proxy/supervisor/worker_state.h"
 
@@ -43,6 +44,9 @@ struct MetricsSources {
   // Rate-limit refusals by (key, limit), and the credential files (proxy/access/).
   const std::vector<std::pair<std::pair<std::string, std::string>, std::uint64_t>>& refusals;
   const std::vector<AccessControl::FileStatus>& secret_files;
+  // The worker's slots and their queue now, and the turn requests refused for want of them.
+  AdmissionLoad load;
+  const AdmissionRefusals& admission_refused;
 };
 
 // Label values come only from bounded sets: known routes (else "other"), GET/POST (else "other"),
@@ -59,6 +63,8 @@ class ProxyMetrics {
   ProxyMetrics(std::vector<std::string> models, const std::vector<std::string>& insecure);
 
   void observe_request(const http::HttpServer::ObservedRequest& request);
+  // How long a turn request waited for a worker slot (codex_queue_wait_ms).
+  void observe_queue_wait(std::chrono::milliseconds waited);
   // Prometheus text exposition of every series.
   std::string scrape(const MetricsSources& sources);
 
@@ -96,6 +102,11 @@ class ProxyMetrics {
   prometheus::Family<prometheus::Counter>& ratelimit_refused_;
   prometheus::Family<prometheus::Gauge>& secret_file_valid_;
   prometheus::Family<prometheus::Counter>& secret_file_reloads_;
+  prometheus::Gauge& turns_in_flight_;
+  prometheus::Gauge& turn_slots_;
+  prometheus::Gauge& queue_depth_;
+  prometheus::Histogram& queue_wait_;
+  prometheus::Family<prometheus::Counter>& admission_refused_;
   // (scrape time, aborted total) over the last kAnomalyWindow, for codex_tool_buffer_anomaly.
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> aborted_history_;
 };

@@ -10,7 +10,8 @@ namespace cxp::proxy {
 using nlohmann::json;
 
 PodReport make_pod_report(const WorkerSnapshot& snapshot, bool maintenance,
-                          std::int64_t settings_generation, std::string settings_error) {
+                          std::int64_t settings_generation, std::string settings_error,
+                          std::uint32_t in_flight) {
   PodReport report;
   report.ready = snapshot.state == WorkerState::kReady;
   report.worker_state = std::string(to_string(snapshot.state));
@@ -23,6 +24,7 @@ PodReport make_pod_report(const WorkerSnapshot& snapshot, bool maintenance,
   report.maintenance = maintenance;
   report.settings_generation = settings_generation;
   report.settings_error = std::move(settings_error);
+  report.in_flight = in_flight;
   return report;
 }
 
@@ -35,7 +37,8 @@ json render_pod_report(const PodReport& report) {
                 {"recyclesTotal", report.recycles_total},
                 {"maintenance", report.maintenance},
                 {"settingsGeneration", report.settings_generation},
-                {"settingsError", report.settings_error}};
+                {"settingsError", report.settings_error},
+                {"inFlight", report.in_flight}};
   if (report.last_exit_code) entry["lastExitCode"] = *report.last_exit_code;
   return entry;
 }

@@ -34,11 +34,13 @@ struct PodReport {
   bool maintenance = false;
   std::int64_t settings_generation = 0;
   std::string settings_error;  // why the latest settings were not all applied; empty when they were
+  std::uint32_t in_flight = 0;  // turns holding a worker slot when the report was made
   bool operator==(const PodReport&) const = default;
 };
 
 PodReport make_pod_report(const WorkerSnapshot& snapshot, bool maintenance,
-                          std::int64_t settings_generation, std::string settings_error = {});
+                          std::int64_t settings_generation, std::string settings_error = {},
+                          std::uint32_t in_flight = 0);
 
 // The report as the controller copies it into status.pods (every field but `name`).
 nlohmann::json render_pod_report(const PodReport& report);

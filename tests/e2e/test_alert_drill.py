@@ -3,7 +3,7 @@ codex-proxy processes and the controller and evaluates the shipped rules; the al
 real faults and stay quiet through planned maintenance.
 
 The rules are docs/alerts/codex-proxy.rules.yaml with every duration divided by TIME_SCALE (10 m
-windows become 1 m, `for: 1m` becomes 6 s): the same expressions and thresholds, on a clock a test
+windows become 30 s, `for: 1m` becomes 3 s): the same expressions and thresholds, on a clock a test
 can wait for. Scrapes and evaluations run every second. The targets carry the labels the operator's
 ServiceMonitor gives them (namespace, codexproxy, pod).
 
@@ -33,7 +33,7 @@ from secret_volume import write_atomically
 
 RULES = os.path.join(SOURCE_DIR, "docs/alerts/codex-proxy.rules.yaml")
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-TIME_SCALE = 10
+TIME_SCALE = 20
 ADMIN = "drill-admin-token-0123"
 EVIDENCE = os.environ.get("CXP_ALERT_DRILL_OUT", os.path.join(SOURCE_DIR, "build/alert-drill.md"))
 

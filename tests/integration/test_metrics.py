@@ -1,4 +1,5 @@
 """/metrics: the series, bounded labels, agreement with /readyz, and access control."""
+import http.client
 import json
 import os
 import random
@@ -79,7 +80,6 @@ class MetricsTest(ProxyTestCase):
         proxy = self.start_proxy(env={"PROXY_ADMIN_TOKEN": "admin-token-xyz", "FAKE_CODEX_HANG_TURNS": "1"})
         proxy.wait_ready()
         self.assertEqual(value(self.scrape(proxy), "codex_maintenance_mode"), 0)
-        import http.client
         conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
         self.addCleanup(conn.close)
         conn.request("POST", "/v1/chat/completions", headers={"Content-Type": "application/json"},
@@ -99,6 +99,49 @@ class MetricsTest(ProxyTestCase):
         samples = self.scrape(proxy)
         self.assertEqual(value(samples, "codex_maintenance_refused_total"), 3)
         self.assertEqual(value(samples, "codex_http_requests_total", route="/v1/chat/completions", status_family="5xx"), 3)
+
+    def test_the_load_signal_slots_queue_waits_and_refusals_by_reason(self):
+        proxy = self.start_proxy(env={"WORKER_MAX_CONCURRENCY": "1", "PROXY_QUEUE_MAX": "1",
+                                      "PROXY_QUEUE_TIMEOUT_MS": "1500", "FAKE_CODEX_HANG_TURNS": "all",
+                                      "PROXY_ADMIN_TOKEN": "admin-token-load"})
+        proxy.wait_ready()
+        samples = self.scrape(proxy)
+        self.assertEqual(value(samples, "codex_turn_slots"), 1)
+        self.assertEqual(value(samples, "codex_turns_in_flight"), 0)
+        for reason in ("maintenance", "rate_limit_exceeded", "queue_full", "queue_timeout", "worker_not_ready"):
+            self.assertEqual(value(samples, "codex_admission_refused_total", reason=reason), 0, reason)
+        body = json.dumps({"messages": [{"role": "user", "content": "x"}]})
+        headers = {"Content-Type": "application/json"}
+        # One turn holds the only slot (it hangs), the next waits, the third finds the queue full.
+        holding = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+        self.addCleanup(holding.close)
+        holding.request("POST", "/v1/chat/completions", body=body, headers=headers)
+        wait_until(lambda: value(self.scrape(proxy), "codex_turns_in_flight") == 1, 10, message="a turn in flight")
+        waiting = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+        self.addCleanup(waiting.close)
+        waiting.request("POST", "/v1/chat/completions", body=body, headers=headers)
+        wait_until(lambda: value(self.scrape(proxy), "codex_queue_depth") == 1, 10, message="a request queued")
+        self.assertEqual(proxy.readyz()[1]["capacity"], {"in_flight": 1, "slots": 1, "queued": 1, "queue_max": 1})
+        status, _, raw = proxy.request("POST", "/v1/chat/completions", body=body, headers=headers)
+        self.assertEqual((status, json.loads(raw)["error"]["code"]), (429, "queue_full"))
+        response = waiting.getresponse()  # its wait runs out
+        self.assertEqual((response.status, json.loads(response.read())["error"]["code"]), (429, "queue_timeout"))
+        proxy.request("POST", "/internal/maintenance", body=json.dumps({"enabled": True}),
+                      headers={"Authorization": "Bearer admin-token-load", "Content-Type": "application/json"})
+        self.assertEqual(proxy.request("POST", "/v1/chat/completions", body=body, headers=headers)[0], 503)
+        samples = self.scrape(proxy)
+        self.assertEqual(value(samples, "codex_queue_depth"), 0)
+        self.assertEqual(value(samples, "codex_turns_in_flight"), 1)
+        refused = {l["reason"]: v for n, l, v in samples if n == "codex_admission_refused_total"}
+        self.assertEqual(refused, {"maintenance": 1, "rate_limit_exceeded": 0, "queue_full": 1, "queue_timeout": 1,
+                                   "worker_not_ready": 0})
+        # Two waits observed: none for the first turn, the timeout's for the second (the refused
+        # at once are not waits).
+        self.assertEqual(value(samples, "codex_queue_wait_ms_count"), 2)
+        self.assertGreaterEqual(value(samples, "codex_queue_wait_ms_sum"), 1500)
+        self.assertEqual(value(samples, "codex_queue_wait_ms_bucket", le="1"), 1)
+        holding.close()  # the client leaves: its slot frees
+        wait_until(lambda: value(self.scrape(proxy), "codex_turns_in_flight") == 0, 10, message="the slot freed")
 
     def test_metrics_token_and_disabling(self):
         proxy = self.start_proxy(env={"PROXY_METRICS_TOKEN": "scrape-token-1"})

@@ -119,3 +119,15 @@ TEST_CASE("healthz is always 200 and sums up both probes") {
     CHECK(body["worker"]["state"] == std::string(to_string(state)));
   }
 }
+
+TEST_CASE("readyz and healthz show the worker's slots and queue, which never fail readiness") {
+  const auto snap = snapshot_in(WorkerState::kReady);
+  const ProbeInput in{snap, false, snap.state_since, snap.state_since, AdmissionLoad{4, 4, 7, 64}};
+  const auto ready = readiness_probe(in, false);
+  CHECK(ready.status == 200);
+  const auto capacity = json::parse(ready.body)["capacity"];
+  CHECK(capacity == json{{"in_flight", 4}, {"slots", 4}, {"queued", 7}, {"queue_max", 64}});
+  CHECK(json::parse(health_summary(in).body)["capacity"] == capacity);
+  CHECK(readiness_probe(in, true).body.find("[+]capacity 4/4 turns in flight, 7/64 queued") !=
+        std::string::npos);
+}
