@@ -155,6 +155,17 @@ void read_network_policy(const json& spec, NetworkPolicySpec& out,
   }
 }
 
+void read_autoscaling(const json& spec, AutoscalingSpec& out, std::vector<std::string>& problems) {
+  const auto& autoscaling = child(spec, "autoscaling");
+  const std::string where = "spec.autoscaling";
+  read(autoscaling, "enabled", out.enabled, where, problems);
+  read(autoscaling, "minReplicas", out.min_replicas, where, problems);
+  read(autoscaling, "maxReplicas", out.max_replicas, where, problems);
+  read(autoscaling, "targetInFlightPerPod", out.target_in_flight_per_pod, where, problems);
+  read(autoscaling, "targetUtilization", out.target_utilization, where, problems);
+  read_raw(autoscaling, "behavior", json::value_t::object, out.behavior, where, problems);
+}
+
 }  // namespace
 
 std::string insecure_defaults_message(const CodexProxySpec& spec) {
@@ -240,6 +251,7 @@ CodexProxy parse_codexproxy(const json& object, std::vector<std::string>& proble
   read_secret_ref(spec, "adminTokenSecret", out.admin_token_secret, "spec", problems);
   read_pod_template(spec, out.pod, problems);
   read_network_policy(spec, out.network_policy, problems);
+  read_autoscaling(spec, out.autoscaling, problems);
   return proxy;
 }
 
@@ -306,6 +318,33 @@ std::vector<std::string> validate_spec(const CodexProxySpec& spec) {
   if (policy.enabled && policy.model_cidrs.empty() == !policy.all_https) {
     problems.push_back(
         "spec.networkPolicy.egressTo: set modelCIDRs (at least one) or allHTTPS: true, not both");
+  }
+  const auto& autoscaling = spec.autoscaling;
+  if (autoscaling.enabled) {
+    if (autoscaling.max_replicas < 1) {
+      problems.push_back("spec.autoscaling.maxReplicas: required (at least 1) when enabled");
+    } else if (autoscaling.min_replicas > autoscaling.max_replicas) {
+      problems.push_back(
+          "spec.autoscaling.minReplicas " + std::to_string(autoscaling.min_replicas) +
+          " is greater than maxReplicas " + std::to_string(autoscaling.max_replicas));
+    }
+    if (autoscaling.min_replicas < 1) {
+      problems.push_back("spec.autoscaling.minReplicas: at least 1");
+    }
+    if (autoscaling.target_in_flight_per_pod < 0 || autoscaling.target_utilization < 0 ||
+        autoscaling.target_utilization > 100) {
+      problems.push_back(
+          "spec.autoscaling: targetInFlightPerPod must be at least 1 and targetUtilization 1-100");
+    }
+    if (autoscaling.target_in_flight_per_pod > 0 && autoscaling.target_utilization > 0) {
+      problems.push_back(
+          "spec.autoscaling: set targetInFlightPerPod or targetUtilization, not both");
+    }
+    if (spec.replicas == 0) {
+      problems.push_back(
+          "spec.replicas 0 with spec.autoscaling.enabled: an autoscaler never scales a target at "
+          "0 replicas (turn autoscaling off to scale to zero)");
+    }
   }
   return problems;
 }

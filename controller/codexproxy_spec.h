@@ -67,6 +67,21 @@ struct NetworkPolicySpec {
   std::vector<std::int32_t> model_ports{443};             // egressTo.ports
 };
 
+// spec.autoscaling: a HorizontalPodAutoscaler that scales the CodexProxy (its scale subresource,
+// spec.replicas) on the pods' turns in flight (codex_turns_in_flight, served by the custom
+// metrics API). `behavior` is the HPA's own, passed through.
+struct AutoscalingSpec {
+  bool enabled = false;
+  std::int32_t min_replicas = 1;
+  std::int32_t max_replicas = 0;              // required when enabled
+  std::int32_t target_in_flight_per_pod = 0;  // 0: from target_utilization
+  std::int32_t target_utilization = 0;        // % of worker.maxConcurrency; 0 with no target: 70
+  nlohmann::json behavior;                    // null: the HPA's defaults
+};
+inline constexpr std::int32_t kDefaultTargetUtilization = 70;
+// The per-pod metric an autoscaler scales on (a gauge of every proxy pod).
+inline constexpr const char* kAutoscalingMetric = "codex_turns_in_flight";
+
 // A CodexProxy's spec with the CRD's defaults filled in (the API server defaults them too; the
 // controller does not rely on it).
 struct CodexProxySpec {
@@ -110,6 +125,7 @@ struct CodexProxySpec {
   SecretKeyRef admin_token_secret{"", "adminToken"};
   PodTemplateSpec pod;
   NetworkPolicySpec network_policy;
+  AutoscalingSpec autoscaling;
 };
 
 // The parts of a CodexProxy object the controller works from.

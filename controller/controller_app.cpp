@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -123,7 +124,7 @@ ControllerApp::ControllerApp(ControllerOptions options, kube::KubeConfig config)
         [this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
     caches.owned[resource->plural] = informer;
   }
-  for (auto* kind : {&service_monitors_, &network_policies_}) {
+  for (auto* kind : optional_kinds()) {
     kind->informer = add(*kind->resource, managed);
     kind->informer->set_handler(
         [this](kube::Informer::Change, const json& object) { enqueue_owner(object); });
@@ -266,8 +267,10 @@ bool ControllerApp::caches_synced() const {
 std::string ControllerApp::unsynced_resources() const {
   std::string out;
   for (const auto& informer : informers_) {
-    if ((informer.get() == service_monitors_.informer && !service_monitors_.available) ||
-        (informer.get() == network_policies_.informer && !network_policies_.available)) {
+    const auto kinds = optional_kinds();
+    if (std::any_of(kinds.begin(), kinds.end(), [&](const OptionalKind* kind) {
+          return informer.get() == kind->informer && !kind->available;
+        })) {
       continue;
     }
     if (!informer->synced()) out += (out.empty() ? "" : ", ") + informer->resource().plural;
@@ -475,15 +478,16 @@ int ControllerApp::run() {
     elector_ = std::make_unique<LeaderElector>(client_, config);
   }
   for (auto& informer : informers_) {
-    if (informer.get() != service_monitors_.informer &&
-        informer.get() != network_policies_.informer) {
+    const auto kinds = optional_kinds();
+    if (std::none_of(kinds.begin(), kinds.end(),
+                     [&](const OptionalKind* kind) { return informer.get() == kind->informer; })) {
       informer->start();
     }
   }
 
   // Workers start once the caches are synced and (with leader election) we lead.
   std::thread starter([this] {
-    for (auto* kind : {&service_monitors_, &network_policies_}) {
+    for (auto* kind : optional_kinds()) {
       if (!discover(*kind)) continue;
       reconciler_->own(*kind->resource, kind->informer);
       kind->available = true;

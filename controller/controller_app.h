@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -78,6 +79,14 @@ class ControllerApp {
   OptionalKind service_monitors_{&kube::resources::kServiceMonitors, "monitoring_api"};
   // A ClusterRole from before spec.networkPolicy: the rest works, such a spec is refused.
   OptionalKind network_policies_{&kube::resources::kNetworkPolicies, "network_policy_api"};
+  // Likewise before spec.autoscaling.
+  OptionalKind autoscalers_{&kube::resources::kHorizontalPodAutoscalers, "autoscaling_api"};
+  std::array<OptionalKind*, 3> optional_kinds() {
+    return {&service_monitors_, &network_policies_, &autoscalers_};
+  }
+  std::array<const OptionalKind*, 3> optional_kinds() const {
+    return {&service_monitors_, &network_policies_, &autoscalers_};
+  }
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<LeaderElector> elector_;
   static constexpr std::chrono::seconds kShutdownGrace{10};

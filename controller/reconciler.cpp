@@ -130,6 +130,17 @@ std::string Reconciler::reconcile_optional(const json& owner, const CodexProxy& 
   return "";
 }
 
+std::string Reconciler::kind_not_kept(const json& owner, const kube::Resource& resource,
+                                      const std::string& field) {
+  auto message = field + " is enabled but the controller may not list " + resource.plural +
+                 " (its ClusterRole predates them: upgrade the chart, or grant " +
+                 (resource.group.empty() ? std::string("core") : resource.group) + " " +
+                 resource.plural +
+                 " get/list/watch/create/patch/delete, then restart the controller)";
+  events_.warning(owner, "ApplyFailed", message);
+  return message;
+}
+
 ApiServerEndpoints Reconciler::api_server_endpoints() {
   std::lock_guard lock(api_server_mutex_);
   const auto now = std::chrono::steady_clock::now();
@@ -286,12 +297,8 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
     if (apply_error.empty() && proxy.spec.network_policy.enabled &&
         caches_.owned.count(res::kNetworkPolicies.plural) == 0) {
       // Said, not skipped: a policy the user believes in must not silently be missing.
+      apply_error = kind_not_kept(*object, res::kNetworkPolicies, "spec.networkPolicy");
       not_retryable = true;
-      apply_error =
-          "spec.networkPolicy is enabled but the controller may not list NetworkPolicies (its "
-          "ClusterRole predates them: upgrade the chart, or grant networking.k8s.io "
-          "networkpolicies get/list/watch/create/patch/delete, then restart the controller)";
-      events_.warning(*object, "ApplyFailed", apply_error);
     } else if (apply_error.empty()) {
       const auto api_server =
           proxy.spec.network_policy.enabled ? api_server_endpoints() : ApiServerEndpoints{};
@@ -307,6 +314,14 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
             "codexproxy-controller-apiserver-endpoints); under an enforcing network plugin the "
             "pods cannot reach their heartbeat Lease");
       }
+    }
+    if (apply_error.empty() && proxy.spec.autoscaling.enabled &&
+        caches_.owned.count(res::kHorizontalPodAutoscalers.plural) == 0) {
+      apply_error = kind_not_kept(*object, res::kHorizontalPodAutoscalers, "spec.autoscaling");
+      not_retryable = true;
+    } else if (apply_error.empty()) {
+      apply_error = reconcile_optional(*object, proxy, res::kHorizontalPodAutoscalers,
+                                       render_autoscaler(proxy), not_retryable, changes);
     }
     // One Event per reconcile that changed something (not one per object: fewer API calls).
     if (!changes.empty()) {
@@ -334,6 +349,10 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   inputs.credential_problems = credential_problems;
   inputs.apply_error = apply_error;
   inputs.monitoring_api = caches_.owned.count(res::kServiceMonitors.plural) > 0;
+  if (const auto hpas = caches_.owned.find(res::kHorizontalPodAutoscalers.plural);
+      hpas != caches_.owned.end()) {
+    inputs.autoscaler = hpas->second->get(ns, name);
+  }
   inputs.now = std::chrono::system_clock::now();
   const auto steady_now = HeartbeatClock::Clock::now();
   for (const auto& pod : caches_.pods->list(ns, name)) {  // indexed by kInstanceLabel

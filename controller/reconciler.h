@@ -67,6 +67,10 @@ class Reconciler {
   // An object the spec may or may not ask for (the ServiceMonitor, the NetworkPolicy): applied
   // when `desired` is set, deleted (if ours) when not; nothing when the cluster serves no such API
   // (no cache of it). Error text or "".
+  // A kind the spec asks for that the controller may not keep (its ClusterRole lacks it): said
+  // in a Warning Event and returned as the apply error, never silently skipped.
+  std::string kind_not_kept(const nlohmann::json& owner, const kube::Resource& resource,
+                            const std::string& field);
   std::string reconcile_optional(const nlohmann::json& owner, const CodexProxy& proxy,
                                  const kube::Resource& resource,
                                  const std::optional<DesiredObject>& desired, bool& forbidden,

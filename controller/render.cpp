@@ -320,6 +320,42 @@ std::optional<DesiredObject> render_service_monitor(const CodexProxy& proxy) {
   return DesiredObject{res::kServiceMonitors, std::move(monitor)};
 }
 
+std::string autoscaling_target(const CodexProxySpec& spec) {
+  const auto& autoscaling = spec.autoscaling;
+  if (autoscaling.target_in_flight_per_pod > 0) {
+    return std::to_string(autoscaling.target_in_flight_per_pod);
+  }
+  const auto percent = autoscaling.target_utilization > 0 ? autoscaling.target_utilization
+                                                          : kDefaultTargetUtilization;
+  // In thousandths of a turn: 70 % of 4 slots is 2800m (never below 1m).
+  const auto milli = std::max<std::int64_t>(1, std::int64_t{percent} * spec.max_concurrency * 10);
+  return milli % 1000 == 0 ? std::to_string(milli / 1000) : std::to_string(milli) + "m";
+}
+
+std::optional<DesiredObject> render_autoscaler(const CodexProxy& proxy) {
+  const auto& spec = proxy.spec.autoscaling;
+  if (!spec.enabled) return std::nullopt;
+  auto autoscaler = object(res::kHorizontalPodAutoscalers, proxy, proxy.name);
+  autoscaler["spec"] = {
+      {"scaleTargetRef",
+       {{"apiVersion", res::kCodexProxies.api_version()},
+        {"kind", res::kCodexProxies.kind},
+        {"name", proxy.name}}},
+      {"minReplicas", spec.min_replicas},
+      {"maxReplicas", spec.max_replicas},
+      {"metrics", json::array({{{"type", "Pods"},
+                                {"pods",
+                                 {{"metric", {{"name", kAutoscalingMetric}}},
+                                  {"target",
+                                   {{"type", "AverageValue"},
+                                    {"averageValue", autoscaling_target(proxy.spec)}}}}}}})}};
+  if (spec.behavior.is_object() && !spec.behavior.empty()) {
+    autoscaler["spec"]["behavior"] = spec.behavior;
+  }
+  stamp_desired_hash(autoscaler);
+  return DesiredObject{res::kHorizontalPodAutoscalers, std::move(autoscaler)};
+}
+
 std::optional<DesiredObject> render_network_policy(const CodexProxy& proxy,
                                                    const ApiServerEndpoints& api_server) {
   const auto& spec = proxy.spec.network_policy;

@@ -93,4 +93,12 @@ std::optional<DesiredObject> render_network_policy(const CodexProxy& proxy,
 // nullopt when not asked for. Only applied where the monitoring.coreos.com/v1 API exists. Pure.
 std::optional<DesiredObject> render_service_monitor(const CodexProxy& proxy);
 
+// The HorizontalPodAutoscaler of a CodexProxy (spec.autoscaling), or nullopt when not enabled: it
+// scales the CodexProxy through its scale subresource on the average turns in flight per pod
+// (kAutoscalingMetric, a Pods metric of the custom metrics API), aiming at targetInFlightPerPod or
+// targetUtilization % of worker.maxConcurrency. Pure.
+std::optional<DesiredObject> render_autoscaler(const CodexProxy& proxy);
+// The average turns in flight per pod the autoscaler aims at, as a Kubernetes quantity.
+std::string autoscaling_target(const CodexProxySpec& spec);
+
 }  // namespace cxp::controller

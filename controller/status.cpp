@@ -67,6 +67,48 @@ std::string quoted(const std::string& text) {
   return text.size() > kQuotedMessageMax ? utf8_prefix(text, kQuotedMessageMax) + "..." : text;
 }
 
+struct ConditionValue {
+  bool status = false;
+  std::string reason;
+  std::string message;
+};
+
+// Autoscaling: what the HorizontalPodAutoscaler says of itself (its AbleToScale and ScalingActive
+// conditions: a missing custom metrics API shows as ScalingActive False, FailedGetPodsMetric),
+// with its desired and current replicas when it scales (not the metric's value: that changes at
+// every sync and would rewrite the status every 15 s).
+ConditionValue autoscaling_condition(const CodexProxySpec& spec,
+                                     const std::optional<json>& autoscaler) {
+  if (!spec.autoscaling.enabled) {
+    return {false, "NotRequested",
+            "spec.autoscaling.enabled is false: spec.replicas is what you set"};
+  }
+  if (!autoscaler) {
+    return {false, "Pending", "the HorizontalPodAutoscaler is not there yet"};
+  }
+  const auto& status = autoscaler->value("status", json::object());
+  for (const char* type : {"AbleToScale", "ScalingActive"}) {
+    for (const auto& condition : status.value("conditions", json::array())) {
+      if (condition.value("type", "") == type && condition.value("status", "") == "False") {
+        return {false, condition.value("reason", std::string(type) + "False"),
+                quoted("the HorizontalPodAutoscaler cannot scale (" + std::string(type) +
+                       "): " + condition.value("message", "") +
+                       "; the replicas stay where they are (docs/runbooks/autoscaling.md)")};
+      }
+    }
+  }
+  const auto desired = status.value("desiredReplicas", std::int64_t{0});
+  const auto current = status.value("currentReplicas", std::int64_t{0});
+  if (!status.contains("desiredReplicas")) {
+    return {false, "Pending", "the HorizontalPodAutoscaler has not computed a scale yet"};
+  }
+  return {true, "ScalingActive",
+          "desired " + std::to_string(desired) + " replicas (current " + std::to_string(current) +
+              ", " + std::to_string(spec.autoscaling.min_replicas) + "-" +
+              std::to_string(spec.autoscaling.max_replicas) + ") on " + kAutoscalingMetric +
+              ", target " + autoscaling_target(spec) + " per pod on average"};
+}
+
 }  // namespace
 
 StatusResult compute_status(const StatusInputs& in) {
@@ -232,6 +274,11 @@ StatusResult compute_status(const StatusInputs& in) {
                       proxy.spec.service_monitor_interval,
                   generation, now_text);
   }
+
+  // Autoscaling: informational like ServiceMonitor.
+  const auto autoscaling = autoscaling_condition(proxy.spec, in.autoscaler);
+  set_condition(conditions, "Autoscaling", autoscaling.status, autoscaling.reason,
+                autoscaling.message, generation, now_text);
 
   std::string phase = "Pending";
   if (condition_is_true(conditions, "Degraded")) {

@@ -16,8 +16,7 @@ kube::ClientOptions pod_client_options(const PodIdentity& pod) {
 }  // namespace
 
 ClusterLink::ClusterLink(kube::KubeConfig config, PodIdentity pod, std::chrono::seconds heartbeat,
-                         LiveSettings initial, boost::asio::io_context& io,
-                         OnSettings on_settings)
+                         LiveSettings initial, boost::asio::io_context& io, OnSettings on_settings)
     : client_(std::move(config), pod_client_options(pod)),
       reporter_(client_, pod, heartbeat),
       watch_(client_, pod, initial,

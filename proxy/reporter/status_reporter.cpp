@@ -77,8 +77,8 @@ void StatusReporter::run() {
     lock.unlock();
     const auto body = render_pod_lease(pod_, report, std::chrono::system_clock::now(),
                                        heartbeat_ * kLeaseDurationFactor);
-    const auto result = client_.apply(kube::resources::kLeases, pod_.pod_namespace,
-                                      pod_.pod_name, body, pod_.field_manager());
+    const auto result = client_.apply(kube::resources::kLeases, pod_.pod_namespace, pod_.pod_name,
+                                      body, pod_.field_manager());
     lock.lock();
     if (result.ok()) {
       ++writes_;

@@ -43,8 +43,8 @@ TEST_CASE("at most max_active run, max_queued wait, the rest are refused at once
   io.restart();
   CHECK(tickets.size() == 2);
   REQUIRE(waits.size() == 4);
-  CHECK(waits[0] == 0ms);  // admitted at once
-  CHECK(waits[2] == 0ms);  // refused at once (the queue was full)
+  CHECK(waits[0] == 0ms);   // admitted at once
+  CHECK(waits[2] == 0ms);   // refused at once (the queue was full)
   CHECK(waits[3] >= 30ms);  // the waiter, admitted when the slot freed
   CHECK(gate->queued() == 0);
   CHECK(gate->active() == 2);
@@ -66,9 +66,8 @@ TEST_CASE("a waiter times out, and a cancelled waiter leaves the queue") {
     timed_out_after = waited;
   });
   bool cancelled_ran = false;
-  auto cancel = gate->acquire([&](AdmissionGate::TicketPtr, Refusal, std::chrono::milliseconds) {
-    cancelled_ran = true;
-  });
+  auto cancel = gate->acquire(
+      [&](AdmissionGate::TicketPtr, Refusal, std::chrono::milliseconds) { cancelled_ran = true; });
   CHECK(gate->queued() == 2);
   cancel();
   CHECK(gate->queued() == 1);

@@ -547,3 +547,53 @@ TEST_CASE("a NetworkPolicy that would admit no caller or reach no model is an in
   CHECK(validate_spec(both.spec).at(0).find("spec.networkPolicy.egressTo") != std::string::npos);
   CHECK(validate_spec(with_spec(R"({"networkPolicy": {"enabled": false}})").spec).empty());
 }
+
+TEST_CASE(
+    "spec.autoscaling renders an HPA on the CodexProxy's scale subresource and turns in flight") {
+  CHECK_FALSE(render_autoscaler(with_spec("{}")).has_value());
+  const auto proxy = with_spec(R"({"worker": {"maxConcurrency": 16},
+      "autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 10,
+                      "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}})");
+  CHECK(validate_spec(proxy.spec).empty());
+  const auto hpa = render_autoscaler(proxy);
+  REQUIRE(hpa.has_value());
+  CHECK(hpa->resource.api_version() == "autoscaling/v2");
+  CHECK(hpa->object["metadata"]["ownerReferences"][0]["kind"] == "CodexProxy");
+  const auto& spec = hpa->object["spec"];
+  CHECK(spec["scaleTargetRef"] ==
+        json{{"apiVersion", "codexproxy.io/v1alpha1"}, {"kind", "CodexProxy"}, {"name", "demo"}});
+  CHECK(spec["minReplicas"] == 2);
+  CHECK(spec["maxReplicas"] == 10);
+  const auto& metric = spec["metrics"][0];
+  CHECK(metric["type"] == "Pods");
+  CHECK(metric["pods"]["metric"]["name"] == "codex_turns_in_flight");
+  // No target given: 70 % of the 16 slots.
+  CHECK(metric["pods"]["target"] == json{{"type", "AverageValue"}, {"averageValue", "11200m"}});
+  CHECK(spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 60);
+
+  const auto per_pod = with_spec(
+      R"({"autoscaling": {"enabled": true, "maxReplicas": 3, "targetInFlightPerPod": 3}})");
+  CHECK(autoscaling_target(per_pod.spec) == "3");
+  CHECK_FALSE(render_autoscaler(per_pod)->object["spec"].contains("behavior"));
+  CHECK(autoscaling_target(with_spec(R"({"autoscaling": {"targetUtilization": 50}})").spec) ==
+        "2");  // 50 % of the default 4 slots
+}
+
+TEST_CASE("autoscaling that contradicts itself or spec.replicas is an invalid spec, named") {
+  const auto problems_of = [](const std::string& spec) {
+    std::string all;
+    for (const auto& problem : validate_spec(with_spec(spec).spec)) all += problem + "\n";
+    return all;
+  };
+  CHECK(problems_of(R"({"autoscaling": {"enabled": true}})").find("spec.autoscaling.maxReplicas") !=
+        std::string::npos);
+  CHECK(problems_of(R"({"autoscaling": {"enabled": true, "minReplicas": 5, "maxReplicas": 2}})")
+            .find("minReplicas 5 is greater than maxReplicas 2") != std::string::npos);
+  CHECK(problems_of(R"({"autoscaling": {"enabled": true, "maxReplicas": 2,
+                       "targetInFlightPerPod": 2, "targetUtilization": 50}})")
+            .find("not both") != std::string::npos);
+  CHECK(problems_of(R"({"replicas": 0, "autoscaling": {"enabled": true, "maxReplicas": 2}})")
+            .find("spec.replicas 0") != std::string::npos);
+  CHECK(problems_of(R"({"replicas": 0, "autoscaling": {"enabled": false, "maxReplicas": 2}})")
+            .empty());
+}

@@ -22,9 +22,9 @@ PodHeartbeat entry(const std::string& name, bool ready, const std::string& state
            {"restartsTotal", restarts},
            {"settingsGeneration", generation},
            {"maintenance", false}},
-          age < lease ? std::optional(std::chrono::duration_cast<std::chrono::milliseconds>(
-                            lease - age))
-                      : std::nullopt};
+          age < lease
+              ? std::optional(std::chrono::duration_cast<std::chrono::milliseconds>(lease - age))
+              : std::nullopt};
 }
 
 json rolled_out(int replicas) {
@@ -58,7 +58,7 @@ std::string reason(const json& status, const char* type) {
 
 TEST_CASE("ready pods with fresh heartbeats make the CodexProxy available") {
   Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 1, seconds(5)),
-                         entry("b", true, "ready", 2, seconds(20))}),
+                                       entry("b", true, "ready", 2, seconds(20))}),
             {"a", "b"});
   const auto result = f.run();
   CHECK(result.status["ready"] == "2/2");
@@ -77,7 +77,7 @@ TEST_CASE("ready pods with fresh heartbeats make the CodexProxy available") {
 
 TEST_CASE("a stale heartbeat stops counting as ready") {
   Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(5)),
-                         entry("b", true, "ready", 0, seconds(200))}),
+                                       entry("b", true, "ready", 0, seconds(200))}),
             {"a", "b"});
   const auto result = f.run();
   CHECK(result.status["ready"] == "1/2");
@@ -88,7 +88,7 @@ TEST_CASE("a stale heartbeat stops counting as ready") {
 
 TEST_CASE("a pod in backoff degrades the CodexProxy, naming the pod") {
   Fixture f(std::vector<PodHeartbeat>({entry("a", false, "backoff", 4, seconds(1)),
-                         entry("b", true, "ready", 0, seconds(1))}),
+                                       entry("b", true, "ready", 0, seconds(1))}),
             {"a", "b"});
   const auto result = f.run();
   CHECK(result.status["phase"] == "Degraded");
@@ -170,7 +170,7 @@ TEST_CASE("the written status is up to date whatever the order of status.pods") 
 
 TEST_CASE("pods behind the settings generation keep the CodexProxy progressing") {
   Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(1), 5),
-                         entry("b", true, "ready", 0, seconds(1), 4)}),
+                                       entry("b", true, "ready", 0, seconds(1), 4)}),
             {"a", "b"});
   f.inputs.settings_generation = 5;
   auto result = f.run();
@@ -214,7 +214,7 @@ TEST_CASE("the Maintenance condition follows the spec and says how many pods hav
 
 TEST_CASE("the MAINTENANCE column shows what the pods applied: True, False, or in-force/pods") {
   Fixture f(std::vector<PodHeartbeat>({entry("a", true, "ready", 0, seconds(1)),
-                         entry("b", true, "ready", 0, seconds(1))}),
+                                       entry("b", true, "ready", 0, seconds(1))}),
             {"a", "b"});
   const auto column = [&] { return f.run().status["maintenance"].get<std::string>(); };
   CHECK(column() == "False");
@@ -316,4 +316,45 @@ TEST_CASE("the ServiceMonitor condition says whether the pods are scraped, and w
   result = f.run();
   CHECK(condition_is_true(result.status["conditions"], "ServiceMonitor"));
   CHECK(reason(result.status, "ServiceMonitor") == "Created");
+}
+
+TEST_CASE("the Autoscaling condition says what the HPA says of itself") {
+  Fixture f({entry("a", true, "ready", 0, seconds(5)), entry("b", true, "ready", 0, seconds(5))},
+            {"a", "b"});
+  CHECK(reason(f.run().status, "Autoscaling") == "NotRequested");
+  f.proxy.spec.autoscaling.enabled = true;
+  f.proxy.spec.autoscaling.max_replicas = 5;
+  CHECK(reason(f.run().status, "Autoscaling") == "Pending");
+  // No custom metrics API: the HPA cannot read its metric, the replicas stay.
+  f.inputs.autoscaler =
+      json{{"status",
+            {{"currentReplicas", 2},
+             {"desiredReplicas", 2},
+             {"conditions",
+              json::array(
+                  {{{"type", "AbleToScale"}, {"status", "True"}, {"reason", "SucceededGetScale"}},
+                   {{"type", "ScalingActive"},
+                    {"status", "False"},
+                    {"reason", "FailedGetPodsMetric"},
+                    {"message",
+                     "the HPA was unable to compute the replica count: unable to get metric "
+                     "codex_turns_in_flight: no custom metrics API registered"}}})}}}};
+  auto status = f.run().status;
+  const auto* condition = find_condition(status["conditions"], "Autoscaling");
+  REQUIRE(condition);
+  CHECK(condition->value("status", "") == "False");
+  CHECK(condition->value("reason", "") == "FailedGetPodsMetric");
+  CHECK(condition->value("message", "").find("no custom metrics API") != std::string::npos);
+  CHECK(status["phase"] == "Available");  // informational: the pods serve
+  f.inputs.autoscaler = json{{"status",
+                              {{"currentReplicas", 2},
+                               {"desiredReplicas", 4},
+                               {"conditions", json::array({{{"type", "ScalingActive"},
+                                                            {"status", "True"},
+                                                            {"reason", "ValidMetricFound"}}})}}}};
+  status = f.run().status;
+  condition = find_condition(status["conditions"], "Autoscaling");
+  CHECK(condition->value("reason", "") == "ScalingActive");
+  CHECK(condition->value("message", "").find("desired 4 replicas (current 2, 1-5)") !=
+        std::string::npos);
 }

@@ -43,19 +43,18 @@ TEST_CASE("a heartbeat is fresh for the Lease's duration after the controller sa
 }
 
 TEST_CASE("a pod's report is copied with the CRD's types and bounds only") {
-  const auto entry = pod_entry_from_lease(
-      "demo-abc",
-      lease("T", json{{"ready", true},
-                      {"workerState", "ready"},
-                      {"restartsTotal", -5},
-                      {"restartStreak", 1e12},
-                      {"backoffMs", "soon"},
-                      {"settingsGeneration", 3},
-                      {"settingsError", std::string(5000, 'x')},
-                      {"lastExitCode", 137},
-                      {"conditions", "forged"},
-                      {"name", "someone-else"}}
-                     .dump()));
+  const auto entry =
+      pod_entry_from_lease("demo-abc", lease("T", json{{"ready", true},
+                                                       {"workerState", "ready"},
+                                                       {"restartsTotal", -5},
+                                                       {"restartStreak", 1e12},
+                                                       {"backoffMs", "soon"},
+                                                       {"settingsGeneration", 3},
+                                                       {"settingsError", std::string(5000, 'x')},
+                                                       {"lastExitCode", 137},
+                                                       {"conditions", "forged"},
+                                                       {"name", "someone-else"}}
+                                                      .dump()));
   CHECK(entry["name"] == "demo-abc");
   CHECK(entry["ready"] == true);
   CHECK(entry["restartsTotal"] == 0);
@@ -65,12 +64,14 @@ TEST_CASE("a pod's report is copied with the CRD's types and bounds only") {
   CHECK(entry["settingsGeneration"] == 3);
   CHECK(entry["settingsError"].get<std::string>().size() <= 2048);
   CHECK(entry["lastExitCode"] == 137);
-  CHECK_FALSE(pod_entry_from_lease("p", lease("T", R"({"workerState":"hacked"})")).contains("workerState"));
+  CHECK_FALSE(
+      pod_entry_from_lease("p", lease("T", R"({"workerState":"hacked"})")).contains("workerState"));
   CHECK(pod_entry_from_lease("p", lease("T", "not json")) == json{{"name", "p"}});
   CHECK(pod_entry_from_lease("p", json::array()) == json{{"name", "p"}});
 }
 
-TEST_CASE("report changes reach the status at once after a quiet window, else at the window's end") {
+TEST_CASE(
+    "report changes reach the status at once after a quiet window, else at the window's end") {
   ReportWindow window(milliseconds(300));
   const auto t0 = ReportWindow::Clock::now();
   CHECK(window.delay("team/demo", t0) == milliseconds(0));  // the first change: at once

@@ -34,27 +34,29 @@ TEST_CASE("the heartbeat Lease is named after the pod, owned by it, and carries 
   PodReport report;
   report.ready = true;
   report.worker_state = "ready";
-  const auto lease = render_pod_lease(pod, report, std::chrono::system_clock::from_time_t(1800000000),
-                                      std::chrono::seconds(90));
+  const auto lease = render_pod_lease(
+      pod, report, std::chrono::system_clock::from_time_t(1800000000), std::chrono::seconds(90));
   CHECK(lease["kind"] == "Lease");
   CHECK(lease["metadata"]["name"] == "demo-abc");
   CHECK(lease["metadata"]["namespace"] == "team");
   CHECK(lease["metadata"]["labels"] ==
         json{{"app.kubernetes.io/name", "codex-proxy"}, {"codexproxy.io/name", "demo"}});
   CHECK(lease["metadata"]["ownerReferences"] ==
-        json::array({{{"apiVersion", "v1"}, {"kind", "Pod"}, {"name", "demo-abc"}, {"uid", "uid-1"}}}));
+        json::array(
+            {{{"apiVersion", "v1"}, {"kind", "Pod"}, {"name", "demo-abc"}, {"uid", "uid-1"}}}));
   CHECK(lease["spec"] == json{{"holderIdentity", "demo-abc"},
                               {"leaseDurationSeconds", 90},
                               {"renewTime", "2027-01-15T08:00:00.000000Z"}});
-  const auto entry = json::parse(lease["metadata"]["annotations"]["codexproxy.io/report"].get<std::string>());
+  const auto entry =
+      json::parse(lease["metadata"]["annotations"]["codexproxy.io/report"].get<std::string>());
   CHECK(entry["ready"] == true);
   CHECK(entry["workerState"] == "ready");
   CHECK_FALSE(entry.contains("name"));
   CHECK_FALSE(entry.contains("lastExitCode"));  // no worker has exited yet
-  pod.pod_uid.clear();  // outside a pod: no owner
-  CHECK_FALSE(render_pod_lease(pod, report, std::chrono::system_clock::now(), std::chrono::seconds(3))
-                  ["metadata"]
-                      .contains("ownerReferences"));
+  pod.pod_uid.clear();                          // outside a pod: no owner
+  CHECK_FALSE(render_pod_lease(pod, report, std::chrono::system_clock::now(),
+                               std::chrono::seconds(3))["metadata"]
+                  .contains("ownerReferences"));
 }
 
 TEST_CASE("live settings: bad values keep the previous value and are named") {
