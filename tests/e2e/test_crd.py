@@ -97,7 +97,8 @@ class CrdTest(KubeTestCase):
     def test_columns_short_name_scale_and_status_subresources(self):
         self.apply(proxy_manifest("cols", replicas=2))
         table = kubectl("get", "cxp", "-n", self.namespace).stdout.splitlines()
-        self.assertEqual(table[0].split(), ["NAME", "READY", "MAINTENANCE", "RESTARTS", "STATUS", "AGE"])
+        self.assertEqual(table[0].split(),
+                         ["NAME", "READY", "DESIRED", "CURRENT", "MAINTENANCE", "RESTARTS", "STATUS", "AGE"])
 
         status = {"status": {"ready": "1/2", "phase": "Degraded", "restartsTotal": 3, "replicas": 2, "maintenance": "1/2",
                              "readyReplicas": 1, "selector": "app.kubernetes.io/instance=cols",
@@ -109,7 +110,7 @@ class CrdTest(KubeTestCase):
         kubectl("patch", "cxp", "cols", "-n", self.namespace, "--subresource=status", "--type=merge",
                 "-p", json.dumps(status))
         row = kubectl("get", "cxp", "cols", "-n", self.namespace, "--no-headers").stdout.split()
-        self.assertEqual(row[:5], ["cols", "1/2", "1/2", "3", "Degraded"])
+        self.assertEqual(row[:7], ["cols", "1/2", "2", "2", "1/2", "3", "Degraded"])
 
         bad = {"status": {"pods": [{"name": "x", "workerState": "exploded"}]}}
         result = kubectl("patch", "cxp", "cols", "-n", self.namespace, "--subresource=status", "--type=merge",
@@ -189,6 +190,27 @@ class CrdTest(KubeTestCase):
             "a peer is an ipBlock, or a namespaceSelector and/or podSelector")
         # ports that clash: the Service carries the API port and the ops port 11436
         self.assert_rejected(proxy_manifest(service={"port": 11436}), "service.port: 11436 is the ops port")
+
+    def test_autoscaling_specs_that_contradict_themselves_or_replicas_are_refused(self):
+        behavior = {"scaleDown": {"stabilizationWindowSeconds": 30,
+                                  "policies": [{"type": "Pods", "value": 1, "periodSeconds": 15}]}}
+        self.apply(proxy_manifest("scaled", autoscaling={"enabled": True, "maxReplicas": 4, "behavior": behavior}))
+        spec = kubectl_json("get", "cxp", "scaled", "-n", self.namespace)["spec"]
+        self.assertEqual((spec["replicas"], spec["autoscaling"]["minReplicas"]), (1, 1))
+        self.assertEqual(spec["autoscaling"]["behavior"], behavior)
+        self.assert_rejected(proxy_manifest(autoscaling={"enabled": True}),
+                             "autoscaling.maxReplicas: required when enabled")
+        self.assert_rejected(proxy_manifest(autoscaling={"enabled": True, "minReplicas": 5, "maxReplicas": 2}),
+                             "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas")
+        self.assert_rejected(proxy_manifest(autoscaling={"enabled": True, "maxReplicas": 2, "targetInFlightPerPod": 0}),
+                             "spec.autoscaling.targetInFlightPerPod")
+        self.assert_rejected(proxy_manifest(autoscaling={"enabled": True, "maxReplicas": 2, "targetUtilization": 2,
+                                                         "targetInFlightPerPod": 2}),
+                             "set targetInFlightPerPod or targetUtilization, not both")
+        self.assert_rejected(proxy_manifest(replicas=0, autoscaling={"enabled": True, "maxReplicas": 2}),
+                             "replicas: 0 with autoscaling.enabled")
+        self.assert_rejected(proxy_manifest(autoscaling={"enabled": True, "maxReplicas": 2, "behavior": {
+            "scaleUp": {"selectPolicy": "Sometimes"}}}), "spec.autoscaling.behavior.scaleUp.selectPolicy")
 
     def test_the_embedded_kubernetes_schemas_are_this_api_servers(self):
         with tempfile.NamedTemporaryFile("w", suffix=".json") as openapi:
