@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the pinned control-plane binaries from their Go modules into a cache outside the repo:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet (the real node of the
-#   images tier), kube-network-policies (its NetworkPolicy implementation), kwok, helm; and the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs
+#   images tier), kube-network-policies (its NetworkPolicy implementation), prometheus-adapter (the
+#   custom metrics API the e2e tier's HorizontalPodAutoscaler reads), kwok, helm; and the
+#   Prometheus Operator's ServiceMonitor and PrometheusRule CRDs
 #   (e2e: a cluster that serves monitoring.coreos.com/v1), copied from its Go module to $CACHE/crds.
 # Idempotent: a binary that exists with the right version is not rebuilt.
 #   scripts/cluster/install.sh          prints the bin directory on its last line
@@ -15,6 +17,7 @@ KWOK_VERSION="0.7.0"      # ships default pod stages
 HELM_VERSION="3.19.5"
 PROMETHEUS_OPERATOR_VERSION="0.85.0"  # the monitoring.coreos.com/v1 CRDs the e2e tier installs
 KNP_VERSION="0.8.0"       # kube-network-policies: enforces NetworkPolicy on the real node (nftables)
+ADAPTER_VERSION="0.12.0"  # prometheus-adapter: serves custom.metrics.k8s.io from Prometheus (e2e HPA)
 
 CACHE="${CXP_TOOLS_CACHE:-$HOME/.cache/codexproxy-tools}"
 BIN="$CACHE/bin"
@@ -136,6 +139,26 @@ build_kube_network_policies() {  # its main package is .../cmd: `go install` wou
   stamp kube-network-policies "$version"
 }
 
+# `go install module@version` asks the module proxy for the module's version list (for its
+# deprecation notice), which the proxy here refuses for this module: built from its downloaded
+# source instead, with the module's own go.sum.
+build_prometheus_adapter() {
+  local version="v$ADAPTER_VERSION" dir src
+  stamp_ok prometheus-adapter "$version" && return
+  log "building prometheus-adapter $version"
+  dir="$(go mod download -json "sigs.k8s.io/prometheus-adapter@$version" 2>/dev/null \
+         | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  [ -d "$dir" ] || die "cannot download sigs.k8s.io/prometheus-adapter@$version from the Go module proxy; check the network and retry"
+  src="$WORK/prometheus-adapter-$version"
+  rm -rf "$src"
+  cp -r "$dir" "$src"
+  chmod -R u+w "$src"
+  step prometheus-adapter-build env -C "$src" go build -trimpath -ldflags "-s -w" \
+    -o "$BIN/prometheus-adapter" ./cmd/adapter
+  rm -rf "$src"
+  stamp prometheus-adapter "$version"
+}
+
 fetch_monitoring_crds() {
   local want="v$PROMETHEUS_OPERATOR_VERSION" crds="$CACHE/crds" dir name
   [ "$(cat "$crds/.version" 2>/dev/null)" = "$want" ] && return
@@ -157,5 +180,6 @@ install_plain kwok sigs.k8s.io/kwok/cmd/kwok "v$KWOK_VERSION" \
 install_plain helm helm.sh/helm/v3/cmd/helm "v$HELM_VERSION" \
   "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 build_kube_network_policies
+build_prometheus_adapter
 fetch_monitoring_crds
 echo "$BIN"
