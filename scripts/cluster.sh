@@ -88,13 +88,20 @@ extendedKeyUsage=serverAuth"
   # The API server's client certificate towards kubelets (logs, exec), and the real node's own.
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "extendedKeyUsage=clientAuth"
   cert node "/O=system:nodes/CN=system:node:$(hostname)" "extendedKeyUsage=clientAuth"
+  # The aggregation layer (an extension API server such as prometheus-adapter behind an
+  # APIService): the API server proxies with this client certificate, from a CA of its own as
+  # kubeadm does, and the extension trusts the user it names in request headers.
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout front-proxy-ca.key -out front-proxy-ca.crt \
+    -days 365 -subj "/CN=codexproxy-local-front-proxy-ca" 2>/dev/null
+  CA=front-proxy-ca cert front-proxy-client "/CN=front-proxy-client" "extendedKeyUsage=clientAuth"
   cd - >/dev/null
 }
 
-cert() {  # name subject extensions
+cert() {  # name subject extensions (signed by $CA, default the cluster's ca)
+  local ca="${CA:-ca}"
   openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
   printf '%s\n' "$3" > "$1.ext"
-  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$1.crt" \
+  openssl x509 -req -in "$1.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial -out "$1.crt" \
     -days 365 -extfile "$1.ext" 2>/dev/null
   rm -f "$1.csr" "$1.ext"
 }
@@ -179,6 +186,11 @@ start_apiserver() {  # bin (uses API_PORT, ETCD_PORT)
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --authorization-mode RBAC --service-cluster-ip-range 10.96.0.0/16 \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+    --enable-aggregator-routing=true \
     --audit-policy-file "$ROOT/scripts/cluster/audit-policy.yaml" --audit-log-format json \
     --audit-log-path "$DIR/audit/audit.log" --audit-log-maxsize 20 --audit-log-maxbackup 2 \
     --cert-dir "$DIR/apiserver-certs" --profiling=false --v=1

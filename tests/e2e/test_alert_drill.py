@@ -20,19 +20,16 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.parse
-import urllib.request
 
 import yaml
 
 from controller_harness import ControllerTestCase
 from kube import SOURCE_DIR, wait_until
-from local_ports import free_port
+from prometheus_server import PROMETHEUS, PrometheusServer
 from proxy_process import Proxy
 from secret_volume import write_atomically
 
 RULES = os.path.join(SOURCE_DIR, "docs/alerts/codex-proxy.rules.yaml")
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 TIME_SCALE = 20
 ADMIN = "drill-admin-token-0123"
 EVIDENCE = os.environ.get("CXP_ALERT_DRILL_OUT", os.path.join(SOURCE_DIR, "build/alert-drill.md"))
@@ -58,9 +55,10 @@ def scaled_rules(text):
     return rules
 
 
-class Prometheus:
+class Prometheus(PrometheusServer):
+    """Scrapes the given proxies (and the controller) every second and evaluates the scaled rules."""
+
     def __init__(self, folder, targets, controller_port=None, credentials_file=None, controller_token=None):
-        self.port = free_port()
         with open(RULES) as f:
             self.rules = scaled_rules(f.read())
         with open(os.path.join(folder, "rules.yaml"), "w") as f:
@@ -86,47 +84,10 @@ class Prometheus:
                                              "tls_config": {"insecure_skip_verify": True},
                                              "authorization": {"type": "Bearer", "credentials_file": token_file},
                                              "static_configs": [{"targets": [f"127.0.0.1:{controller_port}"]}]})
-        with open(os.path.join(folder, "prometheus.yml"), "w") as f:
-            yaml.safe_dump(config, f)
-        self.log = open(os.path.join(folder, "prometheus.log"), "w")
-        self.process = subprocess.Popen(
-            [PROMETHEUS, "--config.file=prometheus.yml", f"--storage.tsdb.path={folder}/data",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h"],
-            cwd=folder, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: self.process.poll() is not None or self._ready(), 60, interval=0.3,
-                   message="Prometheus ready")
-        if self.process.poll() is not None:
-            raise AssertionError(f"prometheus exited: {open(self.log.name).read()[-3000:]}")
-
-    def _ready(self):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def api(self, path, **params):
-        url = f"http://127.0.0.1:{self.port}/api/v1/{path}"
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        with urllib.request.urlopen(url, timeout=5) as response:
-            body = json.loads(response.read())
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr):
-        return self.api("query", query=expr)["result"]
+        super().__init__(folder, config)
 
     def alerts(self, name):
         return [a for a in self.api("alerts")["alerts"] if a["labels"]["alertname"] == name]
-
-    def close(self):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
 
 
 class Traffic:

@@ -29,7 +29,8 @@ class PodReportTest(ControllerTestCase):
 
     def columns(self, name):
         line = kubectl("get", "cxp", name, "-n", self.namespace, "--no-headers").stdout.split()
-        return {"READY": line[1], "MAINTENANCE": line[2], "RESTARTS": int(line[3]), "STATUS": line[4]}
+        return {"READY": line[1], "DESIRED": int(line[2]), "CURRENT": int(line[3]), "MAINTENANCE": line[4],
+                "RESTARTS": int(line[5]), "STATUS": line[6]}
 
     def entry(self, name, pod):
         for item in self.get("cxp", name).get("status", {}).get("pods", []):

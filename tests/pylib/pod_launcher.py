@@ -15,7 +15,9 @@ What a host process cannot take from the pod, the launcher sets: PROXY_HOST=127.
 PROXY_OPS_PORT=0 (the pods share the host's network), CODEX_BIN (the image's worker is not on the host) and
 PROXY_KUBECONFIG (the pod's ServiceAccount with a token bound to the pod object, as the kubelet's
 projected token is: the API server then knows which pod is asking). A pod that goes away gets
-SIGTERM, like the kubelet sends.
+SIGTERM, like the kubelet sends; with prestop=True first its container's preStop sleep runs out
+(the process serves on meanwhile, as a real pod does while Services stop sending to it), and the
+SIGTERM does not wait for the exit (the next syncs reap it).
 
 As a program (the demo):
     pod_launcher.py --namespace NS --codexproxy NAME --dir DIR --pods-kubeconfig FILE
@@ -45,7 +47,7 @@ class PodNotStartable(Exception):
 
 class PodLauncher:
     def __init__(self, namespace, proxy_name, directory, pods_kubeconfig, admin_kubeconfig,
-                 worker=FAKE_WORKER, worker_env=None):
+                 worker=FAKE_WORKER, worker_env=None, prestop=False):
         self.namespace = namespace
         self.proxy_name = proxy_name
         self.dir = directory
@@ -56,6 +58,9 @@ class PodLauncher:
         self.proxies = {}
         self.not_started = {}  # pod → why the kubelet could not start it yet
         self.projected = {}  # pod → {volume: (directory, its files)}: Secret and ConfigMap volumes
+        self.prestop = prestop
+        self.prestop_s = {}  # pod → its container's preStop sleep (seconds)
+        self.terminating = {}  # pod → (proxy, when its SIGTERM is due; None once sent)
 
     # --- the API, as a node reads it -----------------------------------------------------------
     def _kubectl_json(self, *args, check=True):
@@ -206,6 +211,9 @@ class PodLauncher:
         env.update({"PROXY_HOST": "127.0.0.1", "PORT": "0", "PROXY_OPS_PORT": "0", "CODEX_BIN": self.worker,
                     "PROXY_KUBECONFIG": self.pod_kubeconfig(pod, pod_dir), **self.worker_env})
         proxy = Proxy(env=env, codex_bin=None, workdir=pod_dir)
+        command = (((pod["spec"]["containers"][0].get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get(
+            "command") or []
+        self.prestop_s[name] = float(command[-1]) if command[:1] == ["/bin/sleep"] else 0.0
         with open(os.path.join(pod_dir, "proxy.pid"), "w") as f:
             f.write(str(proxy.process.pid))
         return proxy
@@ -226,12 +234,25 @@ class PodLauncher:
             except PodNotStartable as reason:
                 self.not_started[name] = str(reason)
         for name in [n for n in self.proxies if n not in live]:
-            self.stop_pod(name)
+            if self.prestop:
+                self.terminating[name] = (self.proxies.pop(name), time.monotonic() + self.prestop_s.get(name, 0))
+            else:
+                self.stop_pod(name)
+        self._reap_terminating()
         for name in [n for n in self.not_started if n not in live]:
             del self.not_started[name]
         for name in [n for n in self.projected if n not in live]:
             del self.projected[name]
         return self.proxies
+
+    def _reap_terminating(self):
+        for name, (proxy, sigterm_at) in list(self.terminating.items()):
+            if sigterm_at is not None and time.monotonic() >= sigterm_at:
+                proxy.signal(signal.SIGTERM)
+                self.terminating[name] = (proxy, None)
+            elif sigterm_at is None and proxy.process.poll() is not None:
+                proxy.close()
+                del self.terminating[name]
 
     def stop_pod(self, name):
         proxy = self.proxies.pop(name)
@@ -252,6 +273,8 @@ class PodLauncher:
         for name in list(self.proxies):
             proxy = self.proxies.pop(name)
             proxy.close()
+        for name in list(self.terminating):
+            self.terminating.pop(name)[0].close()
 
 
 def main():
