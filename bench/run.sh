@@ -11,6 +11,10 @@
 #                               model stalls, resets and fails: outcomes, fds/RSS (bench/bench_chaos.py)
 #   bench/run.sh access         what authentication and per-key limits add per request, and the
 #                               memory per key, with 10, 1,000 and 10,000 keys (bench/bench_access.cpp)
+#   bench/run.sh capacity [ARGS] one pod with the real codex and a model streaming 5 s and 30 s
+#                               turns at concurrency 4 → 256: turns/s, first token, CPU and memory
+#                               per turn (bench/bench_capacity.py; --defaults: 64 clients at the
+#                               default settings)
 #   bench/run.sh faithful       what the model receives for a short prompt, before and after the
 #                               faithful defaults; plain vs structured-output turn latency
 #                               (bench/bench_faithful.py)
@@ -24,6 +28,7 @@ case "${1:-}" in
   soak) shift; exec python3 "$ROOT/bench/bench_soak.py" "$@" ;;
   chaos) shift; exec python3 "$ROOT/bench/bench_chaos.py" "$@" ;;
   faithful) shift; exec python3 "$ROOT/bench/bench_faithful.py" "$@" ;;
+  capacity) shift; exec python3 "$ROOT/bench/bench_capacity.py" "$@" ;;
   access) shift; exec "$ROOT/build/bin/cxp-bench-access" "$@" ;;
 esac
 exec python3 "$ROOT/bench/bench_proxy.py" "$@"

@@ -27,7 +27,7 @@ struct IntSetting {
 };
 
 inline constexpr IntSetting kReplicas{"replicas", 1, 0, 1000, "", 1, false};
-inline constexpr IntSetting kMaxConcurrency{"worker.maxConcurrency",  4, 1,    1024,
+inline constexpr IntSetting kMaxConcurrency{"worker.maxConcurrency", 64, 1,    1024,
                                             "WORKER_MAX_CONCURRENCY", 1, false};
 inline constexpr IntSetting kRequestTimeoutSeconds{"worker.requestTimeoutSeconds", 120,  1,    3600,
                                                    "WORKER_REQUEST_TIMEOUT_MS",    1000, false};

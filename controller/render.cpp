@@ -273,7 +273,7 @@ json render_disruption_budget(const CodexProxy& proxy) {
 }  // namespace
 
 json default_resources() {
-  return {{"requests", {{"cpu", "250m"}, {"memory", "512Mi"}}}, {"limits", {{"memory", "1536Mi"}}}};
+  return {{"requests", {{"cpu", "1"}, {"memory", "1Gi"}}}, {"limits", {{"memory", "1536Mi"}}}};
 }
 
 json default_topology_spread(const std::string& proxy_name) {

@@ -63,8 +63,10 @@ std::int64_t settings_generation(const nlohmann::json& settings_data);
 std::string restart_hash(const CodexProxySpec& spec);
 
 // The proxy container's resources when spec.resources is unset, sized from measurements
-// (docs/benchmarks.md): an idle pod ~134 MiB, 500-770 MiB under load, two workers during a handover
-// (worker.maxRssMB 1024 + ~400 MiB). No CPU limit: throttling a turn only makes it slower.
+// (docs/benchmarks.md, docs/autoscaling.md): 64 concurrent turns of a slow model take ~0.7 CPU and
+// ~330 MiB of worker, which grows ~1.1 MiB per turn until recycled (worker.maxTurns 400,
+// worker.maxRssMB 1024); two workers during a handover (maxRssMB + ~400 MiB). No CPU limit:
+// throttling a turn only makes it slower.
 nlohmann::json default_resources();
 // Spread over nodes and zones, per rollout revision, never blocking scheduling.
 nlohmann::json default_topology_spread(const std::string& proxy_name);

@@ -38,7 +38,7 @@ class CrdTest(KubeTestCase):
         self.apply(proxy_manifest("minimal"))
         spec = kubectl_json("get", "cxp", "minimal", "-n", self.namespace)["spec"]
         self.assertEqual(spec["replicas"], 1)
-        self.assertEqual(spec["worker"], {"model": "gpt-5", "maxConcurrency": 4, "requestTimeoutSeconds": 120,
+        self.assertEqual(spec["worker"], {"model": "gpt-5", "maxConcurrency": 64, "requestTimeoutSeconds": 120,
                                           "backoff": {"initialMs": 250, "maxMs": 5000}, "drainSeconds": 10,
                                           "builtinTools": False, "maxTurns": 400, "maxRssMB": 1024})
         self.assertEqual(spec["maintenance"], {"enabled": False, "retryAfterSeconds": 120})

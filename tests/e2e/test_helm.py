@@ -47,6 +47,17 @@ class ChartStaticTest(unittest.TestCase):
             with open(os.path.join(CHART, copy)) as a, open(os.path.join(SOURCE_DIR, source)) as b:
                 self.assertEqual(a.read(), b.read(), f"charts/codexproxy-operator/{copy} differs from {source}; copy it")
 
+    def test_the_prometheus_adapter_rules_render_as_the_shipped_file(self):
+        result = helm("template", "x", CHART, "--kube-version", KUBE_VERSION, "--set", "prometheusAdapterRules.enabled=true",
+                      "--set", "prometheusAdapterRules.namespace=monitoring",
+                      "--show-only", "templates/prometheus-adapter-rules.yaml")
+        config_map = yaml.safe_load(result.stdout)
+        self.assertEqual(config_map["metadata"]["namespace"], "monitoring")
+        with open(os.path.join(CHART, "files/prometheus-adapter-rules.yaml")) as f:
+            shipped = yaml.safe_load(f)
+        self.assertEqual(yaml.safe_load(config_map["data"]["config.yaml"]), shipped)
+        self.assertEqual([r["name"]["as"] for r in shipped["rules"]], ["codex_turns_in_flight", "codex_queue_depth"])
+
     def test_rendered_rbac_equals_the_shipped_rules(self):
         prefix = "cxp-codexproxy-operator"
         rendered = {d["metadata"]["name"]: d for d in documents(render()) if d["kind"] in ("ClusterRole", "Role")}

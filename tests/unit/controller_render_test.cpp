@@ -314,8 +314,9 @@ TEST_CASE("a ChatGPT auth.json Secret is mounted read-only and named by WORKER_A
 
 TEST_CASE("the worker's model settings roll the pods, and leave the hash of specs without them") {
   // The restart hash of a spec without model settings is what it was before they existed:
-  // upgrading the controller does not roll every CodexProxy's pods.
-  CHECK(restart_hash(CodexProxySpec{}) == "164a60dd6b347ab6");
+  // upgrading the controller does not roll every CodexProxy's pods. It changes only with a default
+  // that needs a new process (worker.maxConcurrency 4 → 64: pods roll once, docs/install.md).
+  CHECK(restart_hash(CodexProxySpec{}) == "96940360ce1cd074");
   const auto base = restart_hash(with_worker("{}").spec);
   CHECK(restart_hash(with_worker(R"({"credentials":{"apiKeySecret":{"name":"a"}}})").spec) != base);
   CHECK(restart_hash(with_worker(R"({"provider":{"baseURL":"https://h/v1"}})").spec) != base);
@@ -410,7 +411,7 @@ TEST_CASE("unset, the pods get measured resources, a spread over nodes and zones
   const auto objects = render_objects(with_spec("{}"), std::nullopt);
   const auto& pod = find(objects, "Deployment")["spec"]["template"]["spec"];
   CHECK(pod["containers"][0]["resources"] == default_resources());
-  CHECK(pod["containers"][0]["resources"]["requests"]["memory"] == "512Mi");
+  CHECK(pod["containers"][0]["resources"]["requests"]["memory"] == "1Gi");
   CHECK_FALSE(pod["containers"][0].contains("imagePullPolicy"));
   CHECK(pod["topologySpreadConstraints"] == default_topology_spread("demo"));
   CHECK(pod["topologySpreadConstraints"][1]["topologyKey"] == "topology.kubernetes.io/zone");
@@ -576,7 +577,7 @@ TEST_CASE(
   CHECK(autoscaling_target(per_pod.spec) == "3");
   CHECK_FALSE(render_autoscaler(per_pod)->object["spec"].contains("behavior"));
   CHECK(autoscaling_target(with_spec(R"({"autoscaling": {"targetUtilization": 50}})").spec) ==
-        "2");  // 50 % of the default 4 slots
+        "32");  // 50 % of the default 64 slots
 }
 
 TEST_CASE("autoscaling that contradicts itself or spec.replicas is an invalid spec, named") {
