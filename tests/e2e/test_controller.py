@@ -69,8 +69,8 @@ class ControllerTest(ControllerTestCase):
         wait_until(lambda: self.get("cxp", "demo").get("status", {}).get("observedGeneration") == 1, 30,
                    interval=0.2, message="observedGeneration 1")
         table = kubectl("get", "cxp", "-n", self.namespace).stdout
-        self.assertRegex(table, r"NAME\s+READY\s+MAINTENANCE\s+RESTARTS\s+STATUS\s+AGE")
-        self.assertRegex(table, r"demo\s+\d+/2\s+False\s+0\s+\w+")
+        self.assertRegex(table, r"NAME\s+READY\s+DESIRED\s+CURRENT\s+MAINTENANCE\s+RESTARTS\s+STATUS\s+AGE")
+        self.assertRegex(table, r"demo\s+\d+/2\s+2\s+\d+\s+False\s+0\s+\w+")
         created = [e for e in kubectl_json("get", "events", "-n", self.namespace)["items"]
                    if e["involvedObject"]["kind"] == "CodexProxy" and e["reason"] == "Created"]
         self.assertEqual(len(created), 1, created)

@@ -121,7 +121,7 @@ class PodReportTest(ControllerTestCase):
         self.assertEqual({c["type"]: c["observedGeneration"] for c in proxy_object["status"]["conditions"]},
                          {t: proxy_object["metadata"]["generation"]
                           for t in ("Available", "Progressing", "Degraded", "Maintenance", "InsecureConfig",
-                                    "ServiceMonitor")})
+                                    "ServiceMonitor", "Autoscaling")})
         kubectl("patch", "cxp", "maint", "-n", self.namespace, "--type", "merge",
                 "-p", json.dumps({"spec": {"maintenance": {"enabled": False}}}))
         for proxy in proxies.values():
