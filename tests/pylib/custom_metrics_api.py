@@ -21,7 +21,7 @@ import tempfile
 import threading
 
 from local_ports import free_port
-from polling import wait_until
+from polling import stop_process, wait_until
 
 CLONE_NEWNET = 0x40000000
 ADAPTER_VERSION_FILE = ".prometheus-adapter.version"
@@ -204,11 +204,7 @@ spec:
         if self.relay:
             self.relay.close()
         if self.process:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            stop_process(self.process)
             self.log.close()
         subprocess.run(["ip", "netns", "del", self.NETNS], capture_output=True)  # takes its veth end along
         subprocess.run(["ip", "link", "del", self.HOST_LINK], capture_output=True)

@@ -11,7 +11,7 @@ import urllib.request
 import yaml
 
 from local_ports import free_port
-from polling import wait_until
+from polling import stop_process, wait_until
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
@@ -57,11 +57,7 @@ class PrometheusServer:
         return self.api("query", query=expr)["result"]
 
     def close(self):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
         self.log.close()
 
 
