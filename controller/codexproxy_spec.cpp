@@ -164,6 +164,9 @@ void read_autoscaling(const json& spec, AutoscalingSpec& out, std::vector<std::s
   read(autoscaling, "targetInFlightPerPod", out.target_in_flight_per_pod, where, problems);
   read(autoscaling, "targetUtilization", out.target_utilization, where, problems);
   read_raw(autoscaling, "behavior", json::value_t::object, out.behavior, where, problems);
+  read(autoscaling, "engine", out.engine, where, problems);
+  read(child(autoscaling, "keda"), "prometheusAddress", out.prometheus_address, where + ".keda",
+       problems);
 }
 
 }  // namespace
@@ -339,6 +342,15 @@ std::vector<std::string> validate_spec(const CodexProxySpec& spec) {
     if (autoscaling.target_in_flight_per_pod > 0 && autoscaling.target_utilization > 0) {
       problems.push_back(
           "spec.autoscaling: set targetInFlightPerPod or targetUtilization, not both");
+    }
+    if (autoscaling.engine != "HPA" && autoscaling.engine != "KEDA") {
+      problems.push_back("spec.autoscaling.engine: HPA or KEDA, found '" +
+                         autoscaling.engine.substr(0, 32) + "'");
+    }
+    if (autoscaling.engine == "KEDA" && autoscaling.prometheus_address.empty()) {
+      problems.push_back(
+          "spec.autoscaling.keda.prometheusAddress: required with engine KEDA (the Prometheus "
+          "server KEDA's trigger queries)");
     }
     if (spec.replicas == 0) {
       problems.push_back(

@@ -77,6 +77,10 @@ struct AutoscalingSpec {
   std::int32_t target_in_flight_per_pod = 0;  // 0: from target_utilization
   std::int32_t target_utilization = 0;        // % of worker.maxConcurrency; 0 with no target: 70
   nlohmann::json behavior;                    // null: the HPA's defaults
+  // "HPA": the operator's HorizontalPodAutoscaler on the custom metrics API; "KEDA": a KEDA
+  // ScaledObject whose Prometheus trigger queries prometheus_address (KEDA makes the HPA).
+  std::string engine = "HPA";
+  std::string prometheus_address;  // engine KEDA: the Prometheus server KEDA queries
 };
 inline constexpr std::int32_t kDefaultTargetUtilization = 70;
 // The per-pod metric an autoscaler scales on (a gauge of every proxy pod).

@@ -81,11 +81,13 @@ class ControllerApp {
   OptionalKind network_policies_{&kube::resources::kNetworkPolicies, "network_policy_api"};
   // Likewise before spec.autoscaling.
   OptionalKind autoscalers_{&kube::resources::kHorizontalPodAutoscalers, "autoscaling_api"};
-  std::array<OptionalKind*, 3> optional_kinds() {
-    return {&service_monitors_, &network_policies_, &autoscalers_};
+  // KEDA's ScaledObjects, where KEDA is installed (spec.autoscaling.engine KEDA).
+  OptionalKind scaled_objects_{&kube::resources::kScaledObjects, "keda_api"};
+  std::array<OptionalKind*, 4> optional_kinds() {
+    return {&service_monitors_, &network_policies_, &autoscalers_, &scaled_objects_};
   }
-  std::array<const OptionalKind*, 3> optional_kinds() const {
-    return {&service_monitors_, &network_policies_, &autoscalers_};
+  std::array<const OptionalKind*, 4> optional_kinds() const {
+    return {&service_monitors_, &network_policies_, &autoscalers_, &scaled_objects_};
   }
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<LeaderElector> elector_;

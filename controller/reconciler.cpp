@@ -4,6 +4,7 @@
 #include <cctype>
 #include <future>
 #include <set>
+#include <tuple>
 
 #include "controller/codexproxy_spec.h"
 #include "controller/object_diff.h"
@@ -132,11 +133,13 @@ std::string Reconciler::reconcile_optional(const json& owner, const CodexProxy& 
 
 std::string Reconciler::kind_not_kept(const json& owner, const kube::Resource& resource,
                                       const std::string& field) {
-  auto message = field + " is enabled but the controller may not list " + resource.plural +
-                 " (its ClusterRole predates them: upgrade the chart, or grant " +
+  auto message = field + " is enabled but the controller cannot keep " + resource.plural +
+                 ": the cluster did not serve " + resource.api_version() +
+                 " when the controller started, or its ClusterRole predates them (upgrade the "
+                 "chart, or grant " +
                  (resource.group.empty() ? std::string("core") : resource.group) + " " +
                  resource.plural +
-                 " get/list/watch/create/patch/delete, then restart the controller)";
+                 " get/list/watch/create/patch/delete), then restart the controller";
   events_.warning(owner, "ApplyFailed", message);
   return message;
 }
@@ -315,13 +318,22 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
             "pods cannot reach their heartbeat Lease");
       }
     }
-    if (apply_error.empty() && proxy.spec.autoscaling.enabled &&
-        caches_.owned.count(res::kHorizontalPodAutoscalers.plural) == 0) {
-      apply_error = kind_not_kept(*object, res::kHorizontalPodAutoscalers, "spec.autoscaling");
-      not_retryable = true;
-    } else if (apply_error.empty()) {
-      apply_error = reconcile_optional(*object, proxy, res::kHorizontalPodAutoscalers,
-                                       render_autoscaler(proxy), not_retryable, changes);
+    // spec.autoscaling: the operator's HPA, or KEDA's ScaledObject (never both: the other is
+    // deleted when the engine changes).
+    const auto& autoscaling = proxy.spec.autoscaling;
+    for (const auto& [resource, desired, engine] :
+         {std::tuple{&res::kHorizontalPodAutoscalers, render_autoscaler(proxy), "HPA"},
+          std::tuple{&res::kScaledObjects, render_scaled_object(proxy), "KEDA"}}) {
+      if (!apply_error.empty()) break;
+      if (autoscaling.enabled && autoscaling.engine == engine &&
+          caches_.owned.count(resource->plural) == 0) {
+        apply_error = kind_not_kept(*object, *resource,
+                                    std::string("spec.autoscaling (engine ") + engine + ")");
+        not_retryable = true;
+      } else {
+        apply_error =
+            reconcile_optional(*object, proxy, *resource, desired, not_retryable, changes);
+      }
     }
     // One Event per reconcile that changed something (not one per object: fewer API calls).
     if (!changes.empty()) {
@@ -352,6 +364,10 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   if (const auto hpas = caches_.owned.find(res::kHorizontalPodAutoscalers.plural);
       hpas != caches_.owned.end()) {
     inputs.autoscaler = hpas->second->get(ns, name);
+  }
+  if (const auto scaled = caches_.owned.find(res::kScaledObjects.plural);
+      scaled != caches_.owned.end()) {
+    inputs.scaled_object = scaled->second->get(ns, name);
   }
   inputs.now = std::chrono::system_clock::now();
   const auto steady_now = HeartbeatClock::Clock::now();

@@ -320,21 +320,64 @@ std::optional<DesiredObject> render_service_monitor(const CodexProxy& proxy) {
   return DesiredObject{res::kServiceMonitors, std::move(monitor)};
 }
 
-std::string autoscaling_target(const CodexProxySpec& spec) {
+namespace {
+
+// The target in thousandths of a turn: 70 % of 4 slots is 2800 (never below 1).
+std::int64_t autoscaling_target_milli(const CodexProxySpec& spec) {
   const auto& autoscaling = spec.autoscaling;
   if (autoscaling.target_in_flight_per_pod > 0) {
-    return std::to_string(autoscaling.target_in_flight_per_pod);
+    return std::int64_t{autoscaling.target_in_flight_per_pod} * 1000;
   }
   const auto percent = autoscaling.target_utilization > 0 ? autoscaling.target_utilization
                                                           : kDefaultTargetUtilization;
-  // In thousandths of a turn: 70 % of 4 slots is 2800m (never below 1m).
-  const auto milli = std::max<std::int64_t>(1, std::int64_t{percent} * spec.max_concurrency * 10);
+  return std::max<std::int64_t>(1, std::int64_t{percent} * spec.max_concurrency * 10);
+}
+
+}  // namespace
+
+std::string autoscaling_target(const CodexProxySpec& spec) {
+  const auto milli = autoscaling_target_milli(spec);
   return milli % 1000 == 0 ? std::to_string(milli / 1000) : std::to_string(milli) + "m";
+}
+
+std::string autoscaling_target_decimal(const CodexProxySpec& spec) {
+  const auto milli = autoscaling_target_milli(spec);
+  auto fraction = std::to_string(1000 + milli % 1000).substr(1);  // three digits
+  while (!fraction.empty() && fraction.back() == '0') fraction.pop_back();
+  return std::to_string(milli / 1000) + (fraction.empty() ? "" : "." + fraction);
+}
+
+std::optional<DesiredObject> render_scaled_object(const CodexProxy& proxy) {
+  const auto& spec = proxy.spec.autoscaling;
+  if (!spec.enabled || spec.engine != "KEDA") return std::nullopt;
+  auto scaled = object(res::kScaledObjects, proxy, proxy.name);
+  // The pods' series as the operator's ServiceMonitor labels them; KEDA divides the sum by the
+  // pods (AverageValue), so the threshold is per pod, as the HPA's target.
+  const std::string query = std::string("sum(") + kAutoscalingMetric + "{namespace=\"" +
+                            proxy.namespace_name + "\",codexproxy=\"" + proxy.name + "\"})";
+  scaled["spec"] = {
+      {"scaleTargetRef",
+       {{"apiVersion", res::kCodexProxies.api_version()},
+        {"kind", res::kCodexProxies.kind},
+        {"name", proxy.name}}},
+      {"minReplicaCount", spec.min_replicas},
+      {"maxReplicaCount", spec.max_replicas},
+      {"triggers", json::array({{{"type", "prometheus"},
+                                 {"metricType", "AverageValue"},
+                                 {"metadata",
+                                  {{"serverAddress", spec.prometheus_address},
+                                   {"query", query},
+                                   {"threshold", autoscaling_target_decimal(proxy.spec)}}}}})}};
+  if (spec.behavior.is_object() && !spec.behavior.empty()) {
+    scaled["spec"]["advanced"] = {{"horizontalPodAutoscalerConfig", {{"behavior", spec.behavior}}}};
+  }
+  stamp_desired_hash(scaled);
+  return DesiredObject{res::kScaledObjects, std::move(scaled)};
 }
 
 std::optional<DesiredObject> render_autoscaler(const CodexProxy& proxy) {
   const auto& spec = proxy.spec.autoscaling;
-  if (!spec.enabled) return std::nullopt;
+  if (!spec.enabled || spec.engine != "HPA") return std::nullopt;
   auto autoscaler = object(res::kHorizontalPodAutoscalers, proxy, proxy.name);
   autoscaler["spec"] = {
       {"scaleTargetRef",

@@ -100,7 +100,14 @@ std::optional<DesiredObject> render_service_monitor(const CodexProxy& proxy);
 // (kAutoscalingMetric, a Pods metric of the custom metrics API), aiming at targetInFlightPerPod or
 // targetUtilization % of worker.maxConcurrency. Pure.
 std::optional<DesiredObject> render_autoscaler(const CodexProxy& proxy);
-// The average turns in flight per pod the autoscaler aims at, as a Kubernetes quantity.
+// The average turns in flight per pod the autoscaler aims at, as a Kubernetes quantity ("2800m")
+// and as a decimal ("2.8", KEDA's threshold).
 std::string autoscaling_target(const CodexProxySpec& spec);
+std::string autoscaling_target_decimal(const CodexProxySpec& spec);
+// The KEDA ScaledObject of a CodexProxy (spec.autoscaling with engine KEDA), or nullopt: KEDA's
+// Prometheus trigger on the pods' summed codex_turns_in_flight (AverageValue: per pod), the same
+// bounds, target and behavior as the HPA would have. Only applied where keda.sh/v1alpha1 is
+// served. Pure.
+std::optional<DesiredObject> render_scaled_object(const CodexProxy& proxy);
 
 }  // namespace cxp::controller

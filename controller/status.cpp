@@ -78,10 +78,26 @@ struct ConditionValue {
 // with its desired and current replicas when it scales (not the metric's value: that changes at
 // every sync and would rewrite the status every 15 s).
 ConditionValue autoscaling_condition(const CodexProxySpec& spec,
-                                     const std::optional<json>& autoscaler) {
+                                     const std::optional<json>& autoscaler,
+                                     const std::optional<json>& scaled_object) {
   if (!spec.autoscaling.enabled) {
     return {false, "NotRequested",
             "spec.autoscaling.enabled is false: spec.replicas is what you set"};
+  }
+  if (spec.autoscaling.engine == "KEDA") {
+    // KEDA's ScaledObject: its Ready condition says whether KEDA took it (and made its HPA).
+    if (!scaled_object) return {false, "Pending", "the KEDA ScaledObject is not there yet"};
+    for (const auto& condition :
+         scaled_object->value("status", json::object()).value("conditions", json::array())) {
+      if (condition.value("type", "") != "Ready") continue;
+      const bool ready = condition.value("status", "") == "True";
+      return {ready,
+              ready ? "ScaledObjectReady" : condition.value("reason", "ScaledObjectNotReady"),
+              quoted("KEDA's ScaledObject: " + condition.value("message", "") +
+                     (ready ? "" : "; the replicas stay where they are"))};
+    }
+    return {false, "Pending",
+            "KEDA has not taken the ScaledObject yet (is KEDA's operator running?)"};
   }
   if (!autoscaler) {
     return {false, "Pending", "the HorizontalPodAutoscaler is not there yet"};
@@ -276,7 +292,7 @@ StatusResult compute_status(const StatusInputs& in) {
   }
 
   // Autoscaling: informational like ServiceMonitor.
-  const auto autoscaling = autoscaling_condition(proxy.spec, in.autoscaler);
+  const auto autoscaling = autoscaling_condition(proxy.spec, in.autoscaler, in.scaled_object);
   set_condition(conditions, "Autoscaling", autoscaling.status, autoscaling.reason,
                 autoscaling.message, generation, now_text);
 

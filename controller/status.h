@@ -38,7 +38,8 @@ struct StatusInputs {
   std::vector<std::string> credential_problems;  // → Degraded/CredentialsMissing
   std::string apply_error;                       // → Degraded/ApplyFailed
   bool monitoring_api = false;  // the cluster serves monitoring.coreos.com/v1 ServiceMonitors
-  std::optional<nlohmann::json> autoscaler;  // the CodexProxy's HorizontalPodAutoscaler, if any
+  std::optional<nlohmann::json> autoscaler;     // the CodexProxy's HorizontalPodAutoscaler, if any
+  std::optional<nlohmann::json> scaled_object;  // its KEDA ScaledObject, if any
   std::chrono::system_clock::time_point now;
 };
 

@@ -36,6 +36,7 @@ const Resource kNetworkPolicies{"networking.k8s.io", "v1", "networkpolicies", "N
 const Resource kEndpointSlices{"discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true};
 const Resource kHorizontalPodAutoscalers{"autoscaling", "v2", "horizontalpodautoscalers",
                                          "HorizontalPodAutoscaler", true};
+const Resource kScaledObjects{"keda.sh", "v1alpha1", "scaledobjects", "ScaledObject", true};
 const Resource kServiceMonitors{"monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor",
                                 true};
 const Resource kTokenReviews{"authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false};

@@ -35,6 +35,7 @@ extern const Resource kLeases;
 extern const Resource kNetworkPolicies;           // networking.k8s.io/v1
 extern const Resource kEndpointSlices;            // discovery.k8s.io/v1 (the API server's, read)
 extern const Resource kHorizontalPodAutoscalers;  // autoscaling/v2
+extern const Resource kScaledObjects;             // keda.sh/v1alpha1 (KEDA)
 extern const Resource kServiceMonitors;           // monitoring.coreos.com/v1 (Prometheus Operator)
 extern const Resource kTokenReviews;              // authentication.k8s.io/v1 (create only)
 extern const Resource kSubjectAccessReviews;      // authorization.k8s.io/v1 (create only)

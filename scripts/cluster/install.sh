@@ -3,7 +3,7 @@
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet (the real node of the
 #   images tier), kube-network-policies (its NetworkPolicy implementation), prometheus-adapter (the
 #   custom metrics API the e2e tier's HorizontalPodAutoscaler reads), kwok, helm; and the
-#   Prometheus Operator's ServiceMonitor and PrometheusRule CRDs
+#   Prometheus Operator's ServiceMonitor and PrometheusRule CRDs and KEDA's ScaledObject CRD
 #   (e2e: a cluster that serves monitoring.coreos.com/v1), copied from its Go module to $CACHE/crds.
 # Idempotent: a binary that exists with the right version is not rebuilt.
 #   scripts/cluster/install.sh          prints the bin directory on its last line
@@ -17,6 +17,7 @@ KWOK_VERSION="0.7.0"      # ships default pod stages
 HELM_VERSION="3.19.5"
 PROMETHEUS_OPERATOR_VERSION="0.85.0"  # the monitoring.coreos.com/v1 CRDs the e2e tier installs
 KNP_VERSION="0.8.0"       # kube-network-policies: enforces NetworkPolicy on the real node (nftables)
+KEDA_VERSION="2.18.2"     # KEDA's ScaledObject CRD: the e2e tier validates rendered ScaledObjects against it
 ADAPTER_VERSION="0.12.0"  # prometheus-adapter: serves custom.metrics.k8s.io from Prometheus (e2e HPA)
 
 CACHE="${CXP_TOOLS_CACHE:-$HOME/.cache/codexproxy-tools}"
@@ -159,6 +160,18 @@ build_prometheus_adapter() {
   stamp prometheus-adapter "$version"
 }
 
+fetch_keda_crd() {
+  local want="v$KEDA_VERSION" crds="$CACHE/crds" dir
+  [ "$(cat "$crds/.keda-version" 2>/dev/null)" = "$want" ] && return
+  log "fetching KEDA's ScaledObject CRD $want"
+  dir="$(go mod download -json "github.com/kedacore/keda/v2@$want" 2>/dev/null \
+         | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  [ -d "$dir" ] || die "cannot download github.com/kedacore/keda/v2@$want from the Go module proxy; check the network and retry"
+  mkdir -p "$crds"
+  install -m 0644 "$dir/config/crd/bases/keda.sh_scaledobjects.yaml" "$crds/"
+  echo "$want" > "$crds/.keda-version"
+}
+
 fetch_monitoring_crds() {
   local want="v$PROMETHEUS_OPERATOR_VERSION" crds="$CACHE/crds" dir name
   [ "$(cat "$crds/.version" 2>/dev/null)" = "$want" ] && return
@@ -182,4 +195,5 @@ install_plain helm helm.sh/helm/v3/cmd/helm "v$HELM_VERSION" \
 build_kube_network_policies
 build_prometheus_adapter
 fetch_monitoring_crds
+fetch_keda_crd
 echo "$BIN"

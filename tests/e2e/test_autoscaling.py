@@ -21,7 +21,7 @@ import unittest
 
 from controller_harness import ControllerTestCase
 from custom_metrics_api import CustomMetricsApi
-from kube import ADMIN_KUBECONFIG, SOURCE_DIR, kubectl, kubectl_json, wait_until
+from kube import ADMIN_KUBECONFIG, SOURCE_DIR, kubectl, kubectl_json, tools_bin, wait_until
 from pod_fleet import PodFleet
 from prometheus_server import PROMETHEUS, PrometheusServer, write_file_targets
 
@@ -161,6 +161,61 @@ class AutoscalingTest(ControllerTestCase):
         light.stop()
         self.assertGreater(len(light.results), 10)
         self.assertEqual(light.failures(), [], "requests failed during the scale-in")
+
+
+KEDA_CRD = "scaledobjects.keda.sh"
+
+
+class KedaEngineTest(ControllerTestCase):
+    """engine KEDA: a ScaledObject the API server accepts against KEDA's own CRD (pinned, from its
+    Go module: scripts/cluster/install.sh), kept only where the cluster serves keda.sh/v1alpha1."""
+
+    def test_a_scaled_object_where_keda_is_served_and_a_clear_refusal_where_not(self):
+        spec = {"enabled": True, "engine": "KEDA", "minReplicas": 1, "maxReplicas": 4, "targetInFlightPerPod": 2,
+                "keda": {"prometheusAddress": "http://prometheus.monitoring.svc:9090"},
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 30}}}
+        # 1. No KEDA in the cluster: said, not skipped.
+        first = self.start_controller()
+        self.apply_proxy("keda", autoscaling=spec)
+        degraded = wait_until(lambda: (self.condition("keda", "Degraded") or {}).get("reason") == "ApplyFailed"
+                              and self.condition("keda", "Degraded"), 30, interval=0.5, message="Degraded ApplyFailed")
+        self.assertIn("cannot keep scaledobjects", degraded["message"])
+        self.assertIn("keda.sh/v1alpha1", degraded["message"])
+        first.stop()
+
+        # 2. KEDA's CRD served: the controller keeps the ScaledObject, which the API server validated.
+        crd = os.path.join(os.path.dirname(tools_bin()), "crds", "keda.sh_scaledobjects.yaml")
+        kubectl("apply", "--server-side", "-f", crd)
+        self.addCleanup(kubectl, "delete", "crd", KEDA_CRD, "--ignore-not-found", "--wait=false", check=False)
+        kubectl("wait", "--for=condition=Established", f"crd/{KEDA_CRD}", "--timeout=60s")
+        self.start_controller()
+        scaled = wait_until(lambda: self.get("scaledobject", "keda", check=False), 30, interval=0.5,
+                            message="the ScaledObject")
+        self.assertEqual(scaled["spec"]["scaleTargetRef"], {"apiVersion": "codexproxy.io/v1alpha1",
+                                                            "kind": "CodexProxy", "name": "keda"})
+        self.assertEqual((scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]), (1, 4))
+        trigger = scaled["spec"]["triggers"][0]
+        self.assertEqual((trigger["type"], trigger["metricType"], trigger["metadata"]["threshold"]),
+                         ("prometheus", "AverageValue", "2"))
+        self.assertEqual(trigger["metadata"]["query"],
+                         f'sum(codex_turns_in_flight{{namespace="{self.namespace}",codexproxy="keda"}})')
+        self.assertEqual(scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"],
+                         spec["behavior"])
+        # The same object again through the API server's own validation, as a dry run.
+        scaled.pop("status", None)
+        for field in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
+            scaled["metadata"].pop(field, None)
+        scaled["metadata"]["name"] = "keda-dry-run"
+        kubectl("create", "--dry-run=server", "-n", self.namespace, "-f", "-", input=json.dumps(scaled))
+        self.assertIsNone(self.get("hpa", "keda", check=False))
+        condition = wait_until(lambda: self.condition("keda", "Autoscaling"), 30, interval=0.5, message="Autoscaling")
+        self.assertEqual(condition["reason"], "Pending")
+        self.assertIn("KEDA", condition["message"])
+
+        # 3. Back to the operator's HPA: the ScaledObject goes, the HPA comes.
+        self.apply_proxy("keda", autoscaling={**spec, "engine": "HPA"})
+        wait_until(lambda: self.get("hpa", "keda", check=False) and not self.get("scaledobject", "keda", check=False),
+                   30, interval=0.5, message="the HPA instead of the ScaledObject")
 
 
 if __name__ == "__main__":

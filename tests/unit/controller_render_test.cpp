@@ -598,3 +598,38 @@ TEST_CASE("autoscaling that contradicts itself or spec.replicas is an invalid sp
   CHECK(problems_of(R"({"replicas": 0, "autoscaling": {"enabled": false, "maxReplicas": 2}})")
             .empty());
 }
+
+TEST_CASE("engine KEDA renders a ScaledObject with the same bounds and target, and no HPA") {
+  const auto proxy = with_spec(R"({"autoscaling": {"enabled": true, "engine": "KEDA",
+      "maxReplicas": 6, "minReplicas": 2, "targetUtilization": 70,
+      "keda": {"prometheusAddress": "http://prometheus.monitoring.svc:9090"},
+      "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}})");
+  CHECK(validate_spec(proxy.spec).empty());
+  CHECK_FALSE(render_autoscaler(proxy).has_value());
+  const auto scaled = render_scaled_object(proxy);
+  REQUIRE(scaled.has_value());
+  CHECK(scaled->resource.api_version() == "keda.sh/v1alpha1");
+  const auto& spec = scaled->object["spec"];
+  CHECK(spec["scaleTargetRef"]["kind"] == "CodexProxy");
+  CHECK(spec["minReplicaCount"] == 2);
+  CHECK(spec["maxReplicaCount"] == 6);
+  const auto& trigger = spec["triggers"][0];
+  CHECK(trigger["type"] == "prometheus");
+  CHECK(trigger["metricType"] == "AverageValue");
+  CHECK(trigger["metadata"]["serverAddress"] == "http://prometheus.monitoring.svc:9090");
+  CHECK(trigger["metadata"]["query"] ==
+        R"(sum(codex_turns_in_flight{namespace="ns",codexproxy="demo"}))");
+  CHECK(trigger["metadata"]["threshold"] == "44.8");  // 70 % of 64 slots
+  CHECK(spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+            ["stabilizationWindowSeconds"] == 60);
+  CHECK_FALSE(render_scaled_object(with_spec(R"({"autoscaling": {"enabled": true,
+      "maxReplicas": 2}})"))
+                  .has_value());  // engine HPA
+  CHECK(validate_spec(with_spec(R"({"autoscaling": {"enabled": true, "engine": "KEDA",
+      "maxReplicas": 2}})")
+                          .spec)
+            .at(0)
+            .find("spec.autoscaling.keda.prometheusAddress") != std::string::npos);
+  CHECK(autoscaling_target_decimal(
+            with_spec(R"({"autoscaling": {"targetInFlightPerPod": 3}})").spec) == "3");
+}

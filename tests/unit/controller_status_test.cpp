@@ -358,3 +358,31 @@ TEST_CASE("the Autoscaling condition says what the HPA says of itself") {
   CHECK(condition->value("message", "").find("desired 4 replicas (current 2, 1-5)") !=
         std::string::npos);
 }
+
+TEST_CASE("with engine KEDA the Autoscaling condition is the ScaledObject's Ready") {
+  Fixture f({entry("a", true, "ready", 0, seconds(5))}, {"a"});
+  f.proxy.spec.autoscaling.enabled = true;
+  f.proxy.spec.autoscaling.engine = "KEDA";
+  f.proxy.spec.autoscaling.max_replicas = 4;
+  CHECK(reason(f.run().status, "Autoscaling") == "Pending");
+  f.inputs.scaled_object = json{{"status", {{"conditions", json::array()}}}};
+  CHECK(find_condition(f.run().status["conditions"], "Autoscaling")
+            ->value("message", "")
+            .find("is KEDA's operator running?") != std::string::npos);
+  f.inputs.scaled_object = json{
+      {"status",
+       {{"conditions", json::array({{{"type", "Ready"},
+                                     {"status", "False"},
+                                     {"reason", "ScaledObjectCheckFailed"},
+                                     {"message", "Trigger prometheus: no serverAddress"}}})}}}};
+  auto condition = *find_condition(f.run().status["conditions"], "Autoscaling");
+  CHECK(condition["reason"] == "ScaledObjectCheckFailed");
+  CHECK(condition["status"] == "False");
+  f.inputs.scaled_object =
+      json{{"status",
+            {{"conditions", json::array({{{"type", "Ready"},
+                                          {"status", "True"},
+                                          {"message", "ScaledObject is defined correctly"}}})}}}};
+  condition = *find_condition(f.run().status["conditions"], "Autoscaling");
+  CHECK(condition["reason"] == "ScaledObjectReady");
+}
