@@ -29,6 +29,10 @@ NAMESPACE = "real-node"
 NAME = "node"
 GATEWAY = "10.85.0.1"  # the host on the node's pod network (scripts/cluster/node.sh)
 DRAIN_SECONDS = 3
+# This node has 2 cores; the defaults request 1 CPU per pod (sized for 64 concurrent turns): a
+# rollout's surge pod, the NetworkPolicy test's second CodexProxy and the controller's two replicas
+# would not fit. Sized as a user of a small node sizes them (docs/autoscaling.md, capacity).
+SMALL_NODE_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1536Mi"}}
 
 
 def ctr(*args):
@@ -106,7 +110,7 @@ class RealNodeTest(unittest.TestCase):
         kubectl("apply", "-f", "-", input=json.dumps({
             "apiVersion": "codexproxy.io/v1alpha1", "kind": "CodexProxy",
             "metadata": {"name": NAME, "namespace": NAMESPACE},
-            "spec": {"replicas": replicas, "image": PROXY_IMAGE,
+            "spec": {"replicas": replicas, "image": PROXY_IMAGE, "resources": SMALL_NODE_RESOURCES,
                      "worker": {"model": "gpt-5", "drainSeconds": DRAIN_SECONDS, "maxTurns": max_turns,
                                 "credentials": {"apiKeySecret": {"name": "model-key", "key": "apiKey"}},
                                 "provider": {"name": "model stub", "baseURL": f"http://{GATEWAY}:{cls.stub.port}/v1",
@@ -259,7 +263,7 @@ class RealNodeTest(unittest.TestCase):
         kubectl("apply", "-f", "-", input=json.dumps({
             "apiVersion": "codexproxy.io/v1alpha1", "kind": "CodexProxy",
             "metadata": {"name": "fenced", "namespace": NAMESPACE},
-            "spec": {"image": PROXY_IMAGE,
+            "spec": {"image": PROXY_IMAGE, "resources": SMALL_NODE_RESOURCES,
                      "worker": {"model": "gpt-5",
                                 "credentials": {"apiKeySecret": {"name": "model-key", "key": "apiKey"}},
                                 "provider": {"name": "model stub", "envKey": MODEL_KEY_VAR,
