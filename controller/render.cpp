@@ -333,6 +333,13 @@ std::int64_t autoscaling_target_milli(const CodexProxySpec& spec) {
   return std::max<std::int64_t>(1, std::int64_t{percent} * spec.max_concurrency * 10);
 }
 
+// What an autoscaler scales: the CodexProxy, through its scale subresource (spec.replicas).
+json scale_target_ref(const CodexProxy& proxy) {
+  return {{"apiVersion", res::kCodexProxies.api_version()},
+          {"kind", res::kCodexProxies.kind},
+          {"name", proxy.name}};
+}
+
 }  // namespace
 
 std::string autoscaling_target(const CodexProxySpec& spec) {
@@ -356,10 +363,7 @@ std::optional<DesiredObject> render_scaled_object(const CodexProxy& proxy) {
   const std::string query = std::string("sum(") + kAutoscalingMetric + "{namespace=\"" +
                             proxy.namespace_name + "\",codexproxy=\"" + proxy.name + "\"})";
   scaled["spec"] = {
-      {"scaleTargetRef",
-       {{"apiVersion", res::kCodexProxies.api_version()},
-        {"kind", res::kCodexProxies.kind},
-        {"name", proxy.name}}},
+      {"scaleTargetRef", scale_target_ref(proxy)},
       {"minReplicaCount", spec.min_replicas},
       {"maxReplicaCount", spec.max_replicas},
       {"triggers", json::array({{{"type", "prometheus"},
@@ -380,10 +384,7 @@ std::optional<DesiredObject> render_autoscaler(const CodexProxy& proxy) {
   if (!spec.enabled || spec.engine != "HPA") return std::nullopt;
   auto autoscaler = object(res::kHorizontalPodAutoscalers, proxy, proxy.name);
   autoscaler["spec"] = {
-      {"scaleTargetRef",
-       {{"apiVersion", res::kCodexProxies.api_version()},
-        {"kind", res::kCodexProxies.kind},
-        {"name", proxy.name}}},
+      {"scaleTargetRef", scale_target_ref(proxy)},
       {"minReplicas", spec.min_replicas},
       {"maxReplicas", spec.max_replicas},
       {"metrics", json::array({{{"type", "Pods"},

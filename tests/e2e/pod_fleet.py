@@ -10,13 +10,13 @@ from proxy_process import FAKE_WORKER
 
 
 class PodFleet(PodLauncher):
-    def __init__(self, namespace, proxy_name, worker_env=None, worker=FAKE_WORKER):
+    def __init__(self, namespace, proxy_name, worker_env=None, worker=FAKE_WORKER, prestop=False):
         self._tmp = tempfile.TemporaryDirectory(prefix=f"cxp-pods-{proxy_name}-")
         wait_until(lambda: kubectl("get", "serviceaccount", proxy_name, "-n", namespace, check=False).returncode == 0,
                    30, interval=0.2, message="the pods' ServiceAccount")
         kubeconfig = sa_kubeconfig(namespace, proxy_name, os.path.join(self._tmp.name, "pods.kubeconfig"))
         super().__init__(namespace, proxy_name, os.path.join(self._tmp.name, "pods"), kubeconfig, ADMIN_KUBECONFIG,
-                         worker=worker, worker_env=worker_env)
+                         worker=worker, worker_env=worker_env, prestop=prestop)
         self.kubeconfig = kubeconfig  # the pods' ServiceAccount
 
     def close(self):

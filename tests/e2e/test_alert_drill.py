@@ -25,7 +25,7 @@ import yaml
 
 from controller_harness import ControllerTestCase
 from kube import SOURCE_DIR, wait_until
-from prometheus_server import PROMETHEUS, PrometheusServer
+from prometheus_server import PrometheusServer, require_prometheus
 from proxy_process import Proxy
 from secret_volume import write_atomically
 
@@ -123,8 +123,7 @@ class Traffic:
 class AlertDrillTest(ControllerTestCase):
     def setUp(self):
         super().setUp()
-        if not os.path.exists(PROMETHEUS):
-            self.fail("the prometheus server is missing: scripts/setup.sh installs Debian's `prometheus`")
+        require_prometheus()
         self.folder = tempfile.mkdtemp(prefix="cxp-drill-")
         self.addCleanup(shutil.rmtree, self.folder, True)
         self.evidence = []

@@ -23,7 +23,7 @@ from controller_harness import ControllerTestCase
 from custom_metrics_api import CustomMetricsApi
 from kube import ADMIN_KUBECONFIG, SOURCE_DIR, kubectl, kubectl_json, tools_bin, wait_until
 from pod_fleet import PodFleet
-from prometheus_server import PROMETHEUS, PrometheusServer, write_file_targets
+from prometheus_server import PrometheusServer, require_prometheus, write_file_targets
 
 RULES = os.path.join(SOURCE_DIR, "charts/codexproxy-operator/files/prometheus-adapter-rules.yaml")
 TURN = {"messages": [{"role": "user", "content": "hi"}]}
@@ -73,8 +73,7 @@ class Load:
 class AutoscalingTest(ControllerTestCase):
     def setUp(self):
         super().setUp()
-        if not os.path.exists(PROMETHEUS):
-            self.fail("the prometheus server is missing: scripts/setup.sh installs Debian's `prometheus`")
+        require_prometheus()
         self.folder = tempfile.mkdtemp(prefix="cxp-hpa-")
         self.addCleanup(shutil.rmtree, self.folder, True)
 
@@ -93,8 +92,7 @@ class AutoscalingTest(ControllerTestCase):
         hpa = wait_until(lambda: self.get("hpa", "auto", check=False), 30, message="the HorizontalPodAutoscaler")
         self.assertEqual(hpa["spec"]["scaleTargetRef"]["kind"], "CodexProxy")
         self.assertEqual(hpa["spec"]["metrics"][0]["pods"]["metric"]["name"], "codex_turns_in_flight")
-        fleet = PodFleet(self.namespace, "auto", worker_env={"FAKE_CODEX_TOKEN_DELAY_MS": "500"})
-        fleet.prestop = True
+        fleet = PodFleet(self.namespace, "auto", worker_env={"FAKE_CODEX_TOKEN_DELAY_MS": "500"}, prestop=True)
         self.addCleanup(fleet.close)
         fleet.wait_pods(1)
 
@@ -131,7 +129,8 @@ class AutoscalingTest(ControllerTestCase):
         syncer.start()
         self.addCleanup(syncer.join, 10)
         self.addCleanup(stopping.set)
-        metrics = CustomMetricsApi(self.folder, ADMIN_KUBECONFIG, prometheus.url, RULES, kubectl)
+        metrics = CustomMetricsApi(self.folder, os.path.join(tools_bin(), "prometheus-adapter"), ADMIN_KUBECONFIG,
+                                   prometheus.url, RULES, kubectl)
         self.addCleanup(metrics.close)
         path = f"/apis/custom.metrics.k8s.io/v1beta1/namespaces/{self.namespace}/pods/*/codex_turns_in_flight"
         wait_until(lambda: json.loads(kubectl("get", "--raw", path, check=False).stdout or "{}").get("items"),

@@ -24,11 +24,6 @@ from local_ports import free_port
 from polling import stop_process, wait_until
 
 CLONE_NEWNET = 0x40000000
-ADAPTER_VERSION_FILE = ".prometheus-adapter.version"
-
-
-def tools_bin():
-    return os.path.join(os.environ.get("CXP_TOOLS_CACHE", os.path.expanduser("~/.cache/codexproxy-tools")), "bin")
 
 
 def _run(*command, **kwargs):
@@ -90,17 +85,16 @@ class NetnsRelay:
 
 
 class CustomMetricsApi:
-    """prometheus-adapter with `rules_file`, reading `prometheus_url`, registered as
-    v1beta1.custom.metrics.k8s.io. `kubectl(*args, input=None)` runs kubectl as the plane's admin."""
+    """prometheus-adapter (the binary `adapter`) with `rules_file`, reading `prometheus_url`, registered
+    as v1beta1.custom.metrics.k8s.io. `kubectl(*args, input=None)` runs kubectl as the plane's admin."""
 
     NETNS, HOST_LINK = "cxp-agg", "cxpagg0"
     HOST, ENDPOINT = "10.87.0.1", "10.87.0.2"
     NAMESPACE, SERVICE = "cxp-custom-metrics", "prometheus-adapter"
 
-    def __init__(self, folder, kubeconfig, prometheus_url, rules_file, kubectl):
+    def __init__(self, folder, adapter, kubeconfig, prometheus_url, rules_file, kubectl):
         self.folder, self.kubectl = folder, kubectl
         self.process = self.relay = None
-        adapter = os.path.join(tools_bin(), "prometheus-adapter")
         if not os.access(adapter, os.X_OK):
             raise AssertionError(f"{adapter} is missing: scripts/setup.sh builds it (scripts/cluster/install.sh)")
         try:

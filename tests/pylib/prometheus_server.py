@@ -16,6 +16,11 @@ from polling import stop_process, wait_until
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
 
+def require_prometheus():
+    if not os.path.exists(PROMETHEUS):
+        raise AssertionError("the prometheus server is missing: scripts/setup.sh installs Debian's `prometheus`")
+
+
 class PrometheusServer:
     def __init__(self, folder, config):
         """`config`: prometheus.yml as a dict (file paths in it relative to `folder`)."""
