@@ -7,6 +7,8 @@
 #                                   the scan of every kept log and trace file for test secrets (scan)
 #   scripts/test.sh -L unit         one tier (any ctest arguments are passed through); the sanitized
 #                                   build is made only when the arguments name no label or `sanitize`
+# Two tests run side by side (CXP_TEST_JOBS, default 2): one of the `plane` lane (every test of a
+# control plane) and one of the `host` lane (the rest); tests/CMakeLists.txt sets the lanes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
@@ -16,4 +18,4 @@ if [[ " $* " != *" -L "* || "$*" == *sanitize* ]]; then
 fi
 rm -rf "$ROOT/build/test-artifacts"
 cd "$ROOT/build"
-ctest --output-on-failure --timeout 600 "$@"
+ctest --output-on-failure --timeout 600 -j "${CXP_TEST_JOBS:-2}" "$@"
